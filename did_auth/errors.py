@@ -1,0 +1,130 @@
+"""One exception tree for did-auth; each class carries its OAuth error code and HTTP status.
+
+    DidAuthError
+    ├── InvalidRequest          400 invalid_request      (malformed input, unknown chain, ...)
+    │   └── SiweParseError      400 invalid_request      (text is not EIP-4361)
+    ├── InvalidClient           401 invalid_client
+    ├── InvalidGrant            400 invalid_grant        (bad signature, replayed nonce, expired)
+    ├── InvalidScope            400 invalid_scope
+    ├── AccessDenied            403 access_denied        (revoked, suspended, not allowed)
+    ├── InvalidToken            401 invalid_token
+    ├── InvalidDpopProof        400 invalid_dpop_proof
+    ├── UseDpopNonce            400 use_dpop_nonce
+    ├── RateLimited             429 slow_down            (carries retry_after)
+    ├── TemporarilyUnavailable  503 temporarily_unavailable (Redis or a chain is down: fail closed)
+    └── ConfigError             --  (CLI exit 1; never reaches HTTP)
+
+The HTTP layer maps this tree to `{"error", "error_description"}` in exactly one place
+(`did_auth.api.errors`). Descriptions are safe to show to clients: they never contain
+secrets, signatures or stack traces.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "ConfigError",
+    "DidAuthError",
+    "InvalidClient",
+    "InvalidDpopProof",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidToken",
+    "RateLimited",
+    "SiweParseError",
+    "TemporarilyUnavailable",
+    "UseDpopNonce",
+]
+
+
+class DidAuthError(Exception):
+    """Base of every error did-auth raises on purpose."""
+
+    code: str = "server_error"
+    status: int = 500
+
+    def __init__(self, description: str = "", *, reason: str | None = None) -> None:
+        super().__init__(description or self.code)
+        self.description = description or self.code
+        # A short machine-readable reason for audit logs and metrics (never shown verbatim
+        # to clients beyond the description).
+        self.reason = reason or self.code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.code, "error_description": self.description}
+
+
+class InvalidRequest(DidAuthError):
+    code = "invalid_request"
+    status = 400
+
+
+class SiweParseError(InvalidRequest):
+    """The text is not a well-formed EIP-4361 message (or fields violate the ABNF)."""
+
+
+class InvalidClient(DidAuthError):
+    code = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(DidAuthError):
+    code = "invalid_grant"
+    status = 400
+
+
+class InvalidScope(DidAuthError):
+    code = "invalid_scope"
+    status = 400
+
+
+class AccessDenied(DidAuthError):
+    code = "access_denied"
+    status = 403
+
+
+class InvalidToken(DidAuthError):
+    code = "invalid_token"
+    status = 401
+
+
+class InvalidDpopProof(DidAuthError):
+    code = "invalid_dpop_proof"
+    status = 400
+
+
+class UseDpopNonce(DidAuthError):
+    code = "use_dpop_nonce"
+    status = 400
+
+    def __init__(self, description: str = "", *, nonce: str, reason: str | None = None) -> None:
+        super().__init__(description or "a DPoP nonce is required", reason=reason)
+        self.nonce = nonce
+
+
+class RateLimited(DidAuthError):
+    code = "slow_down"
+    status = 429
+
+    def __init__(
+        self, description: str = "", *, retry_after: int, reason: str | None = None
+    ) -> None:
+        super().__init__(description or "too many requests", reason=reason)
+        self.retry_after = max(1, int(retry_after))
+
+
+class TemporarilyUnavailable(DidAuthError):
+    code = "temporarily_unavailable"
+    status = 503
+
+
+class ConfigError(DidAuthError):
+    """An invalid configuration; `problems` lists `key.path: message` strings."""
+
+    code = "invalid_config"
+    status = 500
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
