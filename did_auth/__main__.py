@@ -1,0 +1,3 @@
+from did_auth.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""create_app(settings): the did-auth HTTP API (routes as in docs/interface.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from did_auth import __version__
+from did_auth.api.errors import install_error_handlers
+from did_auth.api.forms import read_form, required
+from did_auth.api.limits import BodySizeLimit
+from did_auth.api.models import NonceRequest, NonceResponse, SiweVerifyRequest, TokenResponse
+from did_auth.errors import InvalidRequest, TemporarilyUnavailable
+from did_auth.flows.siwe_login import SiweRequest
+from did_auth.policy.clients import get_client
+from did_auth.services import Services, build_services
+from did_auth.settings import Settings
+
+__all__ = ["create_app"]
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _discovery(settings: Settings) -> dict[str, Any]:
+    iss = settings.issuer
+    scopes = sorted({s for c in settings.clients for s in c.scopes})
+    return {
+        "issuer": iss,
+        "jwks_uri": f"{iss}/.well-known/jwks.json",
+        "token_endpoint": f"{iss}/token",
+        "revocation_endpoint": f"{iss}/revoke",
+        "introspection_endpoint": f"{iss}/introspect",
+        "siwe_nonce_endpoint": f"{iss}/siwe/nonce",
+        "siwe_verify_endpoint": f"{iss}/siwe/verify",
+        "did_challenge_endpoint": f"{iss}/did/challenge",
+        "did_verify_endpoint": f"{iss}/did/verify",
+        "revocation_feed_endpoint": f"{iss}/revocations",
+        "scopes_supported": scopes,
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["refresh_token", "urn:did-auth:grant-type:siwe"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
+        "authorization_response_iss_parameter_supported": False,
+        "siwe_chain_ids_supported": sorted({i for c in settings.clients for i in c.chain_ids}),
+        "did_methods_supported": ["ethr", "pkh", "key"],
+    }
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.close()
+
+    app = FastAPI(
+        title="did-auth",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = svc
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    discovery = _discovery(settings)
+
+    @app.get("/.well-known/openid-configuration")
+    async def openid_configuration() -> dict[str, Any]:
+        return discovery
+
+    @app.get("/.well-known/oauth-authorization-server")
+    async def oauth_metadata() -> dict[str, Any]:
+        return discovery
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> Response:
+        await svc.keys.refresh()
+        return JSONResponse(svc.keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+    @app.post("/siwe/nonce", response_model=NonceResponse)
+    async def siwe_nonce(body: NonceRequest) -> Response:
+        client = get_client(settings, body.client_id)
+        nonce = await svc.nonces.issue(client.client_id)
+        return JSONResponse({"nonce": nonce, "expires_in": svc.nonces.ttl}, headers=_NO_STORE)
+
+    @app.post("/siwe/verify", response_model=TokenResponse)
+    async def siwe_verify(body: SiweVerifyRequest) -> Response:
+        await svc.keys.refresh()
+        response, _ = await svc.siwe.verify(
+            SiweRequest(
+                client_id=body.client_id,
+                message=body.message,
+                signature=body.signature,
+                audience=body.audience,
+                scope=body.scope,
+                otp=body.otp,
+            )
+        )
+        return JSONResponse(response, headers=_NO_STORE)
+
+    @app.post("/token", response_model=TokenResponse)
+    async def token(request: Request) -> Response:
+        form = await read_form(request)
+        grant_type = required(form, "grant_type")
+        if grant_type != "refresh_token":
+            raise InvalidRequest("unsupported grant_type", reason="unsupported_grant_type")
+        await svc.keys.refresh()
+        response = await svc.tokens.refresh(
+            client_id=required(form, "client_id"),
+            refresh_token=required(form, "refresh_token"),
+            scope=form.get("scope"),
+        )
+        return JSONResponse(response, headers=_NO_STORE)
+
+    @app.post("/revoke")
+    async def revoke(request: Request) -> Response:
+        form = await read_form(request)
+        await svc.tokens.revoke(required(form, "token"))
+        return Response(status_code=200, headers=_NO_STORE)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            await svc.store.ping()
+        except TemporarilyUnavailable:
+            return JSONResponse(
+                {"status": "unavailable", "store": "down"}, status_code=503, headers=_NO_STORE
+            )
+        return JSONResponse({"status": "ready", "store": "ok"})
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for `--workers N`: reads the config path from DID_AUTH_CONFIG."""
+    from did_auth.settings import load_settings
+
+    path = os.environ.get("DID_AUTH_CONFIG") or None
+    return create_app(load_settings(path))

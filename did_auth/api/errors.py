@@ -1,0 +1,79 @@
+"""The one place where exceptions become HTTP responses `{"error", "error_description"}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from did_auth.errors import DidAuthError, RateLimited, UseDpopNonce
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger("did_auth.api")
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def error_response(exc: DidAuthError) -> JSONResponse:
+    headers = dict(_NO_STORE)
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, UseDpopNonce):
+        headers["DPoP-Nonce"] = exc.nonce
+    if exc.status == 401 and exc.code == "invalid_client":
+        headers["WWW-Authenticate"] = 'Basic realm="did-auth"'
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+def _validation_text(exc: RequestValidationError) -> str:
+    errs = exc.errors()
+    if not errs:
+        return "malformed request"
+    e = errs[0]
+    where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+    if e.get("type") == "json_invalid":
+        return "request body is not valid JSON"
+    if e.get("type") == "missing":
+        return f"missing field: {where}"
+    return f"invalid field {where}: {e.get('msg', 'invalid')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DidAuthError)
+    async def _did_auth(_: Request, exc: DidAuthError) -> Response:
+        if exc.status >= 500 and exc.code != "temporarily_unavailable":
+            log.error("internal error: %s", exc.reason)
+            return JSONResponse(
+                {"error": "server_error", "error_description": "internal error"}, status_code=500
+            )
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": _validation_text(exc)},
+            status_code=400,
+            headers=_NO_STORE,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = "invalid_request" if exc.status_code < 500 else "server_error"
+        if exc.status_code == 404:
+            code = "not_found"
+        return JSONResponse(
+            {"error": code, "error_description": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return JSONResponse(
+            {"error": "server_error", "error_description": "internal error"}, status_code=500
+        )

@@ -1,0 +1,35 @@
+"""Request bodies of the JSON endpoints (strict types; unknown fields are ignored)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class NonceRequest(_Body):
+    client_id: str = Field(min_length=1, max_length=128)
+
+
+class SiweVerifyRequest(_Body):
+    client_id: str = Field(min_length=1, max_length=128)
+    message: str = Field(min_length=1, max_length=16 * 1024)
+    signature: str = Field(min_length=4, max_length=2 + 2 * 16 * 1024)
+    audience: str | None = Field(default=None, max_length=256)
+    scope: str | None = Field(default=None, max_length=2048)
+    otp: str | None = Field(default=None, max_length=16)
+
+
+class NonceResponse(BaseModel):
+    nonce: str
+    expires_in: int
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    scope: str

@@ -1,0 +1,48 @@
+"""Server-issued, single-use nonces (EIP-4361 `nonce`; DID challenges use the same store)."""
+
+from __future__ import annotations
+
+import secrets
+
+from did_auth.errors import InvalidGrant
+from did_auth.store.base import Store
+
+__all__ = ["NonceBook", "new_nonce"]
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_nonce(length: int = 22) -> str:
+    """Alphanumeric (EIP-4361: 8*( ALPHA / DIGIT )); 22 base-62 chars carry > 130 bits."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+class NonceBook:
+    def __init__(self, store: Store, *, ttl: int, kind: str = "n") -> None:
+        self._store = store
+        self._ttl = ttl
+        self._kind = kind
+
+    def _key(self, nonce: str) -> str:
+        return f"da:{{{self._kind}:{nonce}}}"
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    async def issue(self, binding: str) -> str:
+        """A fresh nonce bound to `binding` (the client id, plus more for DID challenges)."""
+        while True:
+            nonce = new_nonce()
+            if await self._store.put(self._key(nonce), binding.encode(), self._ttl, nx=True):
+                return nonce
+
+    async def consume(self, nonce: str, binding: str) -> None:
+        """Atomically use a nonce once. A nonce bound to something else is left untouched."""
+        got = await self._store.take(self._key(nonce), expect=binding.encode())
+        if got is None:
+            raise InvalidGrant(
+                "nonce unknown, expired or already used", reason="nonce_unknown_or_used"
+            )
+        if got != binding.encode():
+            raise InvalidGrant("nonce was issued for another client", reason="nonce_binding")

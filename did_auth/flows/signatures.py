@@ -1,0 +1,30 @@
+"""Who may have signed: the seam between proof checks and the chain layer."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from did_auth.errors import InvalidGrant
+from did_auth.signatures.eip191 import recover_personal
+
+__all__ = ["EoaSignatureChecker", "SignatureChecker"]
+
+
+class SignatureChecker(Protocol):
+    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+        """Return when `signature` is `address`'s EIP-191 signature of `message` on `chain_id`
+        (EOA, EIP-1271 or EIP-6492); raise InvalidGrant otherwise."""
+        ...
+
+
+class EoaSignatureChecker:
+    """Plain accounts only: EIP-191 recovery, no chain access."""
+
+    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+        if len(signature) != 65:
+            raise InvalidGrant(
+                "contract-wallet signatures need the message's chain to be configured",
+                reason="signature_shape",
+            )
+        if recover_personal(message, signature) != address:
+            raise InvalidGrant("signature does not match the message's address", reason="signature")

@@ -1,0 +1,104 @@
+"""EIP-4361 Sign-In with Ethereum: verify a signed message and issue tokens.
+
+EIP-4361 §"Verifying a signed message": the relying party MUST check the signature, that
+`domain` matches its origin, that `nonce` is one it issued and not yet used, and MUST
+enforce `expiration-time` and `not-before`. Every check is on; none can be switched off.
+Checks that change no state run first; the nonce is consumed last and atomically, so a
+rejected request never burns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from did_auth.clock import Clock
+from did_auth.errors import InvalidRequest
+from did_auth.flows.issuance import issue_for_grant
+from did_auth.flows.nonces import NonceBook
+from did_auth.flows.signatures import SignatureChecker
+from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
+from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
+from did_auth.settings import Settings
+from did_auth.signatures.eip191 import parse_hex_signature
+from did_auth.siwe import SiweMessage
+from did_auth.siwe.recaps import recap_scopes
+from did_auth.siwe.verify import check_times
+from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["SiweLogin", "SiweRequest", "pkh_did"]
+
+MAX_MESSAGE_CHARS = 16 * 1024
+MAX_SIGNATURE_HEX = 2 + 2 * 16 * 1024
+
+
+def pkh_did(chain_id: int, address: str) -> str:
+    """did:pkh (CAIP-10): did:pkh:eip155:<chainId>:<EIP-55 address>."""
+    return f"did:pkh:eip155:{chain_id}:{address}"
+
+
+@dataclass(frozen=True)
+class SiweRequest:
+    client_id: Any
+    message: Any
+    signature: Any
+    audience: Any = None
+    scope: Any = None
+    otp: Any = None
+    jkt: str | None = None  # thumbprint of a verified DPoP proof's key
+
+
+@dataclass
+class SiweLogin:
+    settings: Settings
+    clock: Clock
+    nonces: NonceBook
+    signatures: SignatureChecker
+    issuer: TokenIssuer
+    sessions: SessionStore
+
+    async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
+        client = get_client(self.settings, req.client_id)
+        if not isinstance(req.message, str) or not req.message:
+            raise InvalidRequest("message is required (the exact EIP-4361 text)")
+        if len(req.message) > MAX_MESSAGE_CHARS:
+            raise InvalidRequest("message too long")
+        if not isinstance(req.signature, str) or len(req.signature) > MAX_SIGNATURE_HEX:
+            raise InvalidRequest("signature must be 0x-prefixed hex")
+        msg = SiweMessage.from_text(req.message)
+        check_chain(client, msg.chain_id)
+        check_domain(client, msg.domain)
+        check_uri(client, msg.uri, msg.scheme)
+        now = self.clock.now()
+        check_times(msg, now, self.settings.clock_skew)
+        audience = resolve_audience(client, req.audience)
+        scopes = resolve_scopes(
+            self.settings,
+            client,
+            parse_scope(req.scope),
+            signed=recap_scopes(msg, audience),
+            step_up_ok=False,
+        )
+        signature = parse_hex_signature(req.signature)
+        await self.signatures.check(
+            chain_id=msg.chain_id,
+            address=msg.address,
+            message=req.message.encode(),
+            signature=signature,
+        )
+        # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
+        # of one signed message cannot both pass this line.
+        await self.nonces.consume(msg.nonce, client.client_id)
+        grant = Grant(
+            sub=pkh_did(msg.chain_id, msg.address),
+            client_id=client.client_id,
+            audience=audience,
+            scopes=scopes,
+            auth_time=int(now),
+            amr=("siwe",),
+            sid=new_sid(),
+            jkt=req.jkt,
+        )
+        response, _ = await issue_for_grant(self.settings, self.issuer, self.sessions, grant)
+        return response, grant

@@ -1,0 +1,1 @@
+"""Per-client policy: which domains, URIs, chains, audiences and scopes a client may use."""

@@ -1,0 +1,79 @@
+"""Wiring: builds the store, keys, issuer and flows from Settings (the I/O edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from did_auth.clock import Clock, SystemClock
+from did_auth.flows.nonces import NonceBook
+from did_auth.flows.signatures import EoaSignatureChecker, SignatureChecker
+from did_auth.flows.siwe_login import SiweLogin
+from did_auth.flows.token_grants import TokenGrants
+from did_auth.settings import Settings
+from did_auth.store.base import Store, open_store
+from did_auth.tokens.issue import TokenIssuer
+from did_auth.tokens.kek import Sealer, load_kek
+from did_auth.tokens.keys import KeyRing
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: Store
+    keys: KeyRing
+    issuer: TokenIssuer
+    sessions: SessionStore
+    nonces: NonceBook
+    signatures: SignatureChecker
+    siwe: SiweLogin
+    tokens: TokenGrants
+
+    async def start(self) -> None:
+        await self.keys.load()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    signatures: SignatureChecker | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    store = store or open_store(settings.redis_url)
+    kek = load_kek(
+        file=settings.key_encryption_key_file,
+        b64=settings.key_encryption_key,
+        create_default=None if settings.embedded else "kek.bin",
+    )
+    keys = KeyRing(
+        store, Sealer(kek), clock, alg=settings.signing_alg, max_token_ttl=settings.access_token_ttl
+    )
+    issuer = TokenIssuer(keys, clock, issuer=settings.issuer)
+    sessions = SessionStore(
+        store,
+        clock,
+        refresh_ttl=settings.refresh_token_ttl,
+        max_lifetime=settings.session_max_lifetime,
+    )
+    nonces = NonceBook(store, ttl=settings.nonce_ttl)
+    checker = signatures or EoaSignatureChecker()
+    return Services(
+        settings=settings,
+        clock=clock,
+        store=store,
+        keys=keys,
+        issuer=issuer,
+        sessions=sessions,
+        nonces=nonces,
+        signatures=checker,
+        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions),
+        tokens=TokenGrants(settings, clock, issuer, sessions),
+    )

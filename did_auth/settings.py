@@ -1,0 +1,252 @@
+"""One typed settings object: embedded defaults < TOML file < DID_AUTH_* environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from did_auth.errors import ConfigError
+
+__all__ = [
+    "ChainConfig",
+    "ClientConfig",
+    "RateLimits",
+    "ResourceServerConfig",
+    "ScopeConfig",
+    "Settings",
+    "load_settings",
+]
+
+MAX_ACCESS_TOKEN_TTL = 3600
+ENV_PREFIX = "DID_AUTH_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainConfig(_Strict):
+    chain_id: int = Field(gt=0)
+    rpc_url: str = "embedded"
+    did_registry: str | None = None
+    revocation_registry: str | None = None
+    confirmations: int = Field(default=0, ge=0, le=256)
+    rpc_timeout: float = Field(default=5.0, gt=0, le=60)
+
+
+class ClientConfig(_Strict):
+    client_id: str = Field(min_length=1, max_length=128)
+    domains: list[str] = Field(min_length=1)
+    uris: list[str] = Field(min_length=1)
+    chain_ids: list[int] = Field(min_length=1)
+    audiences: list[str] = Field(min_length=1)
+    scopes: list[str] = Field(min_length=1)
+    default_scopes: list[str] = Field(default_factory=list)
+    # Scopes a DID delegate (bot key) may receive; None means the same as `scopes`.
+    delegate_scopes: list[str] | None = None
+    require_dpop: bool = False
+    # Embedded demo: accept localhost / 127.0.0.1 on any port.
+    any_localhost_port: bool = False
+
+    @model_validator(mode="after")
+    def _defaults_within_scopes(self) -> ClientConfig:
+        extra = set(self.default_scopes) - set(self.scopes)
+        if extra:
+            raise ValueError(f"default_scopes not in scopes: {sorted(extra)}")
+        if self.delegate_scopes is not None:
+            extra = set(self.delegate_scopes) - set(self.scopes)
+            if extra:
+                raise ValueError(f"delegate_scopes not in scopes: {sorted(extra)}")
+        return self
+
+
+class ResourceServerConfig(_Strict):
+    name: str = Field(min_length=1)
+    secret_hash: str = Field(min_length=1)
+
+
+class ScopeConfig(_Strict):
+    step_up: bool = False
+    max_ttl: int | None = Field(default=None, gt=0, le=MAX_ACCESS_TOKEN_TTL)
+    description: str | None = None
+
+
+_RATE_RE = r"^\d+/[smh]$"
+
+
+class RateLimits(_Strict):
+    nonce_per_ip: str = Field(default="60/m", pattern=_RATE_RE)
+    verify_per_ip: str = Field(default="30/m", pattern=_RATE_RE)
+    verify_per_subject: str = Field(default="30/m", pattern=_RATE_RE)
+    token_per_client: str = Field(default="600/m", pattern=_RATE_RE)
+    introspect_per_client: str = Field(default="600/m", pattern=_RATE_RE)
+
+
+class Settings(_Strict):
+    issuer: str = "http://127.0.0.1:8000"
+    redis_url: str | None = None
+    access_token_ttl: int = Field(default=300, gt=0, le=MAX_ACCESS_TOKEN_TTL)
+    refresh_token_ttl: int = Field(default=86400, gt=0, le=90 * 86400)
+    session_max_lifetime: int = Field(default=30 * 86400, gt=0)
+    signing_alg: Literal["ES256", "EdDSA"] = "ES256"
+    key_encryption_key_file: str | None = None
+    # Base64 of 32 bytes; an alternative to the file (e.g. DID_AUTH_KEY_ENCRYPTION_KEY).
+    key_encryption_key: str | None = Field(default=None, repr=False)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    audit_log: str = "stdout"
+    nonce_ttl: int = Field(default=300, gt=0, le=3600)
+    clock_skew: int = Field(default=60, ge=0, le=600)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    chains: list[ChainConfig] = Field(default_factory=list)
+    clients: list[ClientConfig] = Field(default_factory=list)
+    resource_servers: list[ResourceServerConfig] = Field(default_factory=list)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    scopes: dict[str, ScopeConfig] = Field(default_factory=dict)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_url(cls, v: str) -> str:
+        if not (v.startswith("https://") or v.startswith("http://")) or v.endswith("/"):
+            raise ValueError("must be an http(s) URL without a trailing slash")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)
+        return v
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Settings:
+        ids = [c.client_id for c in self.clients]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"duplicate client_id: {sorted(dup)}")
+        chain_ids = [c.chain_id for c in self.chains]
+        dupc = {i for i in chain_ids if chain_ids.count(i) > 1}
+        if dupc:
+            raise ValueError(f"duplicate chain_id: {sorted(dupc)}")
+        return self
+
+    def client(self, client_id: str) -> ClientConfig | None:
+        for c in self.clients:
+            if c.client_id == client_id:
+                return c
+        return None
+
+    def chain(self, chain_id: int) -> ChainConfig | None:
+        for c in self.chains:
+            if c.chain_id == chain_id:
+                return c
+        return None
+
+    def scope_config(self, scope: str) -> ScopeConfig:
+        return self.scopes.get(scope, ScopeConfig())
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+
+def default_scope_table() -> dict[str, Any]:
+    return {"wallet:withdraw": {"step_up": True, "max_ttl": 60}}
+
+
+def embedded_defaults() -> dict[str, Any]:
+    """The configuration `did-auth serve` runs with when given none."""
+    return {
+        "chains": [{"chain_id": 31337, "rpc_url": "embedded"}],
+        "clients": [
+            {
+                "client_id": "demo",
+                "domains": ["localhost", "127.0.0.1"],
+                "uris": ["http://localhost", "http://127.0.0.1"],
+                "chain_ids": [1, 31337],
+                "audiences": ["trading-api"],
+                "scopes": ["account:read", "trade:write", "wallet:withdraw"],
+                "default_scopes": ["account:read"],
+                "delegate_scopes": ["account:read", "trade:write"],
+                "any_localhost_port": True,
+            }
+        ],
+        "scopes": default_scope_table(),
+    }
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value: Any = json.loads(raw)
+            if isinstance(value, (int, float)) and not raw.strip().lstrip("-").replace(
+                ".", "", 1
+            ).isdigit():
+                value = raw
+        except ValueError:
+            value = raw
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings; raise ConfigError listing every problem with its key path."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any]
+    if path is None:
+        data = embedded_defaults()
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: invalid TOML ({exc})"]) from None
+        data.setdefault("scopes", default_scope_table())
+    data = _merge(data, _env_overrides(env))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None

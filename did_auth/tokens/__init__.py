@@ -1,0 +1,1 @@
+"""Signing keys, JWKS, access and refresh tokens."""

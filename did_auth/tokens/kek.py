@@ -1,0 +1,68 @@
+"""Key-encryption key (KEK) and AES-256-GCM sealing of private keys at rest."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from did_auth.errors import ConfigError
+
+__all__ = ["KEK_BYTES", "Sealer", "load_kek"]
+
+KEK_BYTES = 32
+log = logging.getLogger("did_auth.keys")
+
+
+class Sealer:
+    """AES-256-GCM with a random 96-bit nonce; `aad` binds a ciphertext to its key id."""
+
+    def __init__(self, kek: bytes) -> None:
+        if len(kek) != KEK_BYTES:
+            raise ConfigError([f"key encryption key: must be {KEK_BYTES} bytes"])
+        self._aead = AESGCM(kek)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], aad)
+        except (InvalidTag, ValueError):
+            raise ConfigError(
+                ["key_encryption_key: cannot decrypt the stored signing keys with this key "
+                 "(every replica must use the same key-encryption key)"]
+            ) from None
+
+
+def load_kek(*, file: str | None, b64: str | None, create_default: str | None) -> bytes:
+    """The KEK from base64 text, else a file (created mode 600 with a warning when missing)."""
+    if b64:
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(["key_encryption_key: not valid base64"]) from None
+        if len(raw) != KEK_BYTES:
+            raise ConfigError([f"key_encryption_key: must decode to {KEK_BYTES} bytes"])
+        return raw
+    path_text = file or create_default
+    if path_text is None:
+        # Embedded mode: keys live only in this process, so an ephemeral KEK is enough.
+        return secrets.token_bytes(KEK_BYTES)
+    path = Path(path_text)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(KEK_BYTES))
+        log.warning("created a new key-encryption key at %s (mode 600); back it up", path)
+    raw = path.read_bytes()
+    if len(raw) != KEK_BYTES:
+        raise ConfigError([f"key_encryption_key_file: {path} must hold exactly {KEK_BYTES} bytes"])
+    return raw

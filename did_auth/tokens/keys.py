@@ -1,0 +1,194 @@
+"""Signing keys (ES256 / EdDSA): generated, sealed at rest in the store, shared by replicas.
+
+Rotation (RFC 7517 practice): a new key is published in the JWKS `publish_ahead` seconds
+before it signs, and the previous key stays published until its last token has expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from did_auth.clock import Clock
+from did_auth.store.base import Store
+from did_auth.tokens.kek import Sealer
+
+__all__ = ["KeyRing", "SigningKey", "jwk_thumbprint"]
+
+Alg = Literal["ES256", "EdDSA"]
+KEYS_KEY = "da:{keys}:ring"
+KEYS_TTL = 10 * 365 * 86400
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace."""
+    if jwk["kty"] == "EC":
+        members = {"crv": jwk["crv"], "kty": "EC", "x": jwk["x"], "y": jwk["y"]}
+    elif jwk["kty"] == "OKP":
+        members = {"crv": jwk["crv"], "kty": "OKP", "x": jwk["x"]}
+    else:
+        raise ValueError("unsupported kty")
+    return _b64u(hashlib.sha256(orjson.dumps(members, option=orjson.OPT_SORT_KEYS)).digest())
+
+
+def public_jwk(key: PrivateKey) -> dict[str, Any]:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        nums = key.public_key().public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64u(nums.x.to_bytes(32, "big")),
+            "y": _b64u(nums.y.to_bytes(32, "big")),
+        }
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64u(raw)}
+
+
+def generate_private_key(alg: Alg) -> PrivateKey:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    alg: Alg
+    private_key: PrivateKey
+    created_at: float
+    active_from: float
+    retire_at: float | None  # None: current; else removed from JWKS after this time
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        return {**public_jwk(self.private_key), "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+
+def _seal_key(sealer: Sealer, key: SigningKey) -> dict[str, Any]:
+    der = key.private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "created_at": key.created_at,
+        "active_from": key.active_from,
+        "retire_at": key.retire_at,
+        "sealed": _b64u(sealer.seal(der, key.kid.encode())),
+    }
+
+
+def _unseal_key(sealer: Sealer, rec: dict[str, Any]) -> SigningKey:
+    sealed = base64.urlsafe_b64decode(rec["sealed"] + "=" * (-len(rec["sealed"]) % 4))
+    der = sealer.open(sealed, rec["kid"].encode())
+    private = serialization.load_der_private_key(der, password=None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
+    return SigningKey(
+        kid=rec["kid"],
+        alg=rec["alg"],
+        private_key=private,
+        created_at=rec["created_at"],
+        active_from=rec["active_from"],
+        retire_at=rec["retire_at"],
+    )
+
+
+def new_signing_key(alg: Alg, now: float, active_from: float | None = None) -> SigningKey:
+    private = generate_private_key(alg)
+    return SigningKey(
+        kid=jwk_thumbprint(public_jwk(private)),
+        alg=alg,
+        private_key=private,
+        created_at=now,
+        active_from=now if active_from is None else active_from,
+        retire_at=None,
+    )
+
+
+class KeyRing:
+    """The set of signing keys, read from and written to the store (sealed)."""
+
+    def __init__(
+        self, store: Store, sealer: Sealer, clock: Clock, *, alg: Alg, max_token_ttl: int
+    ) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._clock = clock
+        self._alg = alg
+        self._max_ttl = max_token_ttl
+        self._keys: list[SigningKey] = []
+        self._raw: bytes | None = None
+        self._loaded_at = 0.0
+
+    @property
+    def keys(self) -> list[SigningKey]:
+        return list(self._keys)
+
+    async def load(self) -> None:
+        """Load the ring from the store, creating the first key when there is none."""
+        raw = await self._store.get(KEYS_KEY)
+        if raw is None:
+            first = new_signing_key(self._alg, self._clock.now())
+            blob = orjson.dumps([_seal_key(self._sealer, first)])
+            if not await self._store.put(KEYS_KEY, blob, KEYS_TTL, nx=True):
+                raw = await self._store.get(KEYS_KEY)  # another replica won the race
+            else:
+                raw = blob
+        self._apply(raw or b"[]")
+
+    def _apply(self, raw: bytes) -> None:
+        if raw != self._raw:
+            self._keys = [_unseal_key(self._sealer, rec) for rec in orjson.loads(raw)]
+            self._raw = raw
+        self._loaded_at = self._clock.now()
+
+    async def refresh(self, max_age: float = 5.0) -> None:
+        """Re-read the ring when older than `max_age` so replicas see rotations."""
+        if self._clock.now() - self._loaded_at >= max_age:
+            raw = await self._store.get(KEYS_KEY)
+            if raw is not None:
+                self._apply(raw)
+
+    def signing_key(self) -> SigningKey:
+        now = self._clock.now()
+        usable = [k for k in self._keys if k.active_from <= now and k.retire_at is None]
+        if not usable:
+            usable = [k for k in self._keys if k.active_from <= now]
+        return max(usable, key=lambda k: k.active_from)
+
+    def published(self) -> list[SigningKey]:
+        now = self._clock.now()
+        return [k for k in self._keys if k.retire_at is None or k.retire_at > now]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk for k in self.published()]}
+
+    async def rotate(self, *, publish_ahead: float) -> SigningKey:
+        """Publish a new key now, signing with it after `publish_ahead` seconds; retire the
+        current one once its last token (signed before the switch) has expired."""
+        await self.load()
+        now = self._clock.now()
+        nxt = new_signing_key(self._alg, now, active_from=now + publish_ahead)
+        retire_at = now + publish_ahead + self._max_ttl + 60
+        kept: list[SigningKey] = []
+        for k in self._keys:
+            if k.retire_at is not None and k.retire_at <= now:
+                continue  # fully expired: drop
+            if k.retire_at is None:
+                k = SigningKey(k.kid, k.alg, k.private_key, k.created_at, k.active_from, retire_at)
+            kept.append(k)
+        blob = orjson.dumps([_seal_key(self._sealer, k) for k in [*kept, nxt]])
+        await self._store.put(KEYS_KEY, blob, KEYS_TTL)
+        self._apply(blob)
+        return nxt

@@ -1,0 +1,181 @@
+"""Login sessions and opaque refresh tokens (stored hashed, rotated on every use).
+
+RFC 6819 §5.2.2.3 / OAuth 2.0 Security BCP §4.14: refresh tokens rotate; presenting a
+rotated-out token is treated as theft and revokes the whole session family, except an exact
+retry of the immediately previous token within a short grace period.
+
+A refresh token is `rt_` + base64url(sid (32 bytes) || secret (32 bytes)). Only SHA-256 of the
+whole token is stored. The sid inside lets one atomic compare-and-set on one key (the session
+record) decide a rotation, which also keeps Redis Cluster happy (one hash slot).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from did_auth.clock import Clock
+from did_auth.errors import InvalidGrant
+from did_auth.store.base import Store
+
+__all__ = ["Session", "SessionStore", "session_key"]
+
+_PREFIX = "rt_"
+_HISTORY = 16  # rotated-out hashes remembered for reuse detection
+
+
+def session_key(sid: str) -> str:
+    return f"da:{{s:{sid}}}:sess"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    sub: str
+    client_id: str
+    audience: str
+    scopes: tuple[str, ...]
+    auth_time: int
+    amr: tuple[str, ...]
+    created_at: float
+    expires_at: float  # absolute session lifetime
+    jkt: str | None = None
+    refresh_hash: str = ""
+    refresh_expires_at: float = 0.0
+    rotated_at: float = 0.0
+    previous: tuple[str, ...] = field(default_factory=tuple)
+    grace_hash: str = ""  # the token rotated out last, accepted again until grace_until
+    grace_until: float = 0.0
+    revoked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Session:
+        d = orjson.loads(raw)
+        d["scopes"] = tuple(d["scopes"])
+        d["amr"] = tuple(d["amr"])
+        d["previous"] = tuple(d["previous"])
+        return cls(**d)
+
+
+def _new_refresh(sid: str) -> str:
+    body = bytes.fromhex(sid[2:]) + secrets.token_bytes(32)
+    return _PREFIX + base64.urlsafe_b64encode(body).rstrip(b"=").decode()
+
+
+def sid_of_refresh(token: str) -> str | None:
+    if not token.startswith(_PREFIX) or len(token) != len(_PREFIX) + 86:
+        return None
+    try:
+        body = base64.urlsafe_b64decode(token[len(_PREFIX) :] + "==")
+    except (binascii.Error, ValueError):
+        return None
+    if len(body) != 64:
+        return None
+    return "0x" + body[:32].hex()
+
+
+class SessionStore:
+    def __init__(
+        self, store: Store, clock: Clock, *, refresh_ttl: int, max_lifetime: int, grace: int = 10
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._refresh_ttl = refresh_ttl
+        self._max_lifetime = max_lifetime
+        self._grace = grace
+
+    def _ttl(self, s: Session) -> float:
+        return max(1.0, s.expires_at - self._clock.now())
+
+    async def create(self, session: Session) -> tuple[Session, str]:
+        """Persist a new session; returns it with its first refresh token."""
+        now = self._clock.now()
+        token = _new_refresh(session.sid)
+        session = replace(
+            session,
+            created_at=now,
+            expires_at=now + self._max_lifetime,
+            refresh_hash=_hash(token),
+            refresh_expires_at=now + self._refresh_ttl,
+            rotated_at=now,
+        )
+        if not await self._store.put(
+            session_key(session.sid), session.to_bytes(), self._ttl(session), nx=True
+        ):
+            raise InvalidGrant("session id collision", reason="sid_collision")
+        return session, token
+
+    async def get(self, sid: str) -> Session | None:
+        raw = await self._store.get(session_key(sid))
+        return None if raw is None else Session.from_bytes(raw)
+
+    async def revoke(self, sid: str) -> bool:
+        """Mark the session (the whole refresh family) revoked; True if it existed."""
+        for _ in range(5):
+            raw = await self._store.get(session_key(sid))
+            if raw is None:
+                return False
+            s = Session.from_bytes(raw)
+            if s.revoked:
+                return True
+            done = replace(s, revoked=True)
+            if await self._store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
+                return True
+        return True
+
+    async def rotate(self, token: str) -> tuple[Session, str]:
+        """Exchange a refresh token for the next one (atomic compare-and-set)."""
+        sid = sid_of_refresh(token)
+        if sid is None:
+            raise InvalidGrant("malformed refresh token", reason="refresh_malformed")
+        h = _hash(token)
+        for _ in range(5):
+            raw = await self._store.get(session_key(sid))
+            if raw is None:
+                raise InvalidGrant("refresh token unknown or expired", reason="refresh_unknown")
+            s = Session.from_bytes(raw)
+            now = self._clock.now()
+            if s.revoked:
+                raise InvalidGrant("the session was revoked", reason="session_revoked")
+            retry = h == s.grace_hash and h != s.refresh_hash and now <= s.grace_until
+            if h != s.refresh_hash and not retry:
+                if h in s.previous:
+                    await self.revoke(sid)
+                    raise InvalidGrant(
+                        "refresh token reuse detected; the session was revoked",
+                        reason="refresh_reuse",
+                    )
+                raise InvalidGrant("refresh token unknown or expired", reason="refresh_unknown")
+            if now >= s.refresh_expires_at or now >= s.expires_at:
+                raise InvalidGrant("refresh token expired", reason="refresh_expired")
+            new_token = _new_refresh(sid)
+            # The superseded token joins the history: presenting it later is reuse.
+            history = (*s.previous, s.refresh_hash)
+            nxt = replace(
+                s,
+                refresh_hash=_hash(new_token),
+                refresh_expires_at=min(now + self._refresh_ttl, s.expires_at),
+                rotated_at=now,
+                previous=tuple(history[-_HISTORY:]),
+                # An exact retry (lost response) is honoured within the grace window of the
+                # original rotation only; it never extends that window.
+                grace_hash=s.grace_hash if retry else s.refresh_hash,
+                grace_until=s.grace_until if retry else now + self._grace,
+            )
+            if await self._store.swap(session_key(sid), raw, nxt.to_bytes(), self._ttl(s)):
+                return nxt, new_token
+        raise InvalidGrant("refresh token is being used concurrently", reason="refresh_race")
