@@ -1,0 +1,6 @@
+"""Session-wide fixtures: real services start once per test session."""
+
+pytest_plugins = [
+    "tests.fixtures.redis_server",
+    "tests.fixtures.servers",
+]
