@@ -151,7 +151,7 @@ class SessionStore:
             now = self._clock.now()
             if s.revoked:
                 raise InvalidGrant("the session was revoked", reason="session_revoked")
-            retry = h == s.grace_hash and h != s.refresh_hash and now <= s.grace_until
+            retry = h == s.grace_hash and h != s.refresh_hash and now < s.grace_until
             if h != s.refresh_hash and not retry:
                 if h in s.previous:
                     await self.revoke(sid)
