@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs Python and npm dependencies and a
+# redis-server where missing, then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian package)..." >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "Node.js 20 and npm are required (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+
+scripts/bootstrap.sh --dev
+if [ -f package-lock.json ]; then
+  lock_sum=$(sha256sum package-lock.json | cut -c1-16)
+  if [ ! -f node_modules/.did-auth-lock ] || [ "$(cat node_modules/.did-auth-lock)" != "$lock_sum" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_sum" > node_modules/.did-auth-lock
+  fi
+fi
+
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+exit $rc
