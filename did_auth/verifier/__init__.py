@@ -1,0 +1,69 @@
+"""Downstream verifier for did-auth access tokens (RFC 9068 JWTs, optionally DPoP-bound).
+
+Importable without the server's dependencies (no web3, redis or fastapi): it needs only
+`cryptography`, the stdlib (plus `orjson` when installed) and `did_auth.errors`/`clock`.
+FastAPI integration lives in `did_auth.verifier.fastapi`, imported explicitly.
+
+    from did_auth.verifier import JWKSCache, TokenVerifier
+
+    jwks = JWKSCache.for_issuer("https://auth.example")
+    verifier = TokenVerifier("https://auth.example", "trading-api", jwks)
+    token = verifier.verify(access_token, required_scopes=("trade:write",))
+"""
+
+from __future__ import annotations
+
+from did_auth.verifier.dpop import (
+    DEFAULT_DPOP_ALGS,
+    DPoPProof,
+    DPoPVerifier,
+    InMemoryReplayCache,
+    ReplayCache,
+    access_token_hash,
+    jwk_thumbprint,
+    make_dpop_proof,
+    normalize_htu,
+)
+from did_auth.verifier.errors import (
+    AccessDenied,
+    DidAuthError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidDpopProof,
+    InvalidRequest,
+    InvalidToken,
+    TemporarilyUnavailable,
+    UseDpopNonce,
+)
+from did_auth.verifier.jwks import DEFAULT_TOKEN_ALGS, JWKSCache, parse_jwks
+from did_auth.verifier.revocations import FeedFollower, RevocationSet, RevocationView
+from did_auth.verifier.tokens import TokenVerifier, VerifiedToken
+
+__all__ = [
+    "DEFAULT_DPOP_ALGS",
+    "DEFAULT_TOKEN_ALGS",
+    "AccessDenied",
+    "DPoPProof",
+    "DPoPVerifier",
+    "DidAuthError",
+    "FeedFollower",
+    "InMemoryReplayCache",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "InvalidDpopProof",
+    "InvalidRequest",
+    "InvalidToken",
+    "JWKSCache",
+    "ReplayCache",
+    "RevocationSet",
+    "RevocationView",
+    "TemporarilyUnavailable",
+    "TokenVerifier",
+    "UseDpopNonce",
+    "VerifiedToken",
+    "access_token_hash",
+    "jwk_thumbprint",
+    "make_dpop_proof",
+    "normalize_htu",
+    "parse_jwks",
+]

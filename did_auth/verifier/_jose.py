@@ -1,0 +1,276 @@
+"""Minimal, strict JOSE primitives shared by the verifier modules.
+
+Only what a resource server needs: strict base64url, JSON objects, public JWK parsing
+for ES256 (P-256), ES256K (secp256k1, DPoP only when allowed) and EdDSA (Ed25519), and
+raw JWS signature checks through `cryptography`.
+
+Design rules (RFC 8725 §3.1): "Libraries MUST enable the caller to specify a supported set
+of algorithms and MUST NOT use any other algorithms when performing cryptographic
+operations. [...] each key MUST be used with exactly one algorithm, and this MUST be
+checked when the cryptographic operation is performed." A `PublicKey` therefore owns its
+algorithm; there is no function taking a key and an algorithm separately.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+try:  # orjson is a project dependency; the stdlib fallback keeps the package importable.
+    import orjson as _orjson
+
+    def json_loads(data: bytes) -> Any:
+        return _orjson.loads(data)
+
+    def json_dumps(obj: Any) -> bytes:
+        return _orjson.dumps(obj)
+
+    _JSON_ERRORS: tuple[type[Exception], ...] = (_orjson.JSONDecodeError, ValueError, TypeError)
+except ImportError:  # pragma: no cover - exercised only without orjson
+    import json as _json
+
+    def _reject_constant(name: str) -> Any:
+        raise ValueError(f"invalid JSON constant {name}")
+
+    def json_loads(data: bytes) -> Any:
+        return _json.loads(data, parse_constant=_reject_constant)
+
+    def json_dumps(obj: Any) -> bytes:
+        return _json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    _JSON_ERRORS = (ValueError, TypeError, UnicodeDecodeError)
+
+__all__ = [
+    "ALG_CURVES",
+    "JoseError",
+    "PublicKey",
+    "b64url_decode",
+    "b64url_encode",
+    "json_dumps",
+    "json_loads",
+    "parse_json_object",
+    "public_jwk",
+    "public_key_from_jwk",
+    "sha256_b64url",
+    "sign_jws",
+]
+
+
+class JoseError(ValueError):
+    """Malformed JOSE input; callers translate it into the right did-auth error."""
+
+
+# alg -> (kty, crv).  EdDSA here means Ed25519 only (RFC 8037); Ed448 is not accepted.
+ALG_CURVES: Final[Mapping[str, tuple[str, str]]] = {
+    "ES256": ("EC", "P-256"),
+    "ES256K": ("EC", "secp256k1"),
+    "EdDSA": ("OKP", "Ed25519"),
+}
+
+_EC_CURVES: Final[Mapping[str, ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1(),
+    "secp256k1": ec.SECP256K1(),
+}
+# Group orders, to reject r or s outside [1, n-1] before touching OpenSSL.
+_EC_ORDERS: Final[Mapping[str, int]] = {
+    "P-256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "secp256k1": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
+}
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+
+# JWK members that only exist in private keys (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+# base64url -> standard alphabet; '+', '/' and '=' are mapped to '!' so that strict
+# decoding rejects them: a base64url segment of a compact JWS has no padding and only
+# the URL-safe alphabet (RFC 7515 §2, §7.1).
+_B64URL_TO_STD: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+
+
+def b64url_decode(segment: bytes | str) -> bytes:
+    """Strict unpadded base64url decoding (rejects padding, '+', '/', whitespace, junk)."""
+    if isinstance(segment, str):
+        try:
+            segment = segment.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise JoseError("non-ASCII base64url") from exc
+    rem = len(segment) % 4
+    if rem == 1:
+        raise JoseError("invalid base64url length")
+    try:
+        return binascii.a2b_base64(
+            segment.translate(_B64URL_TO_STD) + b"=" * ((4 - rem) % 4), strict_mode=True
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise JoseError("invalid base64url") from exc
+
+
+def b64url_encode(data: bytes) -> str:
+    return (
+        binascii.b2a_base64(data, newline=False)
+        .rstrip(b"=")
+        .translate(bytes.maketrans(b"+/", b"-_"))
+        .decode("ascii")
+    )
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """Parse a JSON object; duplicate names resolve to the last one (RFC 7515 §4)."""
+    try:
+        obj = json_loads(data)
+    except _JSON_ERRORS as exc:
+        raise JoseError("invalid JSON") from exc
+    if not isinstance(obj, dict):
+        raise JoseError("JSON value is not an object")
+    return obj
+
+
+def _coordinate(jwk: Mapping[str, Any], name: str, size: int) -> bytes:
+    value = jwk.get(name)
+    if not isinstance(value, str):
+        raise JoseError(f"JWK member {name!r} missing or not a string")
+    raw = b64url_decode(value)
+    # RFC 7518 §6.2.1.2: "The length of this octet string MUST be the full size of a
+    # coordinate for the curve specified in the "crv" parameter."  Same for RFC 8037 "x".
+    if len(raw) != size:
+        raise JoseError(f"JWK member {name!r} has the wrong length")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A public verification key bound to exactly one JWS algorithm."""
+
+    alg: str
+    key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+    jwk: Mapping[str, str]  # public members only: kty, crv, x[, y]
+    kid: str | None = None
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """True when `signature` is a valid JWS signature of `signing_input` under `alg`."""
+        key = self.key
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            if len(signature) != 64:
+                return False
+            try:
+                key.verify(signature, signing_input)
+            except InvalidSignature:
+                return False
+            return True
+        # RFC 7518 §3.4: the JWS signature is the 64-octet R || S (not DER).
+        if len(signature) != 64:
+            return False
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        order = _EC_ORDERS[self.jwk["crv"]]
+        if not (0 < r < order and 0 < s < order):
+            return False
+        try:
+            key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def public_key_from_jwk(
+    jwk: Mapping[str, Any], *, alg: str, allowed_algs: frozenset[str] | tuple[str, ...]
+) -> PublicKey:
+    """Build a `PublicKey` for `alg` from a public JWK, checking kty/crv/size/on-curve.
+
+    `alg` is chosen by the caller (from the JWKS entry or the DPoP header after the allow-list
+    check), never inferred from the key. Private members are refused (RFC 9449 §4.2: the
+    `jwk` "MUST NOT contain a private key").
+    """
+    if alg not in allowed_algs or alg not in ALG_CURVES:
+        raise JoseError("algorithm not allowed")
+    if not isinstance(jwk, Mapping):
+        raise JoseError("JWK is not an object")
+    if PRIVATE_JWK_MEMBERS.intersection(jwk):
+        raise JoseError("JWK contains private key material")
+    kty, crv = ALG_CURVES[alg]
+    if jwk.get("kty") != kty or jwk.get("crv") != crv:
+        raise JoseError("JWK type or curve does not match the algorithm")
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise JoseError("JWK kid is not a string")
+    if kty == "OKP":
+        x = _coordinate(jwk, "x", 32)
+        try:
+            okp = ed25519.Ed25519PublicKey.from_public_bytes(x)
+        except ValueError as exc:
+            raise JoseError("invalid Ed25519 public key") from exc
+        return PublicKey(alg=alg, key=okp, jwk={"crv": crv, "kty": kty, "x": jwk["x"]}, kid=kid)
+    x = _coordinate(jwk, "x", 32)
+    y = _coordinate(jwk, "y", 32)
+    try:
+        # Validates that (x, y) is on the curve (rejects invalid-curve points).
+        eck = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(x, "big"), int.from_bytes(y, "big"), _EC_CURVES[crv]
+        ).public_key()
+    except ValueError as exc:
+        raise JoseError("invalid EC public key") from exc
+    return PublicKey(
+        alg=alg, key=eck, jwk={"crv": crv, "kty": kty, "x": jwk["x"], "y": jwk["y"]}, kid=kid
+    )
+
+
+def public_jwk(
+    key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
+) -> tuple[str, dict[str, str]]:
+    """(alg, public JWK) for a cryptography public key (P-256, secp256k1 or Ed25519)."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        from cryptography.hazmat.primitives import serialization
+
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return "EdDSA", {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        numbers = key.public_numbers()
+        if isinstance(key.curve, ec.SECP256R1):
+            alg, crv = "ES256", "P-256"
+        elif isinstance(key.curve, ec.SECP256K1):
+            alg, crv = "ES256K", "secp256k1"
+        else:
+            raise JoseError("unsupported EC curve")
+        return alg, {
+            "kty": "EC",
+            "crv": crv,
+            "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(32, "big")),
+        }
+    raise JoseError("unsupported key type")
+
+
+def sign_jws(
+    private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    header: Mapping[str, Any],
+    payload: Mapping[str, Any],
+) -> str:
+    """Compact JWS for `header`/`payload` (header must already carry the matching `alg`)."""
+    signing_input = (
+        b64url_encode(json_dumps(dict(header))) + "." + b64url_encode(json_dumps(dict(payload)))
+    ).encode("ascii")
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        sig = private_key.sign(signing_input)
+    elif isinstance(private_key, ec.EllipticCurvePrivateKey):
+        if private_key.curve.key_size != 256:
+            raise JoseError("unsupported EC curve")
+        r, s = decode_dss_signature(private_key.sign(signing_input, _ECDSA_SHA256))
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        raise JoseError("unsupported private key type")
+    return signing_input.decode("ascii") + "." + b64url_encode(sig)
+
+
+def sha256_b64url(data: bytes) -> str:
+    return b64url_encode(hashlib.sha256(data).digest())

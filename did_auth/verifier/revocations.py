@@ -1,0 +1,259 @@
+"""Revocation views for the verifier, and a follower of the issuer's revocation feed.
+
+Feed (interface: `GET /revocations?since=CURSOR`): `{"revoked": [entry, ...], "cursor": C}`
+where each entry names exactly one of
+
+* `{"jti": J, "exp": T}`: that token is revoked;
+* `{"sid": S, "exp": T}`: every token of login session S is revoked;
+* `{"sub": U, "before": B, "exp": T}`: every token of subject U whose `auth_time` (or, when
+  absent, `iat`) is <= B is revoked (`RevocationRegistry.revokeAll`);
+* `{"sub": U, "exp": T}` (no `before`): every token of U is revoked (compliance freeze).
+
+`exp` is when the entry stops mattering: the latest expiry of any token it can kill. Entries
+are kept until then (plus a grace period covering clock leeway) and then purged.
+
+The first request is sent without `since`; afterwards the last `cursor` is echoed back.
+`apply(entries)` is public so that a push source (e.g. Redis pub/sub) can feed the same view.
+
+Fail closed: `FeedFollower.is_revoked` raises `TemporarilyUnavailable` until the first
+successful poll and whenever the last successful poll is older than `max_lag` seconds:
+a verifier that cannot know whether a token was revoked must not accept it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote
+
+from did_auth.clock import Clock, SystemClock
+from did_auth.errors import TemporarilyUnavailable
+from did_auth.verifier._http import JsonFetch, check_url, make_fetch
+
+__all__ = ["FeedFollower", "RevocationSet", "RevocationView"]
+
+log = logging.getLogger("did_auth.verifier.revocations")
+
+
+@runtime_checkable
+class RevocationView(Protocol):
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """True when the token with these (verified) claims must be rejected as revoked.
+
+        May raise `TemporarilyUnavailable` when the view cannot answer (fail closed).
+        """
+        ...
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+class RevocationSet:
+    """In-memory, thread-safe revocation view fed through `apply(entries)`."""
+
+    def __init__(
+        self, *, clock: Clock | None = None, grace: float = 120.0, max_entries: int = 1_000_000
+    ) -> None:
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._grace = float(grace)
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._jti: dict[str, float] = {}
+        self._sid: dict[str, float] = {}
+        # sub -> (before or None for "all tokens", exp)
+        self._sub: dict[str, tuple[float | None, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._jti) + len(self._sid) + len(self._sub)
+
+    def apply(self, entries: Iterable[Mapping[str, Any]]) -> int:
+        """Add revocation entries (feed or push); returns how many were accepted."""
+        accepted = 0
+        now = self._clock.now()
+        with self._lock:
+            for entry in entries:
+                if not isinstance(entry, Mapping):
+                    log.warning("revocation entry ignored: not an object")
+                    continue
+                exp = _number(entry.get("exp"))
+                if exp is None:
+                    log.warning("revocation entry ignored: no numeric exp")
+                    continue
+                if exp + self._grace <= now:
+                    continue  # every token it could kill has already expired
+                jti, sid, sub = entry.get("jti"), entry.get("sid"), entry.get("sub")
+                named = [v for v in (jti, sid, sub) if v is not None]
+                if len(named) != 1 or not isinstance(named[0], str) or not named[0]:
+                    log.warning("revocation entry ignored: needs exactly one of jti/sid/sub")
+                    continue
+                if isinstance(jti, str):
+                    self._jti[jti] = max(exp, self._jti.get(jti, exp))
+                elif isinstance(sid, str):
+                    self._sid[sid] = max(exp, self._sid.get(sid, exp))
+                else:
+                    assert isinstance(sub, str)
+                    raw_before = entry.get("before")
+                    before = _number(raw_before)
+                    if raw_before is not None and before is None:
+                        log.warning("revocation entry ignored: non-numeric before")
+                        continue
+                    old = self._sub.get(sub)
+                    if old is not None:
+                        old_before, old_exp = old
+                        # "all tokens" (None) dominates any cut-off; otherwise the later cut-off.
+                        if old_before is None or before is None:
+                            before = None
+                        else:
+                            before = max(before, old_before)
+                        exp = max(exp, old_exp)
+                    self._sub[sub] = (before, exp)
+                accepted += 1
+            if len(self) > self._max:
+                self._purge_locked(now)
+        return accepted
+
+    def purge(self) -> None:
+        """Drop entries whose tokens have all expired."""
+        with self._lock:
+            self._purge_locked(self._clock.now())
+
+    def _purge_locked(self, now: float) -> None:
+        limit = now - self._grace
+        for table in (self._jti, self._sid):
+            for key in [k for k, exp in table.items() if exp <= limit]:
+                del table[key]
+        for key in [k for k, (_, exp) in self._sub.items() if exp <= limit]:
+            del self._sub[key]
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        jti = claims.get("jti")
+        if isinstance(jti, str) and jti in self._jti:
+            return True
+        sid = claims.get("sid")
+        if isinstance(sid, str) and sid in self._sid:
+            return True
+        sub = claims.get("sub")
+        if isinstance(sub, str):
+            entry = self._sub.get(sub)
+            if entry is not None:
+                before = entry[0]
+                if before is None:
+                    return True
+                when = _number(claims.get("auth_time"))
+                if when is None:
+                    when = _number(claims.get("iat"))
+                # No usable time: cannot prove it is newer than the cut-off -> revoked.
+                return when is None or when <= before
+        return False
+
+
+class FeedFollower(RevocationSet):
+    """Follows `GET {base_url}/revocations?since=CURSOR` and implements `RevocationView`.
+
+    `poll_once()` does one round (tests drive it directly); `start()` runs it every
+    `interval` seconds in a daemon thread; `stop()` ends it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        interval: float = 1.0,
+        clock: Clock | None = None,
+        fetch: JsonFetch | None = None,
+        max_lag: float | None = None,
+        timeout: float = 5.0,
+        grace: float = 120.0,
+        max_pages: int = 10,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        super().__init__(clock=clock, grace=grace)
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self._url = check_url(
+            base_url.rstrip("/") + "/revocations", allow_insecure_http=allow_insecure_http
+        )
+        self._interval = float(interval)
+        self._fetch = fetch if fetch is not None else make_fetch(timeout=timeout)
+        self._max_lag = float(max_lag) if max_lag is not None else max(30.0, 10 * interval)
+        self._max_pages = max_pages
+        self._cursor: str | None = None
+        self._last_success = float("-inf")
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    @property
+    def last_success(self) -> float:
+        return self._last_success
+
+    def is_current(self) -> bool:
+        return self._clock.now() - self._last_success <= self._max_lag
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        if not self.is_current():
+            raise TemporarilyUnavailable(
+                "the revocation feed is not current", reason="revocation_feed_stale"
+            )
+        return super().is_revoked(claims)
+
+    def poll_once(self) -> bool:
+        """Fetch pages until caught up (at most `max_pages`); True on success."""
+        with self._poll_lock:
+            try:
+                for _ in range(self._max_pages):
+                    url = self._url
+                    if self._cursor is not None:
+                        url += "?since=" + quote(self._cursor, safe="")
+                    document = self._fetch(url)
+                    if not isinstance(document, Mapping):
+                        raise ValueError("feed response is not an object")
+                    entries = document.get("revoked")
+                    cursor = document.get("cursor")
+                    if not isinstance(entries, list):
+                        raise ValueError("feed response has no 'revoked' array")
+                    if cursor is not None and not isinstance(cursor, str | int):
+                        raise ValueError("feed cursor is not a string")
+                    self.apply(entries)
+                    previous, self._cursor = (
+                        self._cursor,
+                        (str(cursor) if cursor is not None else self._cursor),
+                    )
+                    if not entries or self._cursor == previous:
+                        break
+            except Exception as exc:
+                log.warning("revocation feed poll failed: %s", type(exc).__name__)
+                return False
+            self._last_success = self._clock.now()
+            self.purge()
+            return True
+
+    def start(self) -> None:
+        """Poll once now, then keep polling in a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self.poll_once()
+        self._thread = threading.Thread(
+            target=self._run, name="did-auth-revocation-feed", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.poll_once()

@@ -1,0 +1,549 @@
+"""Verification of did-auth access tokens (RFC 9068 JWT profile) at a resource server.
+
+Every check below quotes the requirement it implements. Cold path (first sight of a token):
+parse, header checks, key lookup, signature, claims; the result is cached until the token's
+`exp` ("warm cache", keyed by the exact token string). Every call, warm or cold, re-checks
+the time window, revocation, DPoP binding, scopes and step-up, so the cache only saves the
+parsing and the signature verification.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from did_auth.clock import Clock, SystemClock
+from did_auth.errors import (
+    DidAuthError,
+    InvalidDpopProof,
+    InvalidToken,
+    TemporarilyUnavailable,
+)
+from did_auth.verifier._jose import JoseError, PublicKey, b64url_decode, parse_json_object
+from did_auth.verifier.dpop import DPoPProof, DPoPVerifier, NonceCheck
+from did_auth.verifier.errors import InsufficientScope, InsufficientUserAuthentication
+from did_auth.verifier.jwks import JWKSCache
+from did_auth.verifier.revocations import RevocationView
+
+__all__ = ["TokenVerifier", "VerifiedToken"]
+
+# RFC 9068 §4: "The resource server MUST verify that the "typ" header value is "at+jwt" or
+# "application/at+jwt" and reject tokens carrying any other value." (media types compare
+# case-insensitively, RFC 7515 §4.1.9)
+_AT_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})
+# Header parameters that point at keys or change processing in ways we do not support.
+# RFC 8725 §3.10: blindly following "jku"/"x5u" "could result in server-side request forgery
+# (SSRF) attacks"; an embedded "jwk"/"x5c" would let the token choose its own key (RFC 9068
+# §4: "The resource server MUST use the keys provided by the authorization server");
+# RFC 7515 §4.1.11: recipients MUST reject a JWS whose "crit" lists extensions they do not
+# understand - we understand none.
+_FORBIDDEN_HEADER: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64", "zip", "enc"})
+_MAX_KID = 256
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _number(value: object) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _malformed(what: str) -> InvalidToken:
+    return InvalidToken(f"malformed token: {what}", reason="malformed")
+
+
+class _Record:
+    """The immutable, per-token result of the cold path (shared by every warm hit)."""
+
+    __slots__ = (
+        "alg",
+        "amr",
+        "aud",
+        "auth_time",
+        "claims",
+        "client_id",
+        "cnf_jkt",
+        "exp",
+        "iat",
+        "iss",
+        "jti",
+        "key",
+        "kid",
+        "nbf",
+        "scopes",
+        "sid",
+        "sub",
+    )
+
+    def __init__(
+        self, claims: dict[str, Any], *, kid: str, alg: str, key: PublicKey, cnf_jkt: str | None
+    ) -> None:
+        self.claims: Mapping[str, Any] = _freeze(claims)
+        self.kid = kid
+        self.alg = alg
+        self.key = key
+        self.iss: str = claims["iss"]
+        aud = claims["aud"]
+        self.aud: tuple[str, ...] = (aud,) if isinstance(aud, str) else tuple(aud)
+        self.sub: str = claims["sub"]
+        self.client_id: str = claims["client_id"]
+        self.jti: str = claims["jti"]
+        self.exp: float = claims["exp"]
+        self.iat: float = claims["iat"]
+        self.nbf: float | None = claims.get("nbf")
+        self.sid: str | None = claims.get("sid")
+        self.auth_time: float | None = claims.get("auth_time")
+        self.amr: tuple[str, ...] = tuple(claims.get("amr") or ())
+        scope = claims.get("scope")
+        self.scopes: frozenset[str] = frozenset(scope.split()) if scope else frozenset()
+        self.cnf_jkt = cnf_jkt
+
+
+class VerifiedToken:
+    """A verified access token as presented on one request.
+
+    Claims are read-only (nested objects too). `token_type` is `"DPoP"` when the token is
+    DPoP-bound and a valid proof came with it (`dpop` holds the checked proof), else
+    `"Bearer"`.
+    """
+
+    __slots__ = ("_r", "dpop", "token_type")
+
+    def __init__(self, record: _Record, token_type: str, dpop: DPoPProof | None) -> None:
+        self._r = record
+        self.token_type = token_type
+        self.dpop = dpop
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        return self._r.claims
+
+    @property
+    def sub(self) -> str:
+        return self._r.sub
+
+    @property
+    def client_id(self) -> str:
+        return self._r.client_id
+
+    @property
+    def jti(self) -> str:
+        return self._r.jti
+
+    @property
+    def sid(self) -> str | None:
+        return self._r.sid
+
+    @property
+    def iss(self) -> str:
+        return self._r.iss
+
+    @property
+    def aud(self) -> tuple[str, ...]:
+        return self._r.aud
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self._r.scopes
+
+    @property
+    def exp(self) -> float:
+        return self._r.exp
+
+    @property
+    def iat(self) -> float:
+        return self._r.iat
+
+    @property
+    def auth_time(self) -> float | None:
+        return self._r.auth_time
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        return self._r.amr
+
+    @property
+    def cnf_jkt(self) -> str | None:
+        return self._r.cnf_jkt
+
+    @property
+    def kid(self) -> str:
+        return self._r.kid
+
+    @property
+    def alg(self) -> str:
+        return self._r.alg
+
+    def __repr__(self) -> str:  # never the token itself
+        return (
+            f"VerifiedToken(sub={self.sub!r}, client_id={self.client_id!r}, "
+            f"scopes={sorted(self.scopes)!r}, token_type={self.token_type!r})"
+        )
+
+
+class TokenVerifier:
+    """Verifies did-auth access tokens for one resource server (`audience`).
+
+    `jwks` supplies the issuer's keys (never the token). `revocations` is consulted on every
+    call. `dpop` checks DPoP proofs (defaults to an in-memory replay cache on `clock`).
+    `require_dpop=True` refuses tokens that are not DPoP-bound.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        jwks: JWKSCache,
+        *,
+        leeway: float = 30.0,
+        clock: Clock | None = None,
+        revocations: RevocationView | None = None,
+        verified_cache_size: int = 10_000,
+        dpop: DPoPVerifier | None = None,
+        require_dpop: bool = False,
+        max_token_length: int = 8192,
+    ) -> None:
+        if not issuer or not audience:
+            raise ValueError("issuer and audience are required")
+        if leeway < 0 or leeway > 300:
+            raise ValueError("leeway must be between 0 and 300 seconds")
+        self._issuer = issuer
+        self._audience = audience
+        self._jwks = jwks
+        self._leeway = float(leeway)
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._revocations = revocations
+        self._dpop = dpop if dpop is not None else DPoPVerifier(clock=self._clock)
+        self._require_dpop = require_dpop
+        self._algs = frozenset(jwks.allowed_algs)
+        self._max_len = max_token_length
+        self._cache_size = max(0, verified_cache_size)
+        self._cache: dict[str, _Record] = {}
+        self._cache_lock = threading.Lock()
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @property
+    def audience(self) -> str:
+        return self._audience
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def jwks(self) -> JWKSCache:
+        return self._jwks
+
+    @property
+    def dpop(self) -> DPoPVerifier:
+        return self._dpop
+
+    @property
+    def revocations(self) -> RevocationView | None:
+        return self._revocations
+
+    def cache_info(self) -> int:
+        """Number of tokens currently in the warm cache."""
+        return len(self._cache)
+
+    def would_block(self, token: str) -> bool:
+        """True when `verify(token)` would fetch the JWKS (lets async callers offload it)."""
+        record = self._cache.get(token) if isinstance(token, str) else None
+        if record is not None:
+            return self._jwks.would_fetch(record.kid)
+        try:
+            header = parse_json_object(b64url_decode(token.split(".", 1)[0]))
+        except (JoseError, AttributeError):
+            return False
+        kid = header.get("kid")
+        return (
+            isinstance(kid, str)
+            and header.get("alg") in self._algs
+            and (self._jwks.would_fetch(kid))
+        )
+
+    def verify(
+        self,
+        token: str,
+        *,
+        required_scopes: Collection[str] = (),
+        dpop_proof: str | None = None,
+        htm: str | None = None,
+        htu: str | None = None,
+        scheme: str | None = None,
+        dpop_nonce: NonceCheck | None = None,
+        step_up_max_age: float | None = None,
+    ) -> VerifiedToken:
+        """Verify `token` for this request; returns a `VerifiedToken` or raises.
+
+        `scheme`: the `Authorization` scheme it came with (`"Bearer"`/`"DPoP"`; None when
+        unknown). `dpop_proof`, `htm`, `htu`: the `DPoP` header, method and full URL of the
+        request (required for DPoP-bound tokens). `step_up_max_age`: require `"otp"` in
+        `amr` and `auth_time` no older than this many seconds (RFC 9470).
+
+        Raises `InvalidToken` (401 invalid_token), `InvalidDpopProof`, `UseDpopNonce`,
+        `InsufficientScope` (403), `InsufficientUserAuthentication` (401) or
+        `TemporarilyUnavailable` (503, fail closed).
+        """
+        now = self._clock.now()
+        record = self._cache.get(token) if type(token) is str else None
+        if record is None or self._jwks.get_key(record.kid) is not record.key:
+            # Cold path; also taken again when the signing key left the JWKS (rotated out
+            # or withdrawn), so a cached token never outlives its key.
+            record = self._verify_cold(token, now)
+
+        # RFC 9068 §4: "The current time MUST be before the time represented by the "exp"
+        # claim. Implementers MAY provide for some small leeway [...] to account for clock
+        # skew." Re-checked on every call, warm or cold.
+        leeway = self._leeway
+        if now >= record.exp + leeway:
+            raise InvalidToken("token expired", reason="expired")
+        if record.nbf is not None and record.nbf > now + leeway:
+            raise InvalidToken("token not yet valid", reason="not_yet_valid")
+        if record.iat > now + leeway:
+            raise InvalidToken("token issued in the future", reason="iat_future")
+
+        # Revocation feed: jti, sid, or sub with auth_time <= revoked-before.
+        if self._revocations is not None:
+            try:
+                revoked = self._revocations.is_revoked(record.claims)
+            except DidAuthError:
+                raise
+            except Exception as exc:  # a broken view must not let tokens through
+                raise TemporarilyUnavailable(
+                    "revocation status unavailable", reason="revocations_unavailable"
+                ) from exc
+            if revoked:
+                raise InvalidToken("token revoked", reason="revoked")
+
+        token_type, proof = self._check_binding(
+            record, token, scheme, dpop_proof, htm, htu, dpop_nonce
+        )
+
+        # RFC 6750 §3.1 insufficient_scope: "The request requires higher privileges than
+        # provided by the access token." (403, with the scope needed)
+        if required_scopes:
+            scopes = record.scopes
+            for scope in required_scopes:
+                if scope not in scopes:
+                    raise InsufficientScope(
+                        f"scope {scope!r} required",
+                        required=required_scopes,
+                        reason="insufficient_scope",
+                    )
+
+        if step_up_max_age is not None:
+            self._check_step_up(record, now, step_up_max_age)
+        return VerifiedToken(record, token_type, proof)
+
+    # -- cold path ------------------------------------------------------------------------
+
+    def _verify_cold(self, token: str, now: float) -> _Record:
+        if type(token) is not str or not token:
+            raise _malformed("not a string")
+        if len(token) > self._max_len:
+            raise _malformed("too long")
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise _malformed("not ASCII") from None
+        segments = raw.split(b".")
+        if len(segments) == 5:
+            raise InvalidToken("encrypted tokens are not supported", reason="malformed")
+        if len(segments) != 3:
+            raise _malformed("not a compact JWS")
+        h64, p64, s64 = segments
+        if not s64:
+            # RFC 9068 §4: the resource server "MUST validate the signature of all incoming
+            # JWT access tokens" - an unsecured JWT (stripped signature) never passes.
+            raise InvalidToken("token is not signed", reason="unsigned")
+        try:
+            header = parse_json_object(b64url_decode(h64))
+        except JoseError:
+            raise _malformed("bad header") from None
+
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _AT_TYPS:
+            raise InvalidToken("token typ must be at+jwt", reason="typ")
+        # RFC 9068 §4: "The resource server MUST reject any JWT in which the value of "alg"
+        # is "none"." RFC 8725 §3.1: callers specify the supported algorithms and the
+        # library "MUST NOT use any other algorithms". The allow-list is the algorithms of
+        # the issuer's keys (ES256, EdDSA): "none", HS256 & co. are refused before any key
+        # lookup (so they cannot trigger a JWKS fetch either).
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algs:
+            raise InvalidToken("token alg not allowed", reason="alg")
+        forbidden = _FORBIDDEN_HEADER.intersection(header)
+        if forbidden:
+            raise InvalidToken(
+                f"header parameter {sorted(forbidden)[0]!r} not accepted", reason="header"
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID:
+            raise InvalidToken("token has no kid", reason="kid")
+        key = self._jwks.get_key(kid)  # InvalidToken (unknown) / TemporarilyUnavailable
+        # RFC 8725 §3.1: "The library MUST ensure that the "alg" or "enc" header specifies the
+        # same algorithm that is used for the cryptographic operation." The key's algorithm
+        # comes from its JWK `alg`; a header naming another algorithm is refused.
+        if key.alg != alg:
+            raise InvalidToken("token alg does not match its key", reason="alg_mismatch")
+        try:
+            signature = b64url_decode(s64)
+        except JoseError:
+            raise _malformed("bad signature encoding") from None
+        # RFC 9068 §4: "The resource server MUST validate the signature of all incoming JWT
+        # access tokens according to [RFC7515] using the algorithm specified in the JWT
+        # "alg" Header Parameter."
+        if not key.verify(raw[: len(h64) + 1 + len(p64)], signature):
+            raise InvalidToken("token signature is invalid", reason="signature")
+        try:
+            claims = parse_json_object(b64url_decode(p64))
+        except JoseError:
+            raise _malformed("bad payload") from None
+        cnf_jkt = self._check_claims(claims, now)
+        record = _Record(claims, kid=kid, alg=alg, key=key, cnf_jkt=cnf_jkt)
+        self._remember(token, record)
+        return record
+
+    def _check_claims(self, claims: dict[str, Any], now: float) -> str | None:
+        leeway = self._leeway
+        # RFC 9068 §4: "The issuer identifier for the authorization server [...] MUST exactly
+        # match the value of the "iss" claim."
+        if claims.get("iss") != self._issuer:
+            raise InvalidToken("token issuer mismatch", reason="iss")
+        # RFC 9068 §4: "The resource server MUST validate that the "aud" claim contains a
+        # resource indicator value corresponding to an identifier the resource server
+        # expects for itself. The JWT access token MUST be rejected if "aud" does not
+        # contain a resource indicator of the current resource server as a valid audience."
+        aud = claims.get("aud")
+        if isinstance(aud, str):
+            aud_ok = aud == self._audience
+        elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+            aud_ok = self._audience in aud
+        else:
+            aud_ok = False
+        if not aud_ok:
+            raise InvalidToken("token audience mismatch", reason="aud")
+        # RFC 9068 §2.2: exp, iat, sub, client_id, jti are REQUIRED.
+        exp = claims.get("exp")
+        iat = claims.get("iat")
+        if not _number(exp):
+            raise InvalidToken("token has no exp", reason="exp_missing")
+        if not _number(iat):
+            raise InvalidToken("token has no iat", reason="iat_missing")
+        assert isinstance(exp, int | float) and isinstance(iat, int | float)
+        if now >= exp + leeway:
+            raise InvalidToken("token expired", reason="expired")
+        if iat > now + leeway:
+            raise InvalidToken("token issued in the future", reason="iat_future")
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            if not _number(nbf):
+                raise _malformed("nbf")
+            assert isinstance(nbf, int | float)
+            # RFC 7519 §4.1.5: the JWT "MUST NOT be accepted for processing" before nbf.
+            if nbf > now + leeway:
+                raise InvalidToken("token not yet valid", reason="not_yet_valid")
+        for name in ("sub", "client_id", "jti"):
+            value = claims.get(name)
+            if not isinstance(value, str) or not value:
+                raise InvalidToken(f"token has no {name}", reason=f"{name}_missing")
+        scope = claims.get("scope")
+        if scope is not None and not isinstance(scope, str):
+            raise _malformed("scope")
+        sid = claims.get("sid")
+        if sid is not None and not isinstance(sid, str):
+            raise _malformed("sid")
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and not _number(auth_time):
+            raise _malformed("auth_time")
+        amr = claims.get("amr")
+        if amr is not None and not (isinstance(amr, list) and all(isinstance(m, str) for m in amr)):
+            raise _malformed("amr")
+        cnf = claims.get("cnf")
+        if cnf is None:
+            return None
+        # RFC 9449 §6: "Resource servers MUST be able to reliably identify whether an access
+        # token is DPoP-bound". A confirmation we cannot check (e.g. mTLS x5t#S256) must not
+        # degrade into a bearer token.
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str) or not jkt:
+            raise InvalidToken("unsupported token confirmation method", reason="cnf")
+        return jkt
+
+    def _remember(self, token: str, record: _Record) -> None:
+        if self._cache_size == 0:
+            return
+        cache = self._cache
+        with self._cache_lock:
+            while len(cache) >= self._cache_size:
+                # Insertion order ~ issue order ~ expiry order: drop the oldest.
+                del cache[next(iter(cache))]
+            cache[token] = record
+
+    # -- per-request checks ---------------------------------------------------------------
+
+    def _check_binding(
+        self,
+        record: _Record,
+        token: str,
+        scheme: str | None,
+        dpop_proof: str | None,
+        htm: str | None,
+        htu: str | None,
+        nonce: NonceCheck | None,
+    ) -> tuple[str, DPoPProof | None]:
+        scheme_l = scheme.lower() if scheme is not None else None
+        if scheme_l not in (None, "bearer", "dpop"):
+            raise InvalidToken("unsupported authorization scheme", reason="scheme")
+        if record.cnf_jkt is None:
+            if scheme_l == "dpop":
+                raise InvalidToken("token is not DPoP-bound", reason="not_dpop_bound")
+            if self._require_dpop:
+                raise InvalidToken("a DPoP-bound token is required", reason="dpop_required")
+            return "Bearer", None
+        # RFC 9449 §7.2: "such a protected resource MUST reject a DPoP-bound access token
+        # received as a bearer token".
+        if scheme_l == "bearer":
+            raise InvalidToken(
+                "DPoP-bound token presented as a bearer token", reason="dpop_bound_as_bearer"
+            )
+        # RFC 9449 §7.1: "For such an access token, a resource server MUST check that a DPoP
+        # proof was also received in the DPoP header field of the HTTP request, check the
+        # DPoP proof according to the rules in Section 4.3, and check that the public key of
+        # the DPoP proof matches the public key to which the access token is bound".
+        if dpop_proof is None:
+            raise InvalidDpopProof("DPoP proof required", reason="dpop_missing")
+        if htm is None or htu is None:
+            raise ValueError("htm and htu are required to check a DPoP proof")
+        proof = self._dpop.verify_proof(
+            dpop_proof, htm=htm, htu=htu, access_token=token, nonce=nonce, jkt=record.cnf_jkt
+        )
+        return "DPoP", proof
+
+    def _check_step_up(self, record: _Record, now: float, max_age: float) -> None:
+        # RFC 9470 §3: insufficient_user_authentication when "the authentication event
+        # associated with the access token presented with the request does not meet the
+        # authentication requirements of the protected resource"; here: a second factor
+        # ("otp" in amr) within `max_age` seconds.
+        if "otp" not in record.amr:
+            raise InsufficientUserAuthentication(
+                "a second factor is required", max_age=int(max_age), reason="step_up_amr"
+            )
+        auth_time = record.auth_time
+        if auth_time is None or now - auth_time > max_age or auth_time > now + self._leeway:
+            raise InsufficientUserAuthentication(
+                "a more recent authentication is required",
+                max_age=int(max_age),
+                reason="step_up_age",
+            )
