@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from did_auth.clock import Clock, SystemClock
+from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
+from did_auth.flows.otp import OtpService
 from did_auth.flows.signatures import EoaSignatureChecker, SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.flows.token_grants import TokenGrants
@@ -14,6 +16,7 @@ from did_auth.store.base import Store, open_store
 from did_auth.tokens.issue import TokenIssuer
 from did_auth.tokens.kek import Sealer, load_kek
 from did_auth.tokens.keys import KeyRing
+from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
 
 __all__ = ["Services", "build_services"]
@@ -29,6 +32,9 @@ class Services:
     sessions: SessionStore
     nonces: NonceBook
     signatures: SignatureChecker
+    local: LocalTokenCheck
+    dpop: DpopGate
+    otp: OtpService
     siwe: SiweLogin
     tokens: TokenGrants
 
@@ -53,8 +59,9 @@ def build_services(
         b64=settings.key_encryption_key,
         create_default=None if settings.embedded else "kek.bin",
     )
+    sealer = Sealer(kek)
     keys = KeyRing(
-        store, Sealer(kek), clock, alg=settings.signing_alg, max_token_ttl=settings.access_token_ttl
+        store, sealer, clock, alg=settings.signing_alg, max_token_ttl=settings.access_token_ttl
     )
     issuer = TokenIssuer(keys, clock, issuer=settings.issuer)
     sessions = SessionStore(
@@ -62,9 +69,13 @@ def build_services(
         clock,
         refresh_ttl=settings.refresh_token_ttl,
         max_lifetime=settings.session_max_lifetime,
+        grace=settings.refresh_grace,
     )
     nonces = NonceBook(store, ttl=settings.nonce_ttl)
     checker = signatures or EoaSignatureChecker()
+    local = LocalTokenCheck(keys, store, sessions, clock, issuer=settings.issuer)
+    dpop = DpopGate(store, clock, secret=kek, require_nonce=settings.dpop_nonce)
+    otp = OtpService(store, sealer, clock, issuer_name="did-auth")
     return Services(
         settings=settings,
         clock=clock,
@@ -74,6 +85,9 @@ def build_services(
         sessions=sessions,
         nonces=nonces,
         signatures=checker,
-        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions),
-        tokens=TokenGrants(settings, clock, issuer, sessions),
+        local=local,
+        dpop=dpop,
+        otp=otp,
+        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp),
+        tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop),
     )

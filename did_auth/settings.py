@@ -104,6 +104,11 @@ class Settings(_Strict):
     nonce_ttl: int = Field(default=300, gt=0, le=3600)
     clock_skew: int = Field(default=60, ge=0, le=600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    refresh_grace: int = Field(default=10, ge=0, le=120)
+    # Step-up scopes need an authentication (auth_time) at most this old.
+    step_up_max_age: int = Field(default=300, gt=0, le=3600)
+    # RFC 9449 §8: demand server-provided nonces in DPoP proofs.
+    dpop_nonce: bool = False
     chains: list[ChainConfig] = Field(default_factory=list)
     clients: list[ClientConfig] = Field(default_factory=list)
     resource_servers: list[ResourceServerConfig] = Field(default_factory=list)
@@ -189,9 +194,10 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         try:
             value: Any = json.loads(raw)
-            if isinstance(value, (int, float)) and not raw.strip().lstrip("-").replace(
-                ".", "", 1
-            ).isdigit():
+            if (
+                isinstance(value, (int, float))
+                and not raw.strip().lstrip("-").replace(".", "", 1).isdigit()
+            ):
                 value = raw
         except ValueError:
             value = raw

@@ -12,10 +12,16 @@ from fastapi.responses import JSONResponse, Response
 
 from did_auth import __version__
 from did_auth.api.errors import install_error_handlers
-from did_auth.api.forms import read_form, required
+from did_auth.api.forms import basic_credentials, read_form, required
 from did_auth.api.limits import BodySizeLimit
-from did_auth.api.models import NonceRequest, NonceResponse, SiweVerifyRequest, TokenResponse
-from did_auth.errors import InvalidRequest, TemporarilyUnavailable
+from did_auth.api.models import (
+    NonceRequest,
+    NonceResponse,
+    OtpConfirmRequest,
+    SiweVerifyRequest,
+    TokenResponse,
+)
+from did_auth.errors import InvalidRequest, InvalidToken, TemporarilyUnavailable
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.policy.clients import get_client
 from did_auth.services import Services, build_services
@@ -96,9 +102,21 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         nonce = await svc.nonces.issue(client.client_id)
         return JSONResponse({"nonce": nonce, "expires_in": svc.nonces.ttl}, headers=_NO_STORE)
 
+    def token_headers() -> dict[str, str]:
+        if settings.dpop_nonce:
+            return {**_NO_STORE, "DPoP-Nonce": svc.dpop.new_nonce()}
+        return _NO_STORE
+
     @app.post("/siwe/verify", response_model=TokenResponse)
-    async def siwe_verify(body: SiweVerifyRequest) -> Response:
+    async def siwe_verify(request: Request, body: SiweVerifyRequest) -> Response:
         await svc.keys.refresh()
+        client = get_client(settings, body.client_id)
+        jkt = await svc.dpop.check(
+            request.headers.getlist("dpop"),
+            htm="POST",
+            htu=settings.issuer + "/siwe/verify",
+            required=client.require_dpop,
+        )
         response, _ = await svc.siwe.verify(
             SiweRequest(
                 client_id=body.client_id,
@@ -107,9 +125,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 audience=body.audience,
                 scope=body.scope,
                 otp=body.otp,
+                jkt=jkt,
             )
         )
-        return JSONResponse(response, headers=_NO_STORE)
+        return JSONResponse(response, headers=token_headers())
 
     @app.post("/token", response_model=TokenResponse)
     async def token(request: Request) -> Response:
@@ -122,14 +141,63 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             client_id=required(form, "client_id"),
             refresh_token=required(form, "refresh_token"),
             scope=form.get("scope"),
+            dpop_proofs=request.headers.getlist("dpop"),
+            htu=settings.issuer + "/token",
         )
-        return JSONResponse(response, headers=_NO_STORE)
+        return JSONResponse(response, headers=token_headers())
 
     @app.post("/revoke")
     async def revoke(request: Request) -> Response:
         form = await read_form(request)
+        await svc.keys.refresh()
         await svc.tokens.revoke(required(form, "token"))
         return Response(status_code=200, headers=_NO_STORE)
+
+    @app.post("/introspect")
+    async def introspect(request: Request) -> Response:
+        form = await read_form(request)
+        name, secret = basic_credentials(request, form)
+        svc.tokens.authenticate_resource_server(name, secret)
+        await svc.keys.refresh()
+        result = await svc.tokens.introspect(required(form, "token"))
+        return JSONResponse(result, headers=_NO_STORE)
+
+    @app.post("/otp/enroll")
+    async def otp_enroll(request: Request) -> Response:
+        claims = await bearer_claims(request)
+        enrollment = await svc.otp.enroll(str(claims["sub"]))
+        return JSONResponse(
+            {"secret": enrollment.secret, "otpauth_uri": enrollment.uri}, headers=_NO_STORE
+        )
+
+    @app.post("/otp/confirm")
+    async def otp_confirm(request: Request, body: OtpConfirmRequest) -> Response:
+        claims = await bearer_claims(request)
+        await svc.otp.confirm(str(claims["sub"]), body.otp)
+        return JSONResponse({"enrolled": True}, headers=_NO_STORE)
+
+    async def bearer_claims(request: Request) -> dict[str, Any]:
+        """Our own access token from `Authorization: Bearer|DPoP` (DPoP-bound: with proof)."""
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() not in ("bearer", "dpop") or not token:
+            raise InvalidToken("an access token is required")
+        await svc.keys.refresh()
+        claims = await svc.local.active_claims(token.strip())
+        if claims is None:
+            raise InvalidToken("the access token is invalid, expired or revoked")
+        jkt = (claims.get("cnf") or {}).get("jkt")
+        if jkt is not None:
+            if scheme.lower() != "dpop":
+                raise InvalidToken("DPoP-bound token presented as a bearer token")
+            await svc.dpop.check_resource(
+                request.headers.getlist("dpop"),
+                htm=request.method,
+                htu=settings.issuer + request.url.path,
+                access_token=token.strip(),
+                jkt=jkt,
+            )
+        return claims
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -33,3 +33,7 @@ class TokenResponse(BaseModel):
     expires_in: int
     refresh_token: str
     scope: str
+
+
+class OtpConfirmRequest(_Body):
+    otp: str = Field(min_length=1, max_length=16)

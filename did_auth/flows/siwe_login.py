@@ -16,6 +16,7 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidRequest
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
+from did_auth.flows.otp import OtpService
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
@@ -57,6 +58,7 @@ class SiweLogin:
     signatures: SignatureChecker
     issuer: TokenIssuer
     sessions: SessionStore
+    otp: OtpService
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
@@ -78,7 +80,7 @@ class SiweLogin:
             client,
             parse_scope(req.scope),
             signed=recap_scopes(msg, audience),
-            step_up_ok=False,
+            step_up_ok=req.otp is not None,
         )
         signature = parse_hex_signature(req.signature)
         await self.signatures.check(
@@ -90,13 +92,20 @@ class SiweLogin:
         # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
         # of one signed message cannot both pass this line.
         await self.nonces.consume(msg.nonce, client.client_id)
+        sub = pkh_did(msg.chain_id, msg.address)
+        amr: tuple[str, ...] = ("siwe",)
+        if req.otp is not None:
+            # Step-up: the second factor is checked only after the wallet signature and the
+            # nonce, so every guess costs a fresh signed message.
+            await self.otp.verify(sub, req.otp)
+            amr = ("siwe", "otp")
         grant = Grant(
-            sub=pkh_did(msg.chain_id, msg.address),
+            sub=sub,
             client_id=client.client_id,
             audience=audience,
             scopes=scopes,
             auth_time=int(now),
-            amr=("siwe",),
+            amr=amr,
             sid=new_sid(),
             jkt=req.jkt,
         )

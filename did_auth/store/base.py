@@ -8,6 +8,7 @@ callers fail closed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Store", "open_store"]
@@ -46,6 +47,50 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise TemporarilyUnavailable when the backend is unreachable."""
+        ...
+
+    async def gcra(self, key: str, period_ms: int, limit: int, cost: int) -> tuple[int, int, int, int]:
+        """One atomic GCRA (generic cell rate algorithm) decision for the bucket `key`.
+
+        The bucket admits `limit` units per `period_ms`, all of them as one burst. The state is
+        a single theoretical arrival time (TAT) stored under `key` with a TTL that ends when
+        the bucket is full again. The clock is the store's own (Redis `TIME`; a monotonic
+        clock in memory), never the caller's, so replicas with skewed clocks agree. The
+        emission interval is rounded up to a whole microsecond, so all arithmetic is exact.
+
+        `cost` units are charged only when all of them fit; `cost == 0` peeks without writing.
+        Returns `(allowed 0/1, remaining, retry_after_ms, reset_after_ms)`: units still
+        available after this decision, the wait until `cost` units would fit (0 when
+        allowed, -1 when `cost > limit` can never fit), and the wait until the bucket is full.
+        """
+        ...
+
+    async def gcra_many(
+        self, buckets: Sequence[tuple[str, int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """GCRA over several `(key, period_ms, limit, cost)` buckets, all or nothing.
+
+        One atomic step and one clock reading: every bucket is charged when every bucket
+        admits, and none is charged when any denies. Results come back in input order, as
+        from `gcra`; for a bucket that would admit but was not charged because another one
+        denied, `remaining`/`reset_after_ms` describe its unchanged state. (Redis: one Lua
+        script over all keys; on Redis Cluster the keys would need one hash tag.)
+        """
+        ...
+
+    async def cap_add(self, key: str, member: str, cap: int, ttl: float) -> bool:
+        """Add `member` to the bounded set `key` for `ttl` seconds, unless `cap` live members
+        are already there.
+
+        Members expire one by one (Redis: a sorted set scored by expiry, expired members
+        purged on every call, clock = Redis `TIME`); the set itself expires with its last
+        member. Re-adding a live member refreshes its expiry and returns True. Used to cap
+        outstanding nonces/challenges per client and IP so that flooding cannot exhaust memory.
+        """
+        ...
+
+    async def cap_remove(self, key: str, member: str) -> bool:
+        """Remove `member` from the bounded set `key` (e.g. a nonce that was consumed)."""
         ...
 
     async def close(self) -> None: ...

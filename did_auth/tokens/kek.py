@@ -37,8 +37,10 @@ class Sealer:
             return self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except (InvalidTag, ValueError):
             raise ConfigError(
-                ["key_encryption_key: cannot decrypt the stored signing keys with this key "
-                 "(every replica must use the same key-encryption key)"]
+                [
+                    "key_encryption_key: cannot decrypt the stored signing keys with this key "
+                    "(every replica must use the same key-encryption key)"
+                ]
             ) from None
 
 

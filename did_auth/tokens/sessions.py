@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -122,6 +123,23 @@ class SessionStore:
     async def get(self, sid: str) -> Session | None:
         raw = await self._store.get(session_key(sid))
         return None if raw is None else Session.from_bytes(raw)
+
+    async def current(self, token: str) -> Session | None:
+        """The live session whose *current* refresh token this is, else None."""
+        sid = sid_of_refresh(token)
+        if sid is None:
+            return None
+        s = await self.get(sid)
+        now = self._clock.now()
+        if (
+            s is None
+            or s.revoked
+            or not hmac.compare_digest(s.refresh_hash, _hash(token))
+            or now >= s.refresh_expires_at
+            or now >= s.expires_at
+        ):
+            return None
+        return s
 
     async def revoke(self, sid: str) -> bool:
         """Mark the session (the whole refresh family) revoked; True if it existed."""
