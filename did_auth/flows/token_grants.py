@@ -63,15 +63,19 @@ class TokenGrants:
         if bound is None and jkt is not None and current is not None:
             raise InvalidDpopProof("this refresh token is not DPoP-bound", reason="dpop_unbound")
         # RFC 6749 §6: the new scope MUST NOT include any scope not originally granted.
-        if requested is not None and current is not None:
-            if set(requested) - set(current.scopes):
+        # All checks run before the rotation so a refused request changes no state.
+        scopes: tuple[str, ...] | None = None
+        if current is not None:
+            if requested is not None and set(requested) - set(current.scopes):
                 raise InvalidScope("refresh may only narrow the scope")
+            scopes = self._fresh_enough(
+                current.scopes if requested is None else requested,
+                current.auth_time,
+                explicit=requested is not None,
+            )
         session, new_refresh = await self.sessions.rotate(refresh_token)
-        scopes = self._fresh_enough(
-            session.scopes if requested is None else requested,
-            session.auth_time,
-            explicit=requested is not None,
-        )
+        if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
+            raise InvalidScope("unknown session")
         grant = Grant(
             sub=session.sub,
             client_id=session.client_id,
