@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,7 +62,7 @@ class BodySizeLimit:
                     raise _TooLarge
             return msg
 
-        async def tracking_send(msg: dict[str, Any]) -> None:
+        async def tracking_send(msg: Message) -> None:
             nonlocal started
             if msg["type"] == "http.response.start":
                 started = True
