@@ -7,7 +7,7 @@ pragma solidity ^0.8.20;
  * The external functions keep the EIP's names and ABI so any EIP-6492 client can call them.
  */
 
-interface IERC1271 {
+interface IERC1271Wallet {
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4);
 }
 
@@ -120,7 +120,7 @@ contract UniversalSigValidator {
         view
         returns (bool valid, bool threw, bytes memory reason)
     {
-        try IERC1271(signer).isValidSignature(hash, signature) returns (bytes4 magic) {
+        try IERC1271Wallet(signer).isValidSignature(hash, signature) returns (bytes4 magic) {
             valid = magic == ERC1271_MAGIC;
         } catch (bytes memory err) {
             threw = true;
@@ -129,7 +129,7 @@ contract UniversalSigValidator {
     }
 
     function _erc1271(address signer, bytes32 hash, bytes calldata signature) private view returns (bool) {
-        try IERC1271(signer).isValidSignature(hash, signature) returns (bytes4 magic) {
+        try IERC1271Wallet(signer).isValidSignature(hash, signature) returns (bytes4 magic) {
             return magic == ERC1271_MAGIC;
         } catch (bytes memory reason) {
             revert ERC1271Revert(reason);
