@@ -37,7 +37,7 @@ import binascii
 import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -272,13 +272,15 @@ def recap_scopes(msg: SiweMessage, audience: str) -> set[str] | None:
     return {ability.replace("/", ":", 1) for ability in recap.granted(audience_resource(audience))}
 
 
-def encode_recap(att: dict[str, dict[str, list[dict[str, Any]]]], prf: Iterable[str] = ()) -> str:
+def encode_recap(
+    att: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], prf: Iterable[str] = ()
+) -> str:
     """Canonical `urn:recap:` URI for `att` (keys sorted as EIP-5573 requires) and `prf`."""
 
     def ordered(node: Any) -> Any:
-        if isinstance(node, dict):
+        if isinstance(node, Mapping):
             return {k: ordered(node[k]) for k in sorted(node, key=_js_order)}
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return [ordered(item) for item in node]
         return node
 

@@ -61,8 +61,9 @@ def render(fields: dict[str, Any]) -> str:
     origin = f["domain"] if not f.get("scheme") else f"{f['scheme']}://{f['domain']}"
     lines = [f"{origin} wants you to sign in with your Ethereum account:", f["address"], ""]
     if f.get("statement") is not None:
-        lines += [f["statement"], ""]
+        lines.append(f["statement"])
     lines += [
+        "",
         f"URI: {f['uri']}",
         f"Version: {f['version']}",
         f"Chain ID: {f['chain_id']}",
