@@ -87,6 +87,18 @@ class RateLimits(_Strict):
     verify_per_subject: str = Field(default="30/m", pattern=_RATE_RE)
     token_per_client: str = Field(default="600/m", pattern=_RATE_RE)
     introspect_per_client: str = Field(default="600/m", pattern=_RATE_RE)
+    challenge_per_ip: str = Field(default="60/m", pattern=_RATE_RE)
+    refresh_per_ip: str = Field(default="120/m", pattern=_RATE_RE)
+    # Live (issued, unused, unexpired) nonces/challenges per client_id and IP.
+    outstanding_nonces_per_ip: int = Field(default=100, ge=1, le=100_000)
+    # Failed proofs back off the source (the IP; the IP + account pair), never the account.
+    source_backoff_ip_threshold: int = Field(default=20, ge=1, le=100_000)
+    source_backoff_pair_threshold: int = Field(default=5, ge=1, le=100_000)
+    source_backoff_cap: float = Field(default=300.0, gt=0, le=86_400)
+    # OTP step-up: per-account exponential backoff, base * 2**k seconds, capped.
+    otp_free_attempts: int = Field(default=3, ge=0, le=100)
+    otp_backoff_base: float = Field(default=2.0, gt=0, le=3600)
+    otp_backoff_cap: float = Field(default=900.0, gt=0, le=86_400)
 
 
 class Settings(_Strict):

@@ -49,7 +49,9 @@ class Store(Protocol):
         """Raise TemporarilyUnavailable when the backend is unreachable."""
         ...
 
-    async def gcra(self, key: str, period_ms: int, limit: int, cost: int) -> tuple[int, int, int, int]:
+    async def gcra(
+        self, key: str, period_ms: int, limit: int, cost: int
+    ) -> tuple[int, int, int, int]:
         """One atomic GCRA (generic cell rate algorithm) decision for the bucket `key`.
 
         The bucket admits `limit` units per `period_ms`, all of them as one burst. The state is

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 __all__ = ["MemoryStore"]
+
+
+def _ceil_ms(us: int) -> int:
+    return -(-us // 1000)
 
 
 class MemoryStore:
@@ -82,6 +87,76 @@ class MemoryStore:
 
     async def ping(self) -> None:
         return None
+
+    # -- GCRA and bounded sets: the same maths as the Redis Lua scripts, on the monotonic clock.
+
+    async def gcra(
+        self, key: str, period_ms: int, limit: int, cost: int
+    ) -> tuple[int, int, int, int]:
+        return (await self.gcra_many([(key, period_ms, limit, cost)]))[0]
+
+    async def gcra_many(
+        self, buckets: Sequence[tuple[str, int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        self._sweep()
+        now = int(self._now() * 1_000_000)  # whole microseconds, as in the Lua script
+        tats: dict[str, int] = {}  # TATs after the buckets seen so far (a key may repeat)
+        before: list[int] = []
+        out: list[tuple[int, int, int, int]] = []
+        for key, period_ms, limit, cost in buckets:
+            emission = -(-period_ms * 1000 // limit)  # ceil to a whole microsecond
+            burst = emission * limit
+            raw = self._live(key)
+            tat = tats.get(key, int(raw) if raw is not None else now)
+            tat = max(tat, now)
+            before.append(tat)
+            new_tat = tat + emission * cost
+            diff = now - (new_tat - burst)
+            if diff < 0:
+                retry = -1 if emission * cost > burst else _ceil_ms(-diff)
+                remaining = max(0, (now - tat + burst) // emission)
+                out.append((0, remaining, retry, _ceil_ms(tat - now)))
+            else:
+                out.append((1, diff // emission, 0, _ceil_ms(new_tat - now)))
+                tats[key] = new_tat
+        if any(r[0] == 0 for r in out):
+            # Nothing is charged; report the unchanged state of the buckets that would admit.
+            return [
+                (1, r[1] + b[3], 0, _ceil_ms(tat - now)) if r[0] else r
+                for r, b, tat in zip(out, buckets, before, strict=True)
+            ]
+        for key, tat in tats.items():
+            if tat > now:
+                self._data[key] = (str(tat).encode(), self._now() + (tat - now) / 1_000_000)
+        return out
+
+    def _members(self, key: str) -> dict[str, float]:
+        raw = self._live(key)
+        if raw is None:
+            return {}
+        now = self._now()
+        members: dict[str, float] = json.loads(raw)
+        return {m: exp for m, exp in members.items() if exp > now}
+
+    async def cap_add(self, key: str, member: str, cap: int, ttl: float) -> bool:
+        self._sweep()
+        members = self._members(key)
+        if member not in members and len(members) >= cap:
+            return False
+        exp = self._now() + ttl
+        members[member] = exp
+        self._data[key] = (json.dumps(members).encode(), max(members.values()))
+        return True
+
+    async def cap_remove(self, key: str, member: str) -> bool:
+        members = self._members(key)
+        if members.pop(member, None) is None:
+            return False
+        if members:
+            self._data[key] = (json.dumps(members).encode(), max(members.values()))
+        else:
+            del self._data[key]
+        return True
 
     async def close(self) -> None:
         return None
