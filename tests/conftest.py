@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.servers",
+    "tests.fixtures.hardhat",
+    "tests.fixtures.evm",
 ]
