@@ -210,7 +210,7 @@ class TokenGuard:
             return run()
         except DidAuthError as exc:
             log.info(
-                "access denied: %s (%s) %s %s",
+                "access denied: %s (%s) %s %r",
                 exc.code,
                 exc.reason,
                 request.method,
