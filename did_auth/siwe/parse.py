@@ -232,8 +232,11 @@ def split_message(text: object) -> dict[str, Any]:
     Returns keyword arguments for `SiweMessage`, with `chain_id` as the matched decimal text
     converted to int. Term contents are validated by `SiweMessage`, not here.
     """
+    # ERC-4361: "A SIWE Message MUST conform with the following ABNF" and relying parties
+    # "MUST" check that conformance; every structural deviation below is fatal.
     if not isinstance(text, str):
         raise _fail("message must be a string")
+    # ERC-4361 "Maximum Lengths for ABNF Terms": implementers SHOULD bound lengths.
     if len(text) > MAX_MESSAGE_LENGTH:
         raise _fail(f"message is longer than {MAX_MESSAGE_LENGTH} characters", "message_too_long")
     lines = text.split("\n")

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from abnf.grammars import rfc3986
+from abnf.parser import ParseError
 from siwe import SiweMessage as OracleMessage
 
 from did_auth.errors import SiweParseError
 from did_auth.siwe import SiweMessage
+from did_auth.siwe.parse import DOMAIN_RE, URI_RE
 
 from .test_message import STATEMENT_CHARS, random_fields
 from .test_vectors import (
@@ -227,3 +230,45 @@ def test_agrees_with_signinwithethereum(name: str) -> None:
         their_fields, their_text = oracle[1]
         assert my_fields == their_fields
         assert my_text == their_text == text
+
+
+# --- grammar level: RFC 3986 URI and authority against the `abnf` package's RFC 3986 grammar ----
+
+_TOKENS = [
+    "http", "https", "a", "urn", ":", "//", "/", "?", "#", "@", "[", "]", "::1", "v1.x", "%",
+    "%4", "%41", "%zz", "1.2.3.4", ":80", "x", "-", ".", "_", "~", "!", "$", "&", "'", "(",
+    ")", "*", "+", ",", ";", "=", " ", "é", "\\", '"', "user", "host", "0", "9", "[::ffff:1.2.3.4]",
+]  # fmt: skip
+
+
+def _accepts(rule: Any, text: str) -> bool:
+    try:
+        rule.parse_all(text)
+    except ParseError:
+        return False
+    return True
+
+
+def _host_is_empty(authority: str) -> bool:
+    host = authority.rpartition("@")[2]
+    return host.rstrip("0123456789").removesuffix(":") == ""
+
+
+def test_uri_and_authority_agree_with_abnf_rfc3986() -> None:
+    """Random token soups through URI_RE / DOMAIN_RE and the abnf package's RFC 3986 rules.
+    The one allowed difference: a domain whose host is empty (see DOMAIN_RE)."""
+    r = random.Random(3986)
+    uri_rule, authority_rule = rfc3986.Rule("URI"), rfc3986.Rule("authority")
+    for _ in range(2000):
+        text = "".join(r.choice(_TOKENS) for _ in range(r.randint(1, 8)))
+        if r.random() < 0.5:
+            text = "http://" + text
+        assert bool(URI_RE.fullmatch(text)) == _accepts(uri_rule, text), text
+    empty_hosts = 0
+    for _ in range(2000):
+        text = "".join(r.choice(_TOKENS) for _ in range(r.randint(1, 6)))
+        mine, reference = bool(DOMAIN_RE.fullmatch(text)), _accepts(authority_rule, text)
+        if mine != reference:
+            assert reference and _host_is_empty(text), text
+            empty_hosts += 1
+    assert empty_hosts > 0

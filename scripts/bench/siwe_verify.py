@@ -1,0 +1,162 @@
+"""Benchmark EIP-4361 parse + EIP-191 verify: did-auth vs signinwithethereum vs raw coincurve.
+
+    .venv/bin/python scripts/bench/siwe_verify.py [--repeats 7] [--target-ms 300]
+
+Each row is timed with time.perf_counter_ns over a loop sized to take about --target-ms,
+after a warm-up, --repeats times; the median per-operation time is reported.
+
+Rows:
+  ours                 SiweMessage.from_text(text) + verify_eoa(text, sig, expected_address=...)
+  ours: parse only     SiweMessage.from_text(text)
+  ours: verify only    verify_eoa(...) on the same text (hex decode, checks, recover, compare)
+  signinwithethereum   SiweMessage.from_message(text) + .verify(sig, timestamp=...), EOA path,
+                       no provider (so no network)
+  raw floor            keccak(EIP-191 prefix + text) + coincurve recover + keccak(pubkey),
+                       compare with the expected 20 bytes (signature pre-decoded)
+
+Targets: ours >= 20x faster than signinwithethereum; ours within 2x of the raw floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from coincurve import PublicKey
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from siwe import SiweMessage as OracleMessage
+
+from did_auth.signatures import keccak256
+from did_auth.siwe import SiweMessage, verify_eoa
+
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+
+
+def build_case() -> tuple[str, str, str]:
+    account = Account.from_key(KEY)
+    text = SiweMessage(
+        domain="app.example.com",
+        address=account.address,
+        statement="Sign in to the trading venue. I accept the Terms of Service.",
+        uri="https://app.example.com/login",
+        version="1",
+        chain_id=1,
+        nonce="Xy7pQ2rLm9Tz4KbW",
+        issued_at="2025-01-01T12:00:00.000Z",
+        expiration_time="2025-01-01T12:10:00.000Z",
+        request_id="req-42",
+        resources=(
+            "https://app.example.com/tos",
+            "ipfs://bafybeiemxf5abjwjbikoz4mc3a3dla6ual3jsgpdr4cjr3oz3evfyavhwq/",
+        ),
+    ).to_text()
+    signature = "0x" + bytes(Account.sign_message(encode_defunct(text=text), KEY).signature).hex()
+    return text, signature, account.address
+
+
+def make_ops(text: str, signature: str, address: str) -> dict[str, Callable[[], object]]:
+    when = datetime(2025, 1, 1, 12, 5, tzinfo=UTC)
+    prefixed = b"\x19Ethereum Signed Message:\n" + str(len(text)).encode() + text.encode()
+    raw = bytes.fromhex(signature[2:])
+    compact = raw[:64] + bytes((raw[64] - 27,))
+    expected = bytes.fromhex(address[2:])
+
+    def ours() -> object:
+        msg = SiweMessage.from_text(text)
+        verify_eoa(text, signature, expected_address=msg.address)
+        return msg
+
+    def ours_parse() -> object:
+        return SiweMessage.from_text(text)
+
+    def ours_verify() -> object:
+        verify_eoa(text, signature, expected_address=address)
+        return None
+
+    def oracle() -> object:
+        msg = OracleMessage.from_message(text)
+        msg.verify(signature, timestamp=when)
+        return msg
+
+    def floor() -> object:
+        digest = keccak256(prefixed)
+        public = PublicKey.from_signature_and_message(compact, digest, hasher=None)
+        if keccak256(public.format(compressed=False)[1:])[12:] != expected:
+            raise AssertionError("floor recovered another address")
+        return None
+
+    return {
+        "ours (parse + verify)": ours,
+        "ours: parse only": ours_parse,
+        "ours: verify only": ours_verify,
+        "signinwithethereum": oracle,
+        "raw floor (keccak + recover)": floor,
+    }
+
+
+def time_op(op: Callable[[], object], repeats: int, target_ns: int) -> float:
+    """Median nanoseconds per call."""
+    for _ in range(3):  # warm-up (imports, caches, regex compilation)
+        op()
+    start = time.perf_counter_ns()
+    op()
+    single = max(time.perf_counter_ns() - start, 1)
+    loops = max(1, target_ns // single)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            op()
+        samples.append((time.perf_counter_ns() - start) / loops)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--target-ms", type=float, default=300.0)
+    args = parser.parse_args()
+
+    text, signature, address = build_case()
+    ops = make_ops(text, signature, address)
+    for op in ops.values():  # every path must actually succeed before it is timed
+        op()
+
+    results = {
+        name: time_op(op, args.repeats, int(args.target_ms * 1e6)) for name, op in ops.items()
+    }
+    ours = results["ours (parse + verify)"]
+    oracle = results["signinwithethereum"]
+    floor = results["raw floor (keccak + recover)"]
+
+    print(
+        f"message: {len(text)} bytes, {len(text.splitlines())} lines; "
+        f"python {sys.version.split()[0]}"
+    )
+    print(f"{'path':32} {'us/op':>12} {'vs ours':>10}")
+    for name, ns in results.items():
+        print(f"{name:32} {ns / 1000:12.1f} {ns / ours:9.2f}x")
+    print()
+    speedup = oracle / ours
+    overhead = ours / floor
+    print(
+        f"ours vs signinwithethereum: {speedup:8.1f}x faster (target >= 20x) "
+        f"{'OK' if speedup >= 20 else 'MISSED'}"
+    )
+    print(
+        f"ours vs raw floor:          {overhead:8.2f}x slower (target <= 2x)  "
+        f"{'OK' if overhead <= 2 else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
