@@ -206,20 +206,36 @@ class JWKSCache:
         raise InvalidToken("unknown key id", reason="unknown_kid")
 
     def _stale_or_absent(self, kid: str, now: float) -> PublicKey:
-        with self._lock:
-            stale = self._keys is None or now >= self._fetched_at + self._ttl
-            if stale and self._may_attempt_stale(now):
-                self._do_fetch(now)
-            keys = self._keys
-            if keys is None or now >= self._fetched_at + self._ttl + self._max_stale:
-                raise TemporarilyUnavailable(
-                    "the issuer's JWKS is unreachable", reason="jwks_unavailable"
-                )
-            key = keys.get(kid)
-            if key is not None:
-                return key
+        keys = self._keys
+        if keys is not None and now < self._fetched_at + self._ttl + self._max_stale:
+            # Another thread is already refreshing: serve the (still usable) stale key rather
+            # than queueing every request behind one network round trip.
+            if not self._lock.acquire(blocking=False):
+                key = keys.get(kid)
+                if key is not None:
+                    return key
+                self._lock.acquire()
+        else:
+            self._lock.acquire()
+        try:
+            key = self._refresh_stale_locked(kid, now)
+        finally:
+            self._lock.release()
+        if key is not None:
+            return key
         # Not in the (possibly stale) set: same rules as an unknown kid in a fresh set.
         return self._unknown_kid(kid, now)
+
+    def _refresh_stale_locked(self, kid: str, now: float) -> PublicKey | None:
+        stale = self._keys is None or now >= self._fetched_at + self._ttl
+        if stale and self._may_attempt_stale(now):
+            self._do_fetch(now)
+        keys = self._keys
+        if keys is None or now >= self._fetched_at + self._ttl + self._max_stale:
+            raise TemporarilyUnavailable(
+                "the issuer's JWKS is unreachable", reason="jwks_unavailable"
+            )
+        return keys.get(kid)
 
     def _do_fetch(self, now: float) -> bool:
         """Fetch and swap the key set; the caller holds the lock."""

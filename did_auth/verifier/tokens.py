@@ -307,6 +307,8 @@ class TokenVerifier:
         # skew." Re-checked on every call, warm or cold.
         leeway = self._leeway
         if now >= record.exp + leeway:
+            with self._cache_lock:  # all cache mutations happen under the lock
+                self._cache.pop(token, None)
             raise InvalidToken("token expired", reason="expired")
         if record.nbf is not None and record.nbf > now + leeway:
             raise InvalidToken("token not yet valid", reason="not_yet_valid")
@@ -486,9 +488,10 @@ class TokenVerifier:
             return
         cache = self._cache
         with self._cache_lock:
-            while len(cache) >= self._cache_size:
-                # Insertion order ~ issue order ~ expiry order: drop the oldest.
-                del cache[next(iter(cache))]
+            if token not in cache:
+                while len(cache) >= self._cache_size:
+                    # Insertion order ~ issue order ~ expiry order: drop the oldest.
+                    del cache[next(iter(cache))]
             cache[token] = record
 
     # -- per-request checks ---------------------------------------------------------------

@@ -191,3 +191,28 @@ def test_duplicate_kid_dropped():
     b = ec.generate_private_key(ec.SECP256R1())
     keys = parse_jwks({"keys": [_jwk(a, kid="dup"), _jwk(b, kid="dup"), _jwk(a, kid="x")]})
     assert sorted(keys) == ["x"]
+
+
+def test_stale_key_served_while_another_thread_refreshes(issuer: FakeIssuer, clock: FixedClock):
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_fetch(url: str) -> Any:
+        if issuer.fetches:  # every fetch after the first one hangs until released
+            entered.set()
+            assert release.wait(10)
+        return issuer.fetch(url)
+
+    cache = JWKSCache(JWKS_URL, fetch=slow_fetch, clock=clock, ttl=300)
+    key = cache.get_key("es-1")
+    clock.advance(301)
+    refresher = threading.Thread(target=cache.get_key, args=("es-1",))
+    refresher.start()
+    try:
+        assert entered.wait(10)
+        assert cache.get_key("es-1") is key  # not blocked behind the slow refresh
+    finally:
+        release.set()
+        refresher.join(10)
+    assert cache.generation == 2
