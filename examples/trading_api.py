@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
     except ValueError as exc:
-        print(f"trading_api: {exc}", file=sys.stderr)
+        print(f"trading_api: {exc} [flag: --allow-insecure-http]", file=sys.stderr)
         return 1
     verifier = TokenVerifier(args.issuer, args.audience, jwks, leeway=args.leeway, revocations=feed)
     app = create_app(
