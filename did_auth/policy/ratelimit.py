@@ -189,6 +189,7 @@ class RateLimiter:
 
     async def peek(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """Would `cost` units fit now? Charges nothing (a GCRA call with cost 0)."""
+        self._bucket(key, rate, cost)  # validates cost
         (res,) = await self._store.gcra_many([self._bucket(key, rate, 0)])
         d = _decision(key, rate, res)
         if d.remaining >= cost:
