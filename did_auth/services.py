@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from did_auth.chain.client import ChainRegistry
+from did_auth.chain.wallet_signatures import ChainSignatureChecker
 from did_auth.clock import Clock, SystemClock
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
-from did_auth.flows.signatures import EoaSignatureChecker, SignatureChecker
+from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.flows.token_grants import TokenGrants
 from did_auth.settings import Settings
@@ -37,12 +39,17 @@ class Services:
     otp: OtpService
     siwe: SiweLogin
     tokens: TokenGrants
+    chains: ChainRegistry
 
     async def start(self) -> None:
+        await self.chains.start()
         await self.keys.load()
 
     async def close(self) -> None:
-        await self.store.close()
+        try:
+            await self.chains.close()
+        finally:
+            await self.store.close()
 
 
 def build_services(
@@ -72,7 +79,8 @@ def build_services(
         grace=settings.refresh_grace,
     )
     nonces = NonceBook(store, ttl=settings.nonce_ttl)
-    checker = signatures or EoaSignatureChecker()
+    chains = ChainRegistry(settings)
+    checker = signatures or ChainSignatureChecker(chains)
     local = LocalTokenCheck(keys, store, sessions, clock, issuer=settings.issuer)
     dpop = DpopGate(store, clock, secret=kek, require_nonce=settings.dpop_nonce)
     otp = OtpService(store, sealer, clock, issuer_name="did-auth")
@@ -90,4 +98,5 @@ def build_services(
         otp=otp,
         siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp),
         tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop),
+        chains=chains,
     )

@@ -1,0 +1,192 @@
+"""Who signed, on the message's own chain: EOA (EIP-191), EIP-1271 and EIP-6492 wallets.
+
+`ChainSignatureChecker` implements `did_auth.flows.signatures.SignatureChecker`. The hash
+every path verifies is the EIP-191 `personal_sign` hash of the exact EIP-4361 text. Order:
+
+1. EIP-6492 §Verifier side: a signature ending in the magic suffix MUST be checked first, by
+   simulating the wallet's deployment: the deployless `ValidateSigOffchain` runs in one
+   `eth_call` (nothing is deployed) and answers exactly 0x01 for valid.
+2. A 65-byte signature that recovers (low-s, via libsecp256k1) to the message's address is
+   accepted with no RPC at all. Only the key of that address can produce it, so asking the
+   chain whether the address also has code (an EIP-7702 account) cannot change the answer.
+3. Anything else (recovery fails or names another address, any other length) goes whole,
+   never truncated, to EIP-1271 `isValidSignature(hash, signature)`, which must return
+   exactly 0x1626ba7e. An address without code is `InvalidGrant`.
+
+Chains: EOA signatures need no chain, so a chain without a `[[chains]]` entry still works
+for them (docs/interface.md); there, a 65-byte signature that does not recover to the
+address is `InvalidGrant` (it is presumably an EOA's), and a wrapped or other-length
+signature is `InvalidRequest` ("chain not configured"). An unreachable RPC is
+`TemporarilyUnavailable` (raised by the chain client): never an accepted login.
+
+RPC cost (confirmations = 0): EOA 0; EIP-1271 cold 2 (`eth_blockNumber`, then one batch
+`eth_getCode` + `eth_call` pinned to that block), warm 1 (`eth_call`); EIP-6492 1. A chain
+with `confirmations > 0` adds one `eth_blockNumber` to the warm and 6492 paths.
+
+"Has code" cache: positive answers only, per (chain, address), for `code_ttl` seconds.
+Contract code does not disappear (SELFDESTRUCT only clears code created in the same
+transaction since EIP-6780), so a positive entry stays true; a negative entry would turn a
+wallet deployed a second later into a failed login for the whole TTL, so absence is never
+cached. Even a stale entry is harmless: a call to an address without code returns no data,
+which is never the magic value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from eth_abi.abi import encode
+
+from did_auth.chain.client import ChainClient, ChainRegistry, RpcCall, RpcError
+from did_auth.chain.contracts import load_artifact
+from did_auth.errors import InvalidGrant, InvalidRequest
+from did_auth.signatures import eip1271, eip6492
+from did_auth.signatures.eip191 import personal_message_hash, recover_personal_raw
+
+__all__ = ["ChainSignatureChecker", "deployless_validation_calldata"]
+
+DEFAULT_CODE_TTL: Final = 60.0
+DEFAULT_CODE_CACHE_SIZE: Final = 10_000
+_VALID: Final = b"\x01"
+
+
+def deployless_validation_calldata(signer: str, digest: bytes, signature: bytes) -> str:
+    """`eth_call` data (no `to`) running ValidateSigOffchain(signer, digest, signature)."""
+    creation = load_artifact("ValidateSigOffchain").bytecode
+    return creation + encode(["address", "bytes32", "bytes"], [signer, digest, signature]).hex()
+
+
+def _bytes(result: str | RpcError) -> bytes | None:
+    """Return data of an eth_call; None when it reverted."""
+    if isinstance(result, RpcError):
+        return None
+    return bytes.fromhex(result[2:] if result.startswith("0x") else result)
+
+
+class ChainSignatureChecker:
+    """EOA, EIP-1271 and EIP-6492 signatures, each verified on the message's chain."""
+
+    def __init__(
+        self,
+        registry: ChainRegistry,
+        *,
+        code_ttl: float = DEFAULT_CODE_TTL,
+        code_cache_size: int = DEFAULT_CODE_CACHE_SIZE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.code_ttl = code_ttl
+        self._code_cache_size = code_cache_size
+        self._monotonic = monotonic
+        # (chain id, lower-case address) -> monotonic expiry of "has code".
+        self._has_code: OrderedDict[tuple[int, str], float] = OrderedDict()
+
+    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+        sig = bytes(signature)
+        if eip6492.is_wrapped(sig):
+            await self._check_6492(
+                self._client_for_contract(chain_id), address, personal_message_hash(message), sig
+            )
+            return
+        if len(sig) == 65 and self._eoa_signed(message, sig, address):
+            return
+        client = self.registry.client(chain_id)
+        if client is None:
+            if len(sig) == 65:
+                raise InvalidGrant(
+                    "signature does not match the message's address", reason="signature"
+                )
+            raise InvalidRequest(
+                f"chain {chain_id} is not configured: contract-wallet signatures need it",
+                reason="chain_unknown",
+            )
+        await self._check_1271(client, address, personal_message_hash(message), sig)
+
+    # ------------------------------------------------------------------------- paths
+
+    def _client_for_contract(self, chain_id: int) -> ChainClient:
+        client = self.registry.client(chain_id)
+        if client is None:
+            raise InvalidRequest(
+                f"chain {chain_id} is not configured: contract-wallet signatures need it",
+                reason="chain_unknown",
+            )
+        return client
+
+    @staticmethod
+    def _eoa_signed(message: bytes, signature: bytes, address: str) -> bool:
+        try:
+            signer = recover_personal_raw(message, signature)
+        except InvalidGrant:  # malformed / high-s / no point: maybe a contract's signature
+            return False
+        return signer == bytes.fromhex(address[2:])
+
+    async def _check_6492(
+        self, client: ChainClient, address: str, digest: bytes, signature: bytes
+    ) -> None:
+        data = deployless_validation_calldata(address, digest, signature)
+
+        def calls(tag: str) -> Sequence[RpcCall]:
+            return [("eth_call", [{"data": data}, tag])]
+
+        (result,) = await client.read(calls)
+        if _bytes(result) != _VALID:
+            raise InvalidGrant(
+                "the EIP-6492 signature is not valid for this address on this chain",
+                reason="signature_6492",
+            )
+
+    async def _check_1271(
+        self, client: ChainClient, address: str, digest: bytes, signature: bytes
+    ) -> None:
+        call = {"to": address, "data": "0x" + eip1271.is_valid_signature_calldata(
+            digest, signature
+        ).hex()}
+        key = (client.chain_id, address.lower())
+        if self._cached_has_code(key):
+
+            def warm(tag: str) -> Sequence[RpcCall]:
+                return [("eth_call", [call, tag])]
+
+            (result,) = await client.read(warm)
+        else:
+
+            def cold(tag: str) -> Sequence[RpcCall]:
+                return [("eth_getCode", [address, tag]), ("eth_call", [call, tag])]
+
+            code, result = await client.read(cold)
+            if not isinstance(code, str) or code in ("0x", "0x0", ""):
+                raise InvalidGrant(
+                    "signature does not match the message's address", reason="signature"
+                )
+            self._remember_has_code(key)
+        returned = _bytes(result)
+        if returned is None or not eip1271.is_magic_value(returned):
+            raise InvalidGrant(
+                "the contract wallet did not accept the signature (EIP-1271)",
+                reason="signature_1271",
+            )
+
+    # --------------------------------------------------------------------- code cache
+
+    def _cached_has_code(self, key: tuple[int, str]) -> bool:
+        expiry = self._has_code.get(key)
+        if expiry is None:
+            return False
+        if expiry <= self._monotonic():
+            del self._has_code[key]
+            return False
+        return True
+
+    def _remember_has_code(self, key: tuple[int, str]) -> None:
+        self._has_code[key] = self._monotonic() + self.code_ttl
+        self._has_code.move_to_end(key)
+        while len(self._has_code) > self._code_cache_size:
+            self._has_code.popitem(last=False)
+
+    def forget(self) -> None:
+        """Drop the "has code" cache (tests, and after a chain reorganisation)."""
+        self._has_code.clear()
