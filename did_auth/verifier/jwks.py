@@ -122,6 +122,9 @@ class JWKSCache:
         self._keys: Mapping[str, PublicKey] | None = None
         self._fetched_at = float("-inf")  # last successful fetch
         self._attempted_at = float("-inf")  # last attempt, successful or not
+        # Last refetch *triggered by an unknown kid*: the cool-down bounds only these, so a
+        # key rotated in shortly after a routine fetch is still picked up at once.
+        self._kid_refetch_at = float("-inf")
         self._last_failed = False
         self._fetch_count = 0
         self._generation = 0
@@ -162,7 +165,7 @@ class JWKSCache:
         keys = self._keys
         if keys is None or now >= self._fetched_at + self._ttl:
             return self._may_attempt_stale(now)
-        return kid not in keys and now - self._attempted_at >= self._cooldown
+        return kid not in keys and now - self._kid_refetch_at >= self._cooldown
 
     def get_key(self, kid: str) -> PublicKey:
         """The key for `kid`; raises `InvalidToken` (unknown kid) or `TemporarilyUnavailable`."""
@@ -192,7 +195,8 @@ class JWKSCache:
             keys = self._keys
             if keys is not None and kid in keys:  # another thread refreshed meanwhile
                 return keys[kid]
-            if now - self._attempted_at >= self._cooldown:
+            if now - self._kid_refetch_at >= self._cooldown and self._may_attempt_stale(now):
+                self._kid_refetch_at = now
                 self._do_fetch(now)
                 keys = self._keys
                 if keys is not None and kid in keys:
