@@ -1,9 +1,9 @@
 """Benchmark EIP-4361 parse + EIP-191 verify: did-auth vs signinwithethereum vs raw coincurve.
 
-    .venv/bin/python scripts/bench/siwe_verify.py [--repeats 7] [--target-ms 300]
+    .venv/bin/python scripts/bench/siwe_verify.py [--repeats 9] [--target-ms 200]
 
 Each row is timed with time.perf_counter_ns over a loop sized to take about --target-ms,
-after a warm-up, --repeats times; the median per-operation time is reported.
+after a warm-up, --repeats times (interleaved across rows); the median per-op time is reported.
 
 Rows:
   ours                 SiweMessage.from_text(text) + verify_eoa(text, sig, expected_address=...)
@@ -102,27 +102,37 @@ def make_ops(text: str, signature: str, address: str) -> dict[str, Callable[[], 
     }
 
 
-def time_op(op: Callable[[], object], repeats: int, target_ns: int) -> float:
-    """Median nanoseconds per call."""
-    for _ in range(3):  # warm-up (imports, caches, regex compilation)
-        op()
-    start = time.perf_counter_ns()
-    op()
-    single = max(time.perf_counter_ns() - start, 1)
-    loops = max(1, target_ns // single)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(loops):
+def time_ops(
+    ops: dict[str, Callable[[], object]], repeats: int, target_ns: int
+) -> dict[str, float]:
+    """Median nanoseconds per call of each op.
+
+    Repeats are interleaved (round-robin over the ops), so a burst of load from other
+    processes hits every row alike instead of skewing one of them.
+    """
+    loops: dict[str, int] = {}
+    for name, op in ops.items():
+        for _ in range(3):  # warm-up (imports, caches, regex compilation)
             op()
-        samples.append((time.perf_counter_ns() - start) / loops)
-    return statistics.median(samples)
+        start = time.perf_counter_ns()
+        op()
+        single = max(time.perf_counter_ns() - start, 1)
+        loops[name] = max(1, target_ns // single)
+    samples: dict[str, list[float]] = {name: [] for name in ops}
+    for _ in range(repeats):
+        for name, op in ops.items():
+            n = loops[name]
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                op()
+            samples[name].append((time.perf_counter_ns() - start) / n)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--target-ms", type=float, default=300.0)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--target-ms", type=float, default=200.0)
     args = parser.parse_args()
 
     text, signature, address = build_case()
@@ -130,9 +140,7 @@ def main() -> int:
     for op in ops.values():  # every path must actually succeed before it is timed
         op()
 
-    results = {
-        name: time_op(op, args.repeats, int(args.target_ms * 1e6)) for name, op in ops.items()
-    }
+    results = time_ops(ops, args.repeats, int(args.target_ms * 1e6))
     ours = results["ours (parse + verify)"]
     oracle = results["signinwithethereum"]
     floor = results["raw floor (keccak + recover)"]
