@@ -107,6 +107,10 @@ async def _keys(args: argparse.Namespace) -> int:
     try:
         await svc.keys.load()
         if args.action == "rotate":
+            from did_auth.tokens.keys import REFRESH_INTERVAL
+
+            if args.publish_ahead <= REFRESH_INTERVAL:
+                return _fail(f"--publish-ahead must be more than {REFRESH_INTERVAL:g} seconds")
             new = await svc.keys.rotate(publish_ahead=args.publish_ahead)
             print(f"rotated: new key {new.kid} signs from {_ts(new.active_from)}")
         for k in svc.keys.keys:

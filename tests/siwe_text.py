@@ -29,8 +29,8 @@ def message(
     resources: list[str] | None = None,
 ) -> str:
     lines = [f"{domain} wants you to sign in with your Ethereum account:", address, ""]
-    if statement is not None:
-        lines += [statement, ""]
+    # EIP-4361 ABNF: address LF LF [ statement LF ] LF "URI: " ... (no statement: 3 LFs)
+    lines += [statement, ""] if statement is not None else [""]
     lines += [
         f"URI: {uri}",
         "Version: 1",

@@ -24,6 +24,9 @@ __all__ = ["KeyRing", "SigningKey", "jwk_thumbprint"]
 Alg = Literal["ES256", "EdDSA"]
 KEYS_KEY = "da:{keys}:ring"
 KEYS_TTL = 10 * 365 * 86400
+# Replicas re-read the ring at most this long after a change; a rotation must publish a new
+# key for longer than this before it signs, so every replica's JWKS has it first.
+REFRESH_INTERVAL = 5.0
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -153,7 +156,7 @@ class KeyRing:
             self._raw = raw
         self._loaded_at = self._clock.now()
 
-    async def refresh(self, max_age: float = 5.0) -> None:
+    async def refresh(self, max_age: float = REFRESH_INTERVAL) -> None:
         """Re-read the ring when older than `max_age` so replicas see rotations."""
         if self._clock.now() - self._loaded_at >= max_age:
             raw = await self._store.get(KEYS_KEY)
@@ -177,6 +180,8 @@ class KeyRing:
     async def rotate(self, *, publish_ahead: float) -> SigningKey:
         """Publish a new key now, signing with it after `publish_ahead` seconds; retire the
         current one once its last token (signed before the switch) has expired."""
+        if publish_ahead <= REFRESH_INTERVAL:
+            raise ValueError(f"publish_ahead must exceed {REFRESH_INTERVAL} seconds")
         await self.load()
         now = self._clock.now()
         nxt = new_signing_key(self._alg, now, active_from=now + publish_ahead)

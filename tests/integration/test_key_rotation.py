@@ -1,0 +1,109 @@
+"""Key rotation under load: the new key is in every replica's JWKS before it signs, the old
+one stays until its tokens expire, and no verification fails at a real trading API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests import siwe_text
+from tests.fixtures.redis_server import free_port
+from tests.fixtures.servers import LiveServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def trading_api(live_server: LiveServer) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "trading_api.py"), "--issuer", live_server.url,
+         "--audience", "trading-api", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/account", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _login(server: LiveServer, client: httpx.Client) -> str:
+    address, key = siwe_text.new_account()
+    n = client.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
+    text = siwe_text.message(address, n)
+    r = client.post(server.url + "/siwe/verify",
+                    json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)})
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def _keys_cli(server: LiveServer, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "did_auth", "keys", *args, "--config", str(server.workdir / "did-auth.toml")],
+        cwd=server.workdir, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_rotation_under_load_has_zero_failures(live_server: LiveServer, trading_api: str) -> None:
+    before = _keys_cli(live_server, "list")
+    old_kid = before.split()[0]
+    failures: list[str] = []
+    kids: set[str] = set()
+    stop = threading.Event()
+
+    def worker() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                token = _login(live_server, client)
+                kids.add(jwt.get_unverified_header(token)["kid"])
+                r = client.get(trading_api + "/account", headers={"Authorization": f"Bearer {token}"})
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text}")
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        out = _keys_cli(live_server, "rotate", "--publish-ahead", "6")
+        new_kid = out.split("new key ")[1].split()[0]
+        deadline = time.monotonic() + 20
+        while new_kid not in kids and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert failures == []
+    assert old_kid in kids and new_kid in kids
+    listing = _keys_cli(live_server, "list")
+    assert old_kid in listing and "retires" in listing  # kept until its last token expires
+    jwks = httpx.get(live_server.url + "/.well-known/jwks.json").json()
+    assert {old_kid, new_kid} <= {k["kid"] for k in jwks["keys"]}
+
+
+def test_rotate_refuses_too_short_publication(live_server: LiveServer) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "did_auth", "keys", "rotate", "--publish-ahead", "1",
+         "--config", str(live_server.workdir / "did-auth.toml")],
+        cwd=live_server.workdir, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1 and "publish-ahead" in out.stderr and "Traceback" not in out.stderr
