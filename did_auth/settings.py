@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -54,6 +55,41 @@ class ClientConfig(_Strict):
     require_dpop: bool = False
     # Embedded demo: accept localhost / 127.0.0.1 on any port.
     any_localhost_port: bool = False
+    # OpenID Connect / OAuth authorization-code clients (did_auth.flows.oidc):
+    # redirect URIs compared exactly (RFC 6749 §3.1.2; loopback ports vary only with
+    # any_localhost_port, RFC 8252 §7.3), an optional `sha256:<hex>` client secret hash
+    # (confidential client, client_secret_basic), browser origins allowed by CORS, and a
+    # display name for the sign-in page.
+    redirect_uris: list[str] = Field(default_factory=list)
+    client_secret_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    origins: list[str] = Field(default_factory=list)
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _redirect_uris(cls, v: list[str]) -> list[str]:
+        for uri in v:
+            problem = _redirect_uri_problem(uri)
+            if problem:
+                raise ValueError(f"redirect_uri {uri[:100]!r}: {problem}")
+        return v
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            u = urlsplit(origin)
+            if (
+                u.scheme not in ("http", "https")
+                or not u.hostname
+                or u.path
+                or u.query
+                or u.fragment
+                or u.username is not None
+                or origin != origin.lower()
+            ):
+                raise ValueError(f"origin {origin[:100]!r}: must be lowercase scheme://host[:port]")
+        return v
 
     @model_validator(mode="after")
     def _defaults_within_scopes(self) -> ClientConfig:
@@ -65,6 +101,28 @@ class ClientConfig(_Strict):
             if extra:
                 raise ValueError(f"delegate_scopes not in scopes: {sorted(extra)}")
         return self
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _redirect_uri_problem(uri: str) -> str | None:
+    """RFC 6749 §3.1.2: absolute, no fragment; OAuth BCP (RFC 9700 §2.6): https, or http
+    only for loopback hosts."""
+    try:
+        u = urlsplit(uri)
+        u.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "not a valid URI"
+    if u.scheme not in ("https", "http") or not u.hostname:
+        return "must be an absolute http(s) URI"
+    if u.scheme == "http" and u.hostname not in _LOOPBACK_HOSTS:
+        return "plain http is allowed only for loopback hosts"
+    if "#" in uri:
+        return "must not contain a fragment"
+    if u.username is not None or u.password is not None:
+        return "must not contain user information"
+    return None
 
 
 class ResourceServerConfig(_Strict):
@@ -192,6 +250,10 @@ def embedded_defaults() -> dict[str, Any]:
                 "default_scopes": ["account:read"],
                 "delegate_scopes": ["account:read", "trade:write"],
                 "any_localhost_port": True,
+                "name": "did-auth demo dApp",
+                # The demo page is also an OIDC public client (code + PKCE); loopback
+                # redirect URIs match on any port for this client (RFC 8252 §7.3).
+                "redirect_uris": ["http://127.0.0.1/demo/", "http://localhost/demo/"],
             }
         ],
         "scopes": default_scope_table(),

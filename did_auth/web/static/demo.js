@@ -1,0 +1,303 @@
+// The demo dApp served by `did-auth serve` at /demo/. Two ways in:
+//  - "Sign in with your wallet": the hosted /signin page does the SIWE dance and returns
+//    here with the tokens in this tab's sessionStorage;
+//  - "Sign in with OpenID Connect": this page is an OIDC public client (code flow + PKCE
+//    S256), the way an existing OIDC app would use did-auth.
+// Then it shows the access token's claims, calls the trading API and revokes the session.
+import { DidAuthClient, DidAuthError, decodeJwt } from "/static/did-auth-client.js";
+
+const $ = (id) => document.getElementById(id);
+const CLIENT_ID = "demo";
+const AUDIENCE = "trading-api";
+const SCOPE = "account:read trade:write";
+const SESSION_KEY = "did-auth:session";
+const OIDC_KEY = "did-auth:oidc-request";
+const API_KEY = "did-auth:demo-api";
+const client = new DidAuthClient({ issuer: location.origin, clientId: CLIENT_ID, audience: AUDIENCE, scope: SCOPE });
+
+function setStatus(text, ok = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("ok", ok);
+}
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text;
+  box.hidden = false;
+  box.focus();
+}
+
+function clearError() {
+  $("error").hidden = true;
+}
+
+// --- trading API URL -------------------------------------------------------------------
+
+function validApiUrl(value) {
+  try {
+    const u = new URL(value);
+    return (u.protocol === "http:" || u.protocol === "https:") && !u.username ? u.origin + u.pathname.replace(/\/+$/, "") : null;
+  } catch {
+    return null;
+  }
+}
+
+function initialApi() {
+  const fromQuery = new URLSearchParams(location.search).get("api");
+  return validApiUrl(fromQuery ?? "") ?? validApiUrl(sessionStorage.getItem(API_KEY) ?? "") ?? "http://127.0.0.1:9000";
+}
+
+const apiInput = $("api-url");
+apiInput.value = initialApi();
+sessionStorage.setItem(API_KEY, apiInput.value);
+apiInput.addEventListener("change", () => {
+  const v = validApiUrl(apiInput.value);
+  if (v) sessionStorage.setItem(API_KEY, v);
+  else showError("The trading API URL must be an http(s) URL.");
+});
+
+function api() {
+  const v = validApiUrl(apiInput.value);
+  if (!v) throw new DidAuthError("config", "Enter the trading API URL first (for example http://127.0.0.1:9000).");
+  return v;
+}
+
+// --- session ---------------------------------------------------------------------------
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+function saveSession(session) {
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+function row(name, value) {
+  const tr = document.createElement("tr");
+  const th = document.createElement("th");
+  th.scope = "row";
+  th.textContent = name;
+  const td = document.createElement("td");
+  td.textContent = value;
+  tr.append(th, td);
+  return tr;
+}
+
+function when(seconds) {
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+function render() {
+  const session = loadSession();
+  $("signed-in").hidden = !session;
+  $("signed-out").hidden = Boolean(session);
+  if (!session) return;
+  const claims = decodeJwt(session.tokens.access_token);
+  $("who").textContent = claims.sub.split(":").pop();
+  const rows = [
+    row("sub", claims.sub),
+    row("aud", String(claims.aud)),
+    row("scope", claims.scope),
+    row("client_id", claims.client_id),
+    row("amr", (claims.amr ?? []).join(", ")),
+    row("auth_time", when(claims.auth_time)),
+    row("expires", when(claims.exp)),
+    row("sid", claims.sid),
+    row("token type", session.tokens.token_type),
+    row("signed in via", session.via ?? "hosted sign-in page"),
+  ];
+  if (session.id_token_claims) {
+    rows.push(row("ID token", `sub ${session.id_token_claims.sub}, nonce checked`));
+  }
+  $("claims").replaceChildren(...rows);
+}
+
+// --- sign in ---------------------------------------------------------------------------
+
+$("signin").addEventListener("click", () => {
+  const params = new URLSearchParams({
+    client_id: CLIENT_ID,
+    audience: AUDIENCE,
+    scope: SCOPE,
+    return_to: "/demo/",
+  });
+  location.assign(`/signin?${params}`);
+});
+
+function b64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString(n = 32) {
+  return b64url(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+const REDIRECT_URI = location.origin + "/demo/";
+
+$("signin-oidc").addEventListener("click", async () => {
+  const verifier = randomString(32);
+  const challenge = b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+  const request = { verifier, state: randomString(16), nonce: randomString(16) };
+  sessionStorage.setItem(OIDC_KEY, JSON.stringify(request));
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT_URI,
+    scope: `openid ${SCOPE}`,
+    audience: AUDIENCE,
+    state: request.state,
+    nonce: request.nonce,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  });
+  location.assign(`/authorize?${params}`);
+});
+
+async function finishOidc(query) {
+  // Whatever happens, the code and state leave the address bar and history.
+  history.replaceState(null, "", "/demo/");
+  const request = JSON.parse(sessionStorage.getItem(OIDC_KEY) ?? "null");
+  sessionStorage.removeItem(OIDC_KEY);
+  if (!request || query.get("state") !== request.state) {
+    throw new DidAuthError("state", "The sign-in response does not match a request from this page (state mismatch). Start again.");
+  }
+  if (query.get("iss") !== location.origin) {
+    throw new DidAuthError("iss", "The sign-in response came from an unexpected issuer.");
+  }
+  if (query.get("error")) {
+    const words = query.get("error") === "access_denied" ? "You cancelled the sign-in." : query.get("error_description");
+    throw new DidAuthError(query.get("error"), words);
+  }
+  const tokens = await client._post("/token", {
+    grant_type: "authorization_code",
+    code: query.get("code"),
+    redirect_uri: REDIRECT_URI,
+    client_id: CLIENT_ID,
+    code_verifier: request.verifier,
+  }, { form: true });
+  const idClaims = decodeJwt(tokens.id_token);
+  // A browser app cannot keep secrets; it checks what binds the token to its request.
+  if (idClaims.nonce !== request.nonce || idClaims.aud !== CLIENT_ID || idClaims.iss !== location.origin) {
+    throw new DidAuthError("id_token", "The ID token does not belong to this sign-in (nonce, audience or issuer mismatch).");
+  }
+  saveSession({
+    issuer: location.origin,
+    client_id: CLIENT_ID,
+    tokens,
+    id_token_claims: { sub: idClaims.sub },
+    via: "OpenID Connect (code + PKCE)",
+  });
+}
+
+// --- trading API ---------------------------------------------------------------------------
+
+async function callApi(path, init = {}) {
+  const session = loadSession();
+  if (!session) throw new DidAuthError("signed_out", "Sign in first.");
+  let response;
+  try {
+    response = await fetch(api() + path, {
+      ...init,
+      headers: { ...(init.headers ?? {}), authorization: `Bearer ${session.tokens.access_token}` },
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new DidAuthError("network", `Could not reach the trading API at ${api()}. Is it running, and does it allow this page's origin (CORS)?`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const challenge = response.headers.get("www-authenticate");
+    const why = body?.error_description ?? body?.error ?? `HTTP ${response.status}`;
+    throw new DidAuthError("api", `The trading API refused the request (${response.status}): ${why}${challenge ? ` [${challenge}]` : ""}`);
+  }
+  return body;
+}
+
+$("load-account").addEventListener("click", () => run(async () => {
+  setStatus("Loading the account…");
+  const account = await callApi("/account");
+  const rows = Object.entries(account.balances ?? {}).map(([asset, amount]) => row(asset, amount));
+  rows.push(row("open orders", String(account.open_orders)), row("scopes", (account.scopes ?? []).join(" ")));
+  $("account").replaceChildren(...rows);
+  $("account").dataset.loaded = "true";
+  setStatus("Account loaded from the trading API.", true);
+}));
+
+$("place-order").addEventListener("click", () => run(async () => {
+  setStatus("Placing a demo order…");
+  const order = await callApi("/orders", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ symbol: "ETH-USDC", side: "buy", type: "limit", quantity: "0.1", price: "2500" }),
+  });
+  const li = document.createElement("li");
+  li.textContent = `${order.order_id}: ${order.side} ${order.quantity} ${order.symbol} at ${order.price} (${order.status})`;
+  li.dataset.orderId = order.order_id;
+  const list = $("orders");
+  if (!list.querySelector("[data-order-id]")) list.replaceChildren();
+  list.append(li);
+  setStatus(`Order ${order.order_id} accepted.`, true);
+}));
+
+$("refresh").addEventListener("click", () => run(async () => {
+  const session = loadSession();
+  setStatus("Refreshing the tokens…");
+  session.tokens = { ...session.tokens, ...(await client.refresh(session.tokens.refresh_token)) };
+  saveSession(session);
+  render();
+  setStatus("New access token issued; the refresh token rotated.", true);
+}));
+
+$("revoke").addEventListener("click", () => run(async () => {
+  const session = loadSession();
+  setStatus("Revoking the session…");
+  await client.revoke(session.tokens.refresh_token);
+  await client.revoke(session.tokens.access_token);
+  let refused = false;
+  try {
+    await client.refresh(session.tokens.refresh_token);
+  } catch (err) {
+    refused = err instanceof DidAuthError;
+  }
+  sessionStorage.removeItem(SESSION_KEY);
+  render();
+  setStatus(refused
+    ? "Session revoked. Checked: did-auth now refuses its refresh token."
+    : "Session revoked.", true);
+}));
+
+$("signout").addEventListener("click", () => {
+  sessionStorage.removeItem(SESSION_KEY);
+  render();
+  setStatus("Tokens forgotten in this tab (the session itself is still valid until it expires).");
+});
+
+async function run(fn) {
+  clearError();
+  try {
+    await fn();
+  } catch (err) {
+    showError(err instanceof DidAuthError ? err.message : String(err?.message ?? err));
+    setStatus("");
+  }
+}
+
+// --- start -----------------------------------------------------------------------------------
+
+const query = new URLSearchParams(location.search);
+if (query.has("code") || query.has("error")) {
+  await run(async () => {
+    setStatus("Finishing the OpenID Connect sign-in…");
+    await finishOidc(query);
+    setStatus("Signed in with OpenID Connect.", true);
+  });
+} else if (loadSession()) {
+  setStatus("Signed in.", true);
+}
+render();
+document.documentElement.dataset.ready = "true";

@@ -1,0 +1,246 @@
+// The hosted sign-in page (/signin for dApps, /authorize for OpenID Connect clients).
+// Configuration comes from the server in <main data-config>; nothing here is inline, so
+// the page runs under a CSP without 'unsafe-inline'.
+import {
+  DidAuthClient,
+  DidAuthError,
+  chainName,
+  discoverWallets,
+} from "/static/did-auth-client.js";
+
+const $ = (id) => document.getElementById(id);
+const main = $("signin");
+const config = JSON.parse(main.dataset.config);
+const client = new DidAuthClient({
+  issuer: location.origin,
+  clientId: config.client_id,
+  audience: config.audience,
+});
+
+const button = $("signin-button");
+const cancel = $("cancel-button");
+const statusEl = $("status");
+const errorEl = $("error");
+let wallets = [];
+let chosen = null;
+let busy = false;
+
+function setStatus(text, ok = false) {
+  statusEl.textContent = text;
+  statusEl.classList.toggle("ok", ok);
+}
+
+function showError(text) {
+  errorEl.textContent = text;
+  errorEl.hidden = false;
+  errorEl.focus();
+}
+
+function clearError() {
+  errorEl.hidden = true;
+  errorEl.textContent = "";
+}
+
+const STEP_TEXT = {
+  connect: "Connecting to your wallet…",
+  nonce: "Preparing the sign-in message…",
+  sign: "Check your wallet and approve the sign-in message.",
+  verify: "Checking the signature…",
+};
+
+function renderPermissions() {
+  const list = $("scopes");
+  for (const { scope, words } of config.scopes) {
+    const li = document.createElement("li");
+    li.textContent = words.charAt(0).toUpperCase() + words.slice(1);
+    li.title = scope;
+    li.dataset.scope = scope;
+    list.append(li);
+  }
+  const chains = config.chain_ids.map(chainName).join(", ");
+  $("audience-note").textContent =
+    `Access is for “${config.audience}”. Accepted networks: ${chains}. ` +
+    `Your sign-in stays valid until you sign out or revoke it.`;
+  if (config.mode === "authorize") {
+    $("redirect-host").textContent = config.redirect_host;
+    $("redirect-note").hidden = false;
+    cancel.hidden = false;
+  }
+}
+
+function renderWallets() {
+  const box = $("wallets");
+  const list = $("wallet-list");
+  list.replaceChildren();
+  if (wallets.length < 2) {
+    box.hidden = true;
+    return;
+  }
+  for (const wallet of wallets) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.setAttribute("aria-pressed", String(chosen === wallet));
+    if (wallet.icon) {
+      const img = document.createElement("img");
+      img.src = wallet.icon;
+      img.alt = "";
+      b.append(img);
+    }
+    b.append(document.createTextNode(wallet.name));
+    b.addEventListener("click", () => {
+      chosen = wallet;
+      renderWallets();
+      signIn();
+    });
+    list.append(b);
+  }
+  box.hidden = false;
+}
+
+async function findWallets() {
+  wallets = await discoverWallets({ timeoutMs: 400 });
+  if (wallets.length === 1) chosen = wallets[0];
+  renderWallets();
+  return wallets;
+}
+
+function missingWallet() {
+  showError(
+    "No Ethereum wallet was found in this browser. Install a wallet extension (for example " +
+      "MetaMask, Rabby or Coinbase Wallet), or open this page in your wallet app's built-in " +
+      "browser, then press the button again.",
+  );
+  setStatus("");
+}
+
+async function submitAuthorize({ message, signature }) {
+  const response = await fetch("/authorize/complete", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ request_id: config.request_id, message, signature }),
+    credentials: "omit",
+    cache: "no-store",
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const text = data?.error_description ?? `the server answered ${response.status}`;
+    if (/nonce/i.test(text)) {
+      throw new DidAuthError("nonce_expired",
+        "The sign-in code expired or was already used before the signature arrived. Press the button to try again.");
+    }
+    if (/expired|already used/i.test(text)) {
+      throw new DidAuthError("request_expired",
+        "This sign-in request has expired. Go back to the application and start again.");
+    }
+    throw new DidAuthError(data?.error ?? "server", `Sign-in failed: ${text}`);
+  }
+  return data;
+}
+
+function deliver(result) {
+  const session = {
+    issuer: location.origin,
+    client_id: config.client_id,
+    audience: config.audience,
+    address: result.address,
+    chain_id: result.chainId,
+    tokens: result.tokens,
+    received_at: Math.floor(Date.now() / 1000),
+  };
+  if (config.origin && window.opener) {
+    // Popup mode: hand the tokens to the registered opener origin only.
+    window.opener.postMessage({ type: "did-auth:signed-in", session }, config.origin);
+    setStatus("Signed in. You can close this window.", true);
+    window.close();
+    return;
+  }
+  sessionStorage.setItem("did-auth:session", JSON.stringify(session));
+  if (config.return_to) {
+    setStatus("Signed in. Taking you back…", true);
+    location.assign(config.return_to);
+  } else {
+    setStatus(`Signed in as ${result.address}.`, true);
+  }
+}
+
+async function signIn() {
+  if (busy) return;
+  clearError();
+  if (!wallets.length) await findWallets();
+  if (!wallets.length) {
+    missingWallet();
+    return;
+  }
+  if (!chosen) {
+    setStatus("Choose the wallet you want to use.");
+    $("wallet-list").querySelector("button")?.focus();
+    return;
+  }
+  busy = true;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const result = await client.signIn({
+      provider: chosen.provider,
+      chainIds: config.chain_ids,
+      statement: config.statement,
+      resources: config.resources,
+      requestId: config.request_id,
+      domain: location.host,
+      uri: location.origin + location.pathname,
+      expiresIn: Math.min(config.nonce_ttl, 300),
+      onStep: (step) => {
+        setStatus(STEP_TEXT[step] ?? "");
+      },
+      submit: config.mode === "authorize" ? submitAuthorize : null,
+    });
+    $("message-preview").textContent = result.message;
+    $("message-details").hidden = false;
+    if (config.mode === "authorize") {
+      setStatus("Signed in. Taking you back…", true);
+      location.assign(result.tokens.redirect);
+      return;
+    }
+    deliver(result);
+  } catch (err) {
+    const e = err instanceof DidAuthError ? err : new DidAuthError("error", String(err?.message ?? err));
+    if (e.code === "wallet_missing") missingWallet();
+    else showError(e.message);
+    setStatus(e.code === "request_expired" ? "" : "Nothing was signed in. You can try again.");
+    button.textContent = "Try again";
+  } finally {
+    busy = false;
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+}
+
+async function cancelAuthorize() {
+  cancel.disabled = true;
+  try {
+    const response = await fetch("/authorize/cancel", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ request_id: config.request_id }),
+      credentials: "omit",
+    });
+    const data = await response.json();
+    if (response.ok && data.redirect) {
+      location.assign(data.redirect);
+      return;
+    }
+    showError("This sign-in request has expired. Go back to the application and start again.");
+  } catch {
+    showError("Could not reach the sign-in server. Check your connection and try again.");
+  } finally {
+    cancel.disabled = false;
+  }
+}
+
+renderPermissions();
+button.addEventListener("click", signIn);
+cancel.addEventListener("click", cancelAuthorize);
+findWallets().then((found) => {
+  if (!found.length) missingWallet();
+  document.documentElement.dataset.walletsReady = String(found.length);
+});
