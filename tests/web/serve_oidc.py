@@ -18,15 +18,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import JSONResponse, Response  # noqa: E402
-from fastapi.routing import APIRoute  # noqa: E402
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
-from did_auth.api.app import create_app  # noqa: E402
-from did_auth.api.forms import read_form  # noqa: E402
-from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc  # noqa: E402
-from did_auth.settings import load_settings  # noqa: E402
+from did_auth.api.app import create_app
+from did_auth.api.forms import read_form
+from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
+from did_auth.settings import load_settings
 
 
 def wire(app: FastAPI) -> None:

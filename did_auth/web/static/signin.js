@@ -30,10 +30,10 @@ function setStatus(text, ok = false) {
   statusEl.classList.toggle("ok", ok);
 }
 
-function showError(text) {
+function showError(text, { focus = true } = {}) {
   errorEl.textContent = text;
   errorEl.hidden = false;
-  errorEl.focus();
+  if (focus) errorEl.focus();
 }
 
 function clearError() {
@@ -60,7 +60,7 @@ function renderPermissions() {
   const chains = config.chain_ids.map(chainName).join(", ");
   $("audience-note").textContent =
     `Access is for “${config.audience}”. Accepted networks: ${chains}. ` +
-    `Your sign-in stays valid until you sign out or revoke it.`;
+    `You can revoke this sign-in at any time.`;
   if (config.mode === "authorize") {
     $("redirect-host").textContent = config.redirect_host;
     $("redirect-note").hidden = false;
@@ -104,11 +104,12 @@ async function findWallets() {
   return wallets;
 }
 
-function missingWallet() {
+function missingWallet(focus = true) {
   showError(
     "No Ethereum wallet was found in this browser. Install a wallet extension (for example " +
       "MetaMask, Rabby or Coinbase Wallet), or open this page in your wallet app's built-in " +
       "browser, then press the button again.",
+    { focus },
   );
   setStatus("");
 }
@@ -206,7 +207,7 @@ async function signIn() {
     const e = err instanceof DidAuthError ? err : new DidAuthError("error", String(err?.message ?? err));
     if (e.code === "wallet_missing") missingWallet();
     else showError(e.message);
-    setStatus(e.code === "request_expired" ? "" : "Nothing was signed in. You can try again.");
+    setStatus(e.code === "request_expired" ? "" : "You can try again when you are ready.");
     button.textContent = "Try again";
   } finally {
     busy = false;
@@ -241,6 +242,6 @@ renderPermissions();
 button.addEventListener("click", signIn);
 cancel.addEventListener("click", cancelAuthorize);
 findWallets().then((found) => {
-  if (!found.length) missingWallet();
+  if (!found.length) missingWallet(false);
   document.documentElement.dataset.walletsReady = String(found.length);
 });

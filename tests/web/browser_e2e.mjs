@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+// Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) against a real
+// did-auth server and a real trading API. The wallet is an EIP-1193 provider injected into
+// every page; its requests are forwarded to Node, where an ethers v6 Wallet (the test's own
+// key) answers and signs. It is announced both as window.ethereum and via EIP-6963.
+//
+//   node tests/web/browser_e2e.mjs SCENARIO   with env E2E = JSON {issuer, api, privateKey, artifacts}
+//
+// Scenarios: hosted, oidc, rejected, missing, wrong_chain. Prints one JSON line
+// {"scenario", "ok": true, ...facts} and exits 0, or prints the failure and exits 1.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { Wallet, getBytes, toUtf8String } from "ethers";
+
+const scenario = process.argv[2];
+const cfg = JSON.parse(process.env.E2E ?? "{}");
+const { issuer, api, privateKey, artifacts } = cfg;
+mkdirSync(artifacts, { recursive: true });
+
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const WALLET_ICON =
+  "data:image/svg+xml;base64," +
+  Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><circle cx="12" cy="12" r="11" fill="#e2761b"/></svg>',
+  ).toString("base64");
+
+function fail(message) {
+  throw new Error(message);
+}
+
+// Runs in the page before any of its scripts (page.addInitScript).
+function injectWallet(info) {
+  const provider = {
+    isTestWallet: true,
+    async request({ method, params }) {
+      const answer = await window.__e2eWallet(method, params ?? []);
+      if (answer && answer.error) {
+        const err = new Error(answer.error.message);
+        err.code = answer.error.code;
+        throw err;
+      }
+      return answer.result;
+    },
+    on() {},
+    removeListener() {},
+  };
+  Object.defineProperty(window, "ethereum", { value: provider, configurable: true });
+  const announce = () =>
+    window.dispatchEvent(
+      new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }),
+    );
+  window.addEventListener("eip6963:requestProvider", announce);
+  announce();
+}
+
+async function newContext(browser, { wallet = null, mode = "sign", chainId = 31337, viewport } = {}) {
+  const context = await browser.newContext({ viewport: viewport ?? { width: 1100, height: 900 } });
+  const signed = [];
+  const calls = [];
+  if (wallet) {
+    await context.exposeFunction("__e2eWallet", async (method, params) => {
+      calls.push(method);
+      switch (method) {
+        case "eth_requestAccounts":
+        case "eth_accounts":
+          // Lower-case, as many wallets answer: the page must EIP-55 checksum it itself.
+          return { result: [wallet.address.toLowerCase()] };
+        case "eth_chainId":
+          return { result: "0x" + chainId.toString(16) };
+        case "wallet_switchEthereumChain":
+          return { error: { code: 4902, message: "Unrecognized chain ID." } };
+        case "personal_sign": {
+          if (mode === "reject") return { error: { code: 4001, message: "User rejected the request." } };
+          const [data, address] = params;
+          if (String(address).toLowerCase() !== wallet.address.toLowerCase()) {
+            return { error: { code: 4100, message: "unknown account" } };
+          }
+          const text = toUtf8String(getBytes(data));
+          signed.push(text);
+          return { result: await wallet.signMessage(getBytes(data)) };
+        }
+        default:
+          return { error: { code: 4200, message: `unsupported method ${method}` } };
+      }
+    });
+    await context.addInitScript(injectWallet, {
+      uuid: "5e1f3c2a-7b44-4c1e-9d0f-2a6b8c9d0e1f",
+      name: "Test Wallet (ethers)",
+      icon: WALLET_ICON,
+      rdns: "org.did-auth.test-wallet",
+    });
+  }
+  return { context, signed, calls };
+}
+
+function watch(page, problems) {
+  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    // Failed HTTP answers are logged by Chromium too; the scenarios check statuses themselves.
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) {
+      problems.push(`console: ${msg.text()}`);
+    }
+  });
+}
+
+async function sessionOf(page) {
+  return page.evaluate(() => sessionStorage.getItem("did-auth:session"));
+}
+
+async function signInPageReady(page) {
+  await page.waitForSelector("html[data-wallets-ready]", { timeout: 10_000 });
+}
+
+const scenarios = {
+  // Demo dApp -> hosted /signin -> wallet signs -> back in the dApp -> /account, an order,
+  // then the session is revoked.
+  async hosted(browser, wallet) {
+    const { context, signed } = await newContext(browser, { wallet });
+    const page = await context.newPage();
+    const problems = [];
+    watch(page, problems);
+    await page.goto(`${issuer}/demo/?api=${encodeURIComponent(api)}`);
+    await page.waitForSelector("html[data-ready]");
+    await page.getByRole("button", { name: "Sign in with your wallet" }).click();
+    await page.waitForURL(/\/signin\?/);
+    await signInPageReady(page);
+    await page.screenshot({ path: join(artifacts, "signin-page.png"), fullPage: true });
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    await page.waitForURL(/\/demo\/$/, { timeout: 20_000 });
+    await page.waitForSelector("#signed-in:not([hidden])");
+    const who = (await page.locator("#who").textContent()).trim();
+    if (who !== wallet.address) fail(`signed in as ${who}, expected ${wallet.address}`);
+
+    const [accountResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${api}/account`),
+      page.getByRole("button", { name: "Load account" }).click(),
+    ]);
+    if (accountResponse.status() !== 200) fail(`/account answered ${accountResponse.status()}`);
+    const account = await accountResponse.json();
+    await page.waitForSelector("#account[data-loaded]");
+    const accountText = await page.locator("#account").textContent();
+    if (!accountText.includes("USDC")) fail(`account table: ${accountText}`);
+
+    const [orderResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${api}/orders`),
+      page.getByRole("button", { name: "Place demo order" }).click(),
+    ]);
+    if (orderResponse.status() !== 201) fail(`/orders answered ${orderResponse.status()}`);
+    await page.waitForSelector("#orders li[data-order-id]");
+    await page.screenshot({ path: join(artifacts, "demo-signed-in.png"), fullPage: true });
+
+    await page.getByRole("button", { name: "Revoke session" }).click();
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("revoked"));
+    const status = await page.locator("#status").textContent();
+    const after = await sessionOf(page);
+    if (after !== null) fail("tokens still stored after revocation");
+    if (problems.length) fail(problems.join("; "));
+    const message = signed[0] ?? "";
+    for (const part of [`\n${wallet.address}\n`, "\nExpiration Time: ", "\nResources:\n- urn:recap:"]) {
+      if (!message.includes(part)) fail(`signed message lacks ${JSON.stringify(part)}:\n${message}`);
+    }
+    await context.close();
+    return { account, status, message, orderStatus: orderResponse.status() };
+  },
+
+  // The demo as an OIDC public client: /authorize page -> signature -> code -> /token.
+  async oidc(browser, wallet) {
+    const { context, signed } = await newContext(browser, { wallet });
+    const page = await context.newPage();
+    const problems = [];
+    watch(page, problems);
+    await page.goto(`${issuer}/demo/?api=${encodeURIComponent(api)}`);
+    await page.waitForSelector("html[data-ready]");
+    await page.getByRole("button", { name: /OpenID Connect/ }).click();
+    await page.waitForURL(/\/authorize\?/);
+    await signInPageReady(page);
+    await page.screenshot({ path: join(artifacts, "authorize-page.png"), fullPage: true });
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    await page.waitForURL(/\/demo\/$/, { timeout: 20_000 });
+    await page.waitForSelector("#signed-in:not([hidden])");
+    const [accountResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${api}/account`),
+      page.getByRole("button", { name: "Load account" }).click(),
+    ]);
+    if (accountResponse.status() !== 200) fail(`/account answered ${accountResponse.status()}`);
+    const claims = await page.locator("#claims").textContent();
+    if (!claims.includes("OpenID Connect")) fail(`claims table: ${claims}`);
+    if (problems.length) fail(problems.join("; "));
+    await context.close();
+    return { message: signed[0], accountStatus: accountResponse.status() };
+  },
+
+  // The user says no in the wallet: a clear message, no token anywhere.
+  async rejected(browser, wallet) {
+    const { context, calls } = await newContext(browser, { wallet, mode: "reject" });
+    const page = await context.newPage();
+    await page.goto(`${issuer}/signin?client_id=demo&audience=trading-api&scope=account:read&return_to=/demo/`);
+    await signInPageReady(page);
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    const error = page.getByRole("alert");
+    await error.waitFor({ state: "visible" });
+    const text = await error.textContent();
+    if (!/declined/.test(text)) fail(`error text: ${text}`);
+    if (!page.url().includes("/signin")) fail(`navigated to ${page.url()}`);
+    if ((await sessionOf(page)) !== null) fail("a token was stored");
+    if (!calls.includes("personal_sign")) fail("the wallet was never asked to sign");
+    await page.screenshot({ path: join(artifacts, "signin-rejected.png"), fullPage: true });
+    await context.close();
+    return { error: text };
+  },
+
+  // No wallet in the browser: a clear message, before and after pressing the button.
+  async missing(browser) {
+    const { context } = await newContext(browser, { viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    await page.goto(`${issuer}/signin?client_id=demo&audience=trading-api&scope=account:read&return_to=/demo/`);
+    await signInPageReady(page);
+    const error = page.getByRole("alert");
+    await error.waitFor({ state: "visible" });
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    await page.waitForTimeout(600);
+    const text = await error.textContent();
+    if (!/No Ethereum wallet was found/.test(text)) fail(`error text: ${text}`);
+    const focused = await page.evaluate(() => document.activeElement?.id);
+    if (focused !== "error") fail(`focus is on ${focused}, not on the error`);
+    if ((await sessionOf(page)) !== null) fail("a token was stored");
+    await page.screenshot({ path: join(artifacts, "signin-no-wallet-phone.png"), fullPage: true });
+    await context.close();
+    return { error: text };
+  },
+
+  // The wallet is on a chain the client does not accept and cannot switch.
+  async wrong_chain(browser, wallet) {
+    const { context, calls } = await newContext(browser, { wallet, chainId: 5 });
+    const page = await context.newPage();
+    await page.goto(`${issuer}/signin?client_id=demo&audience=trading-api&scope=account:read`);
+    await signInPageReady(page);
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    const error = page.getByRole("alert");
+    await error.waitFor({ state: "visible" });
+    const text = await error.textContent();
+    if (!/chain 5/.test(text) || !/Switch the network/.test(text)) fail(`error text: ${text}`);
+    if (calls.includes("personal_sign")) fail("asked to sign on the wrong chain");
+    if (!calls.includes("wallet_switchEthereumChain")) fail("no attempt to switch chains");
+    await context.close();
+    return { error: text };
+  },
+};
+
+async function main() {
+  if (!scenarios[scenario]) fail(`unknown scenario ${scenario}`);
+  const wallet = new Wallet(privateKey);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    // playwright-core starts Chromium with a fresh temporary profile (--user-data-dir) itself.
+    args: CHROMIUM_FLAGS,
+    headless: true,
+  });
+  try {
+    const facts = await scenarios[scenario](browser, wallet);
+    process.stdout.write(JSON.stringify({ scenario, ok: true, ...facts }) + "\n");
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((err) => {
+  process.stdout.write(JSON.stringify({ scenario, ok: false, error: String(err?.stack ?? err) }) + "\n");
+  process.exit(1);
+});

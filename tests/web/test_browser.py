@@ -1,0 +1,173 @@
+"""End to end in headless Chromium: the demo dApp served by a real `did-auth serve` (no
+config), an injected EIP-1193 wallet backed by an ethers Wallet, and a real
+examples/trading_api.py process. Screenshots go to test-artifacts/ (git-ignored).
+
+Needs Debian's Chromium at /usr/bin/chromium (scripts/test.sh installs it) and the npm
+packages (playwright-core, ethers) in node_modules/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.redis_server import free_port
+from tests.fixtures.servers import start_server, stop_server
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Until create_app installs the OIDC router itself, a launcher adds it (tests/web/serve_oidc.py).
+WIRED = "install_oidc" in (ROOT / "did_auth" / "api" / "app.py").read_text()
+
+
+class Proc:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.proc = proc
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _spawn(cmd: list[str], url: str, log: Path) -> Proc:
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DID_AUTH_")},
+        start_new_session=True,
+    )
+    running = Proc(url, proc, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[1]} exited:\n{running.output()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+                return running
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    running.stop()
+    raise RuntimeError(f"{cmd[1]} did not start:\n{running.output()}")
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if WIRED:
+        server = start_server({})  # `did-auth serve --port P`: embedded defaults
+        yield server.url
+        stop_server(server)
+        return
+    port = free_port()
+    log = tmp_path_factory.mktemp("did-auth") / "server.log"
+    cmd = [sys.executable, "tests/web/serve_oidc.py", "--port", str(port)]
+    running = _spawn(cmd, f"http://127.0.0.1:{port}", log)
+    yield running.url
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("trading-api") / "api.log"
+    cmd = [
+        sys.executable,
+        "tests/web/trading_api_cors.py",
+        issuer,  # the demo's origin, allowed by CORS
+        "--issuer",
+        issuer,
+        "--audience",
+        "trading-api",
+        "--port",
+        str(port),
+    ]
+    running = _spawn(cmd, f"http://127.0.0.1:{port}", log)
+    yield running.url
+    running.stop()
+
+
+def run_scenario(name: str, issuer: str, api: str = "http://127.0.0.1:9") -> dict[str, Any]:
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: `apt-get install -y chromium` (scripts/test.sh does it)"
+    )
+    config = {
+        "issuer": issuer,
+        "api": api,
+        "privateKey": "0x" + secrets.token_hex(32),
+        "artifacts": str(ARTIFACTS),
+    }
+    env = {**os.environ, "E2E": json.dumps(config), "CHROMIUM": CHROMIUM}
+    done = subprocess.run(
+        ["node", "tests/web/browser_e2e.mjs", name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no result from the browser run:\n{done.stdout}\n{done.stderr}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    assert done.returncode == 0 and result["ok"], f"{result.get('error')}\n{done.stderr}"
+    return result
+
+
+def test_demo_dapp_signs_in_calls_account_orders_and_revokes(issuer: str, trading_api: str) -> None:
+    result = run_scenario("hosted", issuer, trading_api)
+    account = result["account"]
+    assert account["sub"].startswith("did:pkh:eip155:31337:0x")
+    assert account["client_id"] == "demo"
+    assert set(account["scopes"]) == {"account:read", "trade:write"}
+    assert result["orderStatus"] == 201
+    assert "did-auth now refuses its refresh token" in result["status"]
+    message = result["message"]
+    assert message.startswith(issuer.removeprefix("http://") + " wants you to sign in")
+    assert f"URI: {issuer}/signin" in message
+    assert "You allow it to see your account balances and open orders" in message
+    assert (ARTIFACTS / "signin-page.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "demo-signed-in.png").stat().st_size > 10_000
+
+
+def test_demo_dapp_as_oidc_client_code_flow_with_pkce(issuer: str, trading_api: str) -> None:
+    result = run_scenario("oidc", issuer, trading_api)
+    assert result["accountStatus"] == 200
+    assert f"URI: {issuer}/authorize" in result["message"]
+    assert "\nRequest ID: " in result["message"]
+    assert (ARTIFACTS / "authorize-page.png").exists()
+
+
+def test_user_rejects_signature_clear_message_no_token(issuer: str) -> None:
+    result = run_scenario("rejected", issuer)
+    assert "You declined the request in your wallet" in result["error"]
+    assert "not signed in" in result["error"]
+
+
+def test_wallet_missing_clear_message(issuer: str) -> None:
+    result = run_scenario("missing", issuer)
+    assert "No Ethereum wallet was found" in result["error"]
+
+
+def test_wrong_chain_clear_message(issuer: str) -> None:
+    result = run_scenario("wrong_chain", issuer)
+    assert "Switch the network in your wallet" in result["error"]
