@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from did_auth.clock import SystemClock
 from did_auth.errors import ConfigError, DidAuthError
 from did_auth.settings import Settings, load_settings
 
@@ -73,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and settings.embedded:
         return _fail("--workers > 1 needs a shared store: set redis_url")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(_preflight(settings))
     mode = "embedded defaults (in-memory store)" if path is None else path
     print(f"did-auth {settings.issuer} ({mode})", flush=True)
     print(f"  issuer:    {settings.issuer}", flush=True)
@@ -95,6 +97,34 @@ def _serve(args: argparse.Namespace) -> int:
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+async def _preflight(settings: Settings) -> None:
+    """Fail fast with a one-line message on a wrong key-encryption key (not on an
+    unreachable Redis: the server then starts and answers 503 until it returns)."""
+    if settings.embedded:
+        return
+    from did_auth.errors import TemporarilyUnavailable
+    from did_auth.store.base import open_store
+    from did_auth.tokens.kek import Sealer, load_kek
+    from did_auth.tokens.keys import KeyRing
+
+    store = open_store(settings.redis_url)
+    kek = load_kek(
+        file=settings.key_encryption_key_file,
+        b64=settings.key_encryption_key,
+        create_default="kek.bin",
+    )
+    ring = KeyRing(
+        store, Sealer(kek), SystemClock(), alg=settings.signing_alg,
+        max_token_ttl=settings.access_token_ttl,
+    )
+    try:
+        await ring.load()
+    except TemporarilyUnavailable:
+        print("did-auth: warning: Redis unreachable; serving 503 until it is back", file=sys.stderr)
+    finally:
+        await store.close()
 
 
 async def _keys(args: argparse.Namespace) -> int:

@@ -6,13 +6,19 @@ from dataclasses import dataclass
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
+import logging
+
 from did_auth.clock import Clock, SystemClock
+from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.flows.token_grants import TokenGrants
+from did_auth.monitoring.audit import AuditLog
+from did_auth.policy.abuse import AbuseGuard
+from did_auth.policy.backoff import OtpBackoff
 from did_auth.settings import Settings
 from did_auth.store.base import Store, open_store
 from did_auth.tokens.issue import TokenIssuer
@@ -22,6 +28,8 @@ from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
 
 __all__ = ["Services", "build_services"]
+
+log = logging.getLogger("did_auth")
 
 
 @dataclass
@@ -39,11 +47,18 @@ class Services:
     otp: OtpService
     siwe: SiweLogin
     tokens: TokenGrants
+    audit: AuditLog
+    guard: AbuseGuard
     chains: ChainRegistry
 
     async def start(self) -> None:
         await self.chains.start()
-        await self.keys.load()
+        try:
+            await self.keys.load()
+        except TemporarilyUnavailable:
+            # Start anyway and answer 503 until the store is back (fail closed, recover
+            # by itself): the keys are loaded by the first request that can reach it.
+            log.warning("store unreachable at start; signing keys load when it returns")
 
     async def close(self) -> None:
         try:
@@ -58,6 +73,7 @@ def build_services(
     clock: Clock | None = None,
     store: Store | None = None,
     signatures: SignatureChecker | None = None,
+    audit: AuditLog | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     store = store or open_store(settings.redis_url)
@@ -83,7 +99,21 @@ def build_services(
     checker = signatures or ChainSignatureChecker(chains)
     local = LocalTokenCheck(keys, store, sessions, clock, issuer=settings.issuer)
     dpop = DpopGate(store, clock, secret=kek, require_nonce=settings.dpop_nonce)
-    otp = OtpService(store, sealer, clock, issuer_name="did-auth")
+    rl = settings.rate_limits
+    otp = OtpService(
+        store,
+        sealer,
+        clock,
+        issuer_name="did-auth",
+        backoff=OtpBackoff(
+            store,
+            base=rl.otp_backoff_base,
+            cap=rl.otp_backoff_cap,
+            free_attempts=rl.otp_free_attempts,
+        ),
+    )
+    audit = audit or AuditLog.from_setting(settings.audit_log)
+    guard = AbuseGuard(settings, store, audit)
     return Services(
         settings=settings,
         clock=clock,
@@ -96,7 +126,9 @@ def build_services(
         local=local,
         dpop=dpop,
         otp=otp,
-        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp),
+        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp, guard),
         tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop),
+        audit=audit,
+        guard=guard,
         chains=chains,
     )

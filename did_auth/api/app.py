@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from did_auth import __version__
+from did_auth.api.context import RequestContextMiddleware, request_context
 from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import basic_credentials, read_form, required
 from did_auth.api.limits import BodySizeLimit
@@ -23,9 +24,12 @@ from did_auth.api.models import (
 )
 from did_auth.errors import InvalidRequest, InvalidToken, TemporarilyUnavailable
 from did_auth.flows.siwe_login import SiweRequest
+from did_auth.monitoring.audit import AuditEvent, Outcome
+from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
 from did_auth.policy.clients import get_client
 from did_auth.services import Services, build_services
 from did_auth.settings import Settings
+from did_auth.tokens.issue import Grant
 
 __all__ = ["create_app"]
 
@@ -81,6 +85,27 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.services = svc
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)
+    audit = svc.audit
+
+    def login_ok(request: Request, method: str, grant: Grant) -> None:
+        ctx = request_context(request)
+        METRICS.logins.labels(method=method, outcome="success").inc()
+        METRICS.tokens_issued.labels(grant=method).inc()
+        audit.emit(
+            AuditEvent.LOGIN_SUCCESS,
+            Outcome.SUCCESS,
+            request_id=ctx.request_id,
+            client_id=grant.client_id,
+            subject=grant.sub,
+            ip=ctx.ip,
+            method=method,
+            sid=grant.sid,
+            scope=grant.scope,
+            amr=list(grant.amr),
+            dpop=grant.jkt is not None,
+        )
+
     discovery = _discovery(settings)
 
     @app.get("/.well-known/openid-configuration")
@@ -97,9 +122,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return JSONResponse(svc.keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
     @app.post("/siwe/nonce", response_model=NonceResponse)
-    async def siwe_nonce(body: NonceRequest) -> Response:
+    async def siwe_nonce(request: Request, body: NonceRequest) -> Response:
+        ctx = request_context(request)
+        request.state.client_id = body.client_id
+        await svc.guard.nonce_request(ctx)
         client = get_client(settings, body.client_id)
         nonce = await svc.nonces.issue(client.client_id)
+        await svc.guard.hold_nonce(ctx, client.client_id, nonce)
         return JSONResponse({"nonce": nonce, "expires_in": svc.nonces.ttl}, headers=_NO_STORE)
 
     def token_headers() -> dict[str, str]:
@@ -109,6 +138,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.post("/siwe/verify", response_model=TokenResponse)
     async def siwe_verify(request: Request, body: SiweVerifyRequest) -> Response:
+        ctx = request_context(request)
+        request.state.client_id = body.client_id
+        await svc.guard.verify_request(ctx)
         await svc.keys.refresh()
         client = get_client(settings, body.client_id)
         jkt = await svc.dpop.check(
@@ -117,7 +149,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             htu=settings.issuer + "/siwe/verify",
             required=client.require_dpop,
         )
-        response, _ = await svc.siwe.verify(
+        response, grant = await svc.siwe.verify(
             SiweRequest(
                 client_id=body.client_id,
                 message=body.message,
@@ -126,8 +158,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 scope=body.scope,
                 otp=body.otp,
                 jkt=jkt,
+                ctx=ctx,
             )
         )
+        login_ok(request, "siwe", grant)
         return JSONResponse(response, headers=token_headers())
 
     @app.post("/token", response_model=TokenResponse)
@@ -136,13 +170,26 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         grant_type = required(form, "grant_type")
         if grant_type != "refresh_token":
             raise InvalidRequest("unsupported grant_type", reason="unsupported_grant_type")
+        ctx = request_context(request)
+        client_id = required(form, "client_id")
+        request.state.client_id = client_id
+        await svc.guard.refresh_request(ctx, client_id)
         await svc.keys.refresh()
         response = await svc.tokens.refresh(
-            client_id=required(form, "client_id"),
+            client_id=client_id,
             refresh_token=required(form, "refresh_token"),
             scope=form.get("scope"),
             dpop_proofs=request.headers.getlist("dpop"),
             htu=settings.issuer + "/token",
+        )
+        METRICS.tokens_issued.labels(grant="refresh_token").inc()
+        audit.emit(
+            AuditEvent.TOKEN_REFRESHED,
+            Outcome.SUCCESS,
+            request_id=ctx.request_id,
+            client_id=client_id,
+            ip=ctx.ip,
+            scope=response["scope"],
         )
         return JSONResponse(response, headers=token_headers())
 
@@ -150,7 +197,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def revoke(request: Request) -> Response:
         form = await read_form(request)
         await svc.keys.refresh()
-        await svc.tokens.revoke(required(form, "token"))
+        sid = await svc.tokens.revoke(required(form, "token"))
+        if sid is not None:
+            ctx = request_context(request)
+            audit.emit(
+                AuditEvent.TOKEN_REVOKED,
+                Outcome.SUCCESS,
+                request_id=ctx.request_id,
+                ip=ctx.ip,
+                sid=sid,
+                reason="rfc7009",
+            )
         return Response(status_code=200, headers=_NO_STORE)
 
     @app.post("/introspect")
@@ -158,6 +215,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         form = await read_form(request)
         name, secret = basic_credentials(request, form)
         svc.tokens.authenticate_resource_server(name, secret)
+        await svc.guard.introspect_request(name)
         await svc.keys.refresh()
         result = await svc.tokens.introspect(required(form, "token"))
         return JSONResponse(result, headers=_NO_STORE)
@@ -198,6 +256,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 jkt=jkt,
             )
         return claims
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(REGISTRY.expose(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -9,7 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from did_auth.errors import DidAuthError, RateLimited, UseDpopNonce
+from did_auth.api.context import request_context
+from did_auth.errors import DidAuthError, RateLimited, TemporarilyUnavailable, UseDpopNonce
+from did_auth.monitoring.audit import AuditEvent, Outcome
+from did_auth.monitoring.metrics import METRICS
+from did_auth.policy.ratelimit import RateLimitExceeded
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -20,7 +24,9 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 def error_response(exc: DidAuthError) -> JSONResponse:
     headers = dict(_NO_STORE)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimitExceeded):
+        headers.update(exc.headers)
+    elif isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, UseDpopNonce):
         headers["DPoP-Nonce"] = exc.nonce
@@ -42,9 +48,55 @@ def _validation_text(exc: RequestValidationError) -> str:
     return f"invalid field {where}: {e.get('msg', 'invalid')}"
 
 
+_LOGIN_ROUTES = frozenset({"/siwe/verify", "/did/verify"})
+_ANOMALIES = {
+    "nonce_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
+    "dpop_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
+    "challenge_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
+    "refresh_reuse": (AuditEvent.REFRESH_REUSE, "refresh_reuse"),
+    "session_revoked": (AuditEvent.REVOKED_USE, "revoked_use"),
+    "revoked": (AuditEvent.REVOKED_USE, "revoked_use"),
+    "suspended": (AuditEvent.REVOKED_USE, "revoked_use"),
+}
+
+
+def _observe_failure(request: Request, exc: DidAuthError) -> None:
+    """Audit and count a refused request (one line per security decision)."""
+    services = getattr(request.app.state, "services", None)
+    audit = getattr(services, "audit", None)
+    ctx = request_context(request)
+    client_id = getattr(request.state, "client_id", None)
+    path = request.url.path
+    common = {
+        "reason": exc.reason,
+        "request_id": ctx.request_id,
+        "client_id": client_id,
+        "ip": ctx.ip,
+        "status": exc.status,
+    }
+    if isinstance(exc, TemporarilyUnavailable) and exc.reason == "redis_down":
+        METRICS.redis_errors.inc()
+    if audit is None:
+        return
+    if isinstance(exc, RateLimited):
+        bucket = exc.decision.policy if isinstance(exc, RateLimitExceeded) else exc.reason
+        METRICS.rate_limited.labels(bucket=bucket).inc()
+        audit.emit(AuditEvent.RATE_LIMITED, Outcome.DENIED, route=path, **common)
+    anomaly = _ANOMALIES.get(exc.reason)
+    if anomaly is not None:
+        METRICS.anomalies.labels(kind=anomaly[1]).inc()
+        audit.emit(anomaly[0], Outcome.DETECTED, route=path, **common)
+    if path in _LOGIN_ROUTES:
+        METRICS.logins.labels(method=path.split("/")[1], outcome="failure").inc()
+        audit.emit(AuditEvent.LOGIN_FAILURE, Outcome.FAILURE, method=path.split("/")[1], **common)
+    elif path == "/token":
+        audit.emit(AuditEvent.TOKEN_REFRESHED, Outcome.FAILURE, **common)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DidAuthError)
-    async def _did_auth(_: Request, exc: DidAuthError) -> Response:
+    async def _did_auth(request: Request, exc: DidAuthError) -> Response:
+        _observe_failure(request, exc)
         if exc.status >= 500 and exc.code != "temporarily_unavailable":
             log.error("internal error: %s", exc.reason)
             return JSONResponse(

@@ -9,6 +9,7 @@ from did_auth.store.base import Store
 
 __all__ = ["NonceBook", "new_nonce"]
 
+_USED = b"\x00used"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -38,11 +39,17 @@ class NonceBook:
                 return nonce
 
     async def consume(self, nonce: str, binding: str) -> None:
-        """Atomically use a nonce once. A nonce bound to something else is left untouched."""
-        got = await self._store.take(self._key(nonce), expect=binding.encode())
+        """Atomically use a nonce once (compare-and-set to a 'used' marker, one round trip).
+
+        The marker outlives the nonce's use so that a replay is told apart from a nonce this
+        server never issued; a nonce bound to something else is left untouched.
+        """
+        key = self._key(nonce)
+        if await self._store.swap(key, binding.encode(), _USED, self._ttl):
+            return
+        got = await self._store.get(key)
+        if got == _USED:
+            raise InvalidGrant("nonce already used", reason="nonce_replay")
         if got is None:
-            raise InvalidGrant(
-                "nonce unknown, expired or already used", reason="nonce_unknown_or_used"
-            )
-        if got != binding.encode():
-            raise InvalidGrant("nonce was issued for another client", reason="nonce_binding")
+            raise InvalidGrant("nonce unknown or expired", reason="nonce_unknown")
+        raise InvalidGrant("nonce was issued for another client", reason="nonce_binding")

@@ -8,14 +8,14 @@ with exponential, capped delays (a 6-digit code can be guessed, unlike a signatu
 from __future__ import annotations
 
 import base64
-import math
 from dataclasses import dataclass
 
 import orjson
 import pyotp
 
 from did_auth.clock import Clock
-from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest, RateLimited
+from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
+from did_auth.policy.backoff import OtpBackoff
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
 
@@ -23,20 +23,10 @@ __all__ = ["OtpService"]
 
 _TTL = 10 * 365 * 86400
 _PENDING_TTL = 900
-_MAX_DELAY = 900  # seconds
-_FREE_ATTEMPTS = 3
 
 
 def _key(sub: str) -> str:
     return f"da:{{otp:{sub}}}:secret"
-
-
-def _fail_key(sub: str) -> str:
-    return f"da:{{otp:{sub}}}:fails"
-
-
-def _last_key(sub: str) -> str:
-    return f"da:{{otp:{sub}}}:last"
 
 
 @dataclass(frozen=True)
@@ -46,8 +36,17 @@ class Enrollment:
 
 
 class OtpService:
-    def __init__(self, store: Store, sealer: Sealer, clock: Clock, *, issuer_name: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        clock: Clock,
+        *,
+        issuer_name: str,
+        backoff: OtpBackoff | None = None,
+    ) -> None:
         self._store = store
+        self._backoff = backoff or OtpBackoff(store)
         self._sealer = sealer
         self._clock = clock
         self._issuer_name = issuer_name
@@ -95,26 +94,13 @@ class OtpService:
     async def _check(
         self, sub: str, rec: dict[str, object], code: object, *, activate: bool
     ) -> None:
-        # Count the attempt *before* looking at the code, atomically (INCR): parallel guesses
-        # each get their own attempt number, so a burst cannot slip past the backoff.
-        attempt = await self._store.incr(_fail_key(sub), 2 * _MAX_DELAY)
-        now = self._clock.now()
-        if attempt > _FREE_ATTEMPTS:
-            last_raw = await self._store.get(_last_key(sub))
-            await self._store.put(_last_key(sub), str(now).encode(), 2 * _MAX_DELAY)
-            last = float(last_raw) if last_raw is not None else now
-            wait = last + self._delay(attempt - 1) - now
-            if last_raw is None or wait > 0:
-                raise RateLimited(
-                    "too many wrong codes; wait before retrying",
-                    retry_after=math.ceil(max(wait, 1.0)),
-                    reason="otp_backoff",
-                )
-        else:
-            await self._store.put(_last_key(sub), str(now).encode(), 2 * _MAX_DELAY)
+        # The attempt is admitted (and counted) *before* the code is looked at: a burst of
+        # parallel guesses gets one attempt per backoff window, never one each.
+        await self._backoff.attempt(sub)
         if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
             raise InvalidGrant("otp must be a 6-digit code", reason="otp_invalid")
         totp = pyotp.TOTP(self._secret(sub, rec))
+        now = self._clock.now()
         step = None
         for offset in (0, -1, 1):  # RFC 6238 §5.2: allow one time step of clock drift
             t = now + offset * totp.interval
@@ -127,11 +113,4 @@ class OtpService:
             raise InvalidGrant("otp is wrong or already used", reason="otp_invalid")
         updated = {**rec, "last_step": step, "active": True if activate else rec.get("active")}
         await self._store.put(_key(sub), orjson.dumps(updated), _TTL)
-        await self._store.delete(_fail_key(sub), _last_key(sub))
-
-    @staticmethod
-    def _delay(failures: int) -> float:
-        """Seconds to wait after `failures` consecutive failures: 2, 4, 8 ... capped."""
-        if failures < _FREE_ATTEMPTS:
-            return 0.0
-        return float(min(_MAX_DELAY, 2 ** (failures - _FREE_ATTEMPTS + 1)))
+        await self._backoff.success(sub)

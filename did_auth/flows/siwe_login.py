@@ -9,11 +9,12 @@ rejected request never burns it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidRequest
+from did_auth.errors import InvalidGrant, InvalidRequest
+from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
@@ -48,6 +49,7 @@ class SiweRequest:
     scope: Any = None
     otp: Any = None
     jkt: str | None = None  # thumbprint of a verified DPoP proof's key
+    ctx: RequestContext = field(default_factory=RequestContext)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class SiweLogin:
     issuer: TokenIssuer
     sessions: SessionStore
     otp: OtpService
+    guard: LoginGuard = field(default_factory=OpenGuard)
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
@@ -69,6 +72,7 @@ class SiweLogin:
         if not isinstance(req.signature, str) or len(req.signature) > MAX_SIGNATURE_HEX:
             raise InvalidRequest("signature must be 0x-prefixed hex")
         msg = SiweMessage.from_text(req.message)
+        await self.guard.before_proof(req.ctx, client.client_id, msg.address)
         check_chain(client, msg.chain_id)
         check_domain(client, msg.domain)
         check_uri(client, msg.uri, msg.scheme)
@@ -83,12 +87,18 @@ class SiweLogin:
             step_up_ok=req.otp is not None,
         )
         signature = parse_hex_signature(req.signature)
-        await self.signatures.check(
-            chain_id=msg.chain_id,
-            address=msg.address,
-            message=req.message.encode(),
-            signature=signature,
-        )
+        try:
+            await self.signatures.check(
+                chain_id=msg.chain_id,
+                address=msg.address,
+                message=req.message.encode(),
+                signature=signature,
+            )
+        except InvalidGrant:
+            await self.guard.proof_failed(req.ctx, client.client_id, msg.address)
+            raise
+        # Only a verified signature is charged to the account's own budget.
+        await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
         # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
         # of one signed message cannot both pass this line.
         await self.nonces.consume(msg.nonce, client.client_id)

@@ -157,8 +157,11 @@ class KeyRing:
         self._loaded_at = self._clock.now()
 
     async def refresh(self, max_age: float = REFRESH_INTERVAL) -> None:
-        """Re-read the ring when older than `max_age` so replicas see rotations."""
-        if self._clock.now() - self._loaded_at >= max_age:
+        """Re-read the ring when older than `max_age` so replicas see rotations (and load it
+        when the store was unreachable at start)."""
+        if self._raw is None:
+            await self.load()
+        elif self._clock.now() - self._loaded_at >= max_age:
             raw = await self._store.get(KEYS_KEY)
             if raw is not None:
                 self._apply(raw)

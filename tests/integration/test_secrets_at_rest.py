@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 
+import httpx
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.store.redis import RedisStore
 from did_auth.tokens.kek import Sealer
 from did_auth.tokens.keys import KEYS_KEY, _unseal_key
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LiveServer
 from tests.integration.test_live_server import _login_body
 
-import httpx
-import orjson
-
 
 def _redis_dump(server: RedisServer) -> bytes:
     """Every key and value in Redis, over a raw connection (strings, sets, lists, hashes)."""
     import redis
 
-    r = redis.Redis.from_url(server.url)
+    out = bytearray()
+    for db in range(16):
+        out += _dump_db(redis.Redis.from_url(server.url[:-1] + str(db)))
+    return bytes(out)
+
+
+def _dump_db(r: redis.Redis) -> bytes:  # type: ignore[name-defined]  # noqa: F821
     out = bytearray()
     for key in r.scan_iter(count=1000):
         kind = r.type(key)
@@ -85,6 +88,6 @@ def test_no_private_key_bytes_at_rest_or_in_logs(live_server: LiveServer, redis_
 def _redis_dump_value(server: RedisServer, key: str) -> bytes:
     import redis
 
-    value = redis.Redis.from_url(server.url).get(key)
+    value = redis.Redis.from_url(server.url[:-1] + "1").get(key)  # the live server's db
     assert value is not None
     return bytes(value)

@@ -1,0 +1,95 @@
+"""Per-request context at the edge: client IP (X-Forwarded-For only from trusted proxies),
+a request id, and the request metrics (route template, status, latency)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import time
+from collections.abc import Iterable
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from did_auth.flows.guard import RequestContext
+from did_auth.monitoring.metrics import METRICS
+
+__all__ = ["RequestContextMiddleware", "client_ip", "request_context"]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def client_ip(peer: str, forwarded_for: Iterable[str], trusted: list[Network]) -> str:
+    """The client address: the peer, unless the peer is a trusted proxy, in which case the
+    rightmost X-Forwarded-For hop that is not itself a trusted proxy (RFC 7239 §7.4 logic:
+    only hops added by our own proxies can be believed)."""
+    addr = _parse_ip(peer)
+    if addr is None or not any(addr in net for net in trusted):
+        return peer
+    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+    for hop in reversed(hops):
+        ip = _parse_ip(hop)
+        if ip is None:
+            return peer  # a malformed chain: trust nothing it says
+        if not any(ip in net for net in trusted):
+            return str(ip)
+    return str(_parse_ip(hops[0])) if hops else peer
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, trusted_proxies: list[str]) -> None:
+        self.app = app
+        self.trusted: list[Network] = [
+            ipaddress.ip_network(n, strict=False) for n in trusted_proxies
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        peer = (scope.get("client") or ("", 0))[0]
+        xff: list[str] = []
+        rid = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                xff.append(value.decode("latin-1"))
+            elif name == b"x-request-id":
+                rid = value.decode("latin-1")
+        if not _REQUEST_ID.match(rid):
+            rid = secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state["ctx"] = RequestContext(ip=client_ip(peer, xff, self.trusted), request_id=rid)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            METRICS.http_requests.labels(
+                route=route, method=scope.get("method", ""), status=str(status)
+            ).inc()
+            METRICS.http_request_duration.labels(route=route).observe(time.perf_counter() - start)
+
+
+def request_context(request: Request) -> RequestContext:
+    ctx = getattr(request.state, "ctx", None)
+    return ctx if isinstance(ctx, RequestContext) else RequestContext()

@@ -1,0 +1,118 @@
+"""Abuse protection at the decision points: rate limits per IP / subject / client, source
+backoff for failed proofs, caps on outstanding nonces, anomaly signals.
+
+A wallet signature cannot be guessed, so failed proofs back off the failing *source* (the
+IP, and the IP + claimed account pair), never the account alone: an attacker cannot lock a
+victim out. The per-subject budget is charged only for proofs whose signature verified, so
+nobody can spend another account's budget.
+"""
+
+from __future__ import annotations
+
+from did_auth.errors import RateLimited
+from did_auth.flows.guard import RequestContext
+from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
+from did_auth.monitoring.metrics import METRICS
+from did_auth.policy.backoff import SourceBackoff
+from did_auth.policy.ratelimit import (
+    RateLimiter,
+    check_all,
+    client_ip_key,
+    enforce,
+    rates_from_config,
+)
+from did_auth.settings import Settings
+from did_auth.store.base import Store
+
+__all__ = ["AbuseGuard"]
+
+
+class AbuseGuard:
+    def __init__(self, settings: Settings, store: Store, audit: AuditLog) -> None:
+        rl = settings.rate_limits
+        self._store = store
+        self._audit = audit
+        self._limiter = RateLimiter(store)
+        self._rates = rates_from_config(rl.model_dump())
+        self._outstanding = rl.outstanding_nonces_per_ip
+        self._nonce_ttl = settings.nonce_ttl
+        self._backoff = SourceBackoff(
+            store,
+            ip_threshold=rl.source_backoff_ip_threshold,
+            pair_threshold=rl.source_backoff_pair_threshold,
+            cap=rl.source_backoff_cap,
+        )
+
+    # -- issuing nonces / challenges --------------------------------------------------
+
+    def _cap_key(self, client_id: str, ip: str) -> str:
+        return f"da:{{cap:{client_id}:{client_ip_key(ip)}}}"
+
+    async def nonce_request(self, ctx: RequestContext, *, kind: str = "nonce") -> None:
+        rate = self._rates["challenge_per_ip" if kind == "challenge" else "nonce_per_ip"]
+        enforce(await self._limiter.hit(f"{kind}:ip:{client_ip_key(ctx.ip)}", rate))
+
+    async def hold_nonce(self, ctx: RequestContext, client_id: str, nonce: str) -> None:
+        """Cap the nonces one client + IP may have outstanding (each lives nonce_ttl)."""
+        ok = await self._store.cap_add(
+            self._cap_key(client_id, ctx.ip), nonce, self._outstanding, self._nonce_ttl
+        )
+        if not ok:
+            raise RateLimited(
+                "too many outstanding nonces for this client and address",
+                retry_after=min(self._nonce_ttl, 30),
+                reason="outstanding_nonces",
+            )
+
+    async def release_nonce(self, ctx: RequestContext, client_id: str, nonce: str) -> None:
+        await self._store.cap_remove(self._cap_key(client_id, ctx.ip), nonce)
+
+    # -- proofs (LoginGuard) ----------------------------------------------------------
+
+    async def verify_request(self, ctx: RequestContext) -> None:
+        enforce(
+            await self._limiter.hit(
+                f"verify:ip:{client_ip_key(ctx.ip)}", self._rates["verify_per_ip"]
+            )
+        )
+
+    async def before_proof(self, ctx: RequestContext, client_id: str, claimed: str) -> None:
+        await self._backoff.check(ctx.ip, claimed)
+
+    async def proof_failed(self, ctx: RequestContext, client_id: str, claimed: str) -> None:
+        decision = await self._backoff.failure(ctx.ip, claimed)
+        if decision.burst:
+            METRICS.anomalies.labels(kind="signature_failure_burst").inc()
+            self._audit.emit(
+                AuditEvent.SIGNATURE_FAILURE_BURST,
+                Outcome.DETECTED,
+                reason="signature_failures",
+                request_id=ctx.request_id,
+                client_id=client_id,
+                ip=ctx.ip,
+                failures=decision.failures,
+            )
+
+    async def proof_verified(self, ctx: RequestContext, client_id: str, subject: str) -> None:
+        enforce(await self._limiter.hit(f"verify:sub:{subject}", self._rates["verify_per_subject"]))
+        await self._backoff.success(ctx.ip, subject)
+
+    # -- other endpoint classes -------------------------------------------------------
+
+    async def refresh_request(self, ctx: RequestContext, client_id: str) -> None:
+        enforce(
+            await check_all(
+                self._limiter,
+                [
+                    (f"token:client:{client_id}", self._rates["token_per_client"]),
+                    (f"refresh:ip:{client_ip_key(ctx.ip)}", self._rates["refresh_per_ip"]),
+                ],
+            )
+        )
+
+    async def introspect_request(self, resource_server: str) -> None:
+        enforce(
+            await self._limiter.hit(
+                f"introspect:client:{resource_server}", self._rates["introspect_per_client"]
+            )
+        )
