@@ -178,7 +178,8 @@ async def test_counterfactual_wallet_stays_undeployed(
     client, _ = app
     wallet = make_wallet("6492")
     assert sub_of(await login(client, wallet.address, wallet.sign))
-    assert hardhat_w3.eth.get_code(wallet.address) == b""  # validated in an eth_call only
+    # validated in an eth_call only: nothing was deployed
+    assert hardhat_w3.eth.get_code(Web3.to_checksum_address(wallet.address)) == b""
 
 
 async def test_counterfactual_long_signature_wallet(
