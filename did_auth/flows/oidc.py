@@ -657,13 +657,18 @@ class OidcProvider:
         # RFC 9449 §10: the proof must use the key named by dpop_jkt. Checked before the
         # code is spent, so a `use_dpop_nonce` round trip does not burn it.
         jkt = record["dpop_jkt"]
-        got_jkt = await self.dpop.check(
-            dpop_proofs,
-            htm="POST",
-            htu=self.issuer + "/token",
-            required=jkt is not None,
-            bound_jkt=jkt,
-        )
+        try:
+            got_jkt = await self.dpop.check(
+                dpop_proofs,
+                htm="POST",
+                htu=self.issuer + "/token",
+                required=jkt is not None,
+                bound_jkt=jkt,
+            )
+        except InvalidToken:  # the verifier's "key binding" failure, at the token endpoint
+            raise InvalidDpopProof(
+                "the DPoP proof's key is not the one named by dpop_jkt", reason="dpop_binding"
+            ) from None
         if jkt is None and got_jkt is not None:
             raise InvalidDpopProof(
                 "DPoP at the token endpoint needs dpop_jkt in the authorization request",

@@ -11,65 +11,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import start_server, stop_server
+from tests.web.procs import WIRED, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Until create_app installs the OIDC router itself, a launcher adds it (tests/web/serve_oidc.py).
-WIRED = "install_oidc" in (ROOT / "did_auth" / "api" / "app.py").read_text()
-
-
-class Proc:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.proc = proc
-        self.log = log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def _spawn(cmd: list[str], url: str, log: Path) -> Proc:
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DID_AUTH_")},
-        start_new_session=True,
-    )
-    running = Proc(url, proc, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[1]} exited:\n{running.output()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
-                return running
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    running.stop()
-    raise RuntimeError(f"{cmd[1]} did not start:\n{running.output()}")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +38,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("did-auth") / "server.log"
     cmd = [sys.executable, "tests/web/serve_oidc.py", "--port", str(port)]
-    running = _spawn(cmd, f"http://127.0.0.1:{port}", log)
+    running = spawn(cmd, f"http://127.0.0.1:{port}", log)
     yield running.url
     running.stop()
 
@@ -102,7 +58,7 @@ def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "--port",
         str(port),
     ]
-    running = _spawn(cmd, f"http://127.0.0.1:{port}", log)
+    running = spawn(cmd, f"http://127.0.0.1:{port}", log)
     yield running.url
     running.stop()
 
