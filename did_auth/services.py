@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
-import logging
-
 from did_auth.clock import Clock, SystemClock
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.dpop_gate import DpopGate
