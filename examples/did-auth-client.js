@@ -172,8 +172,10 @@ export function buildSiweMessage(f) {
   if (f.statement !== undefined && f.statement !== null && /\n/.test(f.statement)) {
     throw new Error("SIWE message: the statement must not contain a newline");
   }
+  // ABNF: address LF LF [ statement LF ] LF "URI: " (no statement: two empty lines).
   const lines = [`${f.domain} wants you to sign in with your Ethereum account:`, f.address, ""];
-  if (f.statement !== undefined && f.statement !== null) lines.push(f.statement, "");
+  if (f.statement !== undefined && f.statement !== null) lines.push(f.statement);
+  lines.push("");
   lines.push(
     `URI: ${f.uri}`,
     `Version: ${f.version ?? "1"}`,

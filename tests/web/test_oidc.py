@@ -358,8 +358,18 @@ async def oidc_app(
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    async with oidc_app() as pair:
+async def api(
+    store_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The in-process app on the memory store and on a real Redis (codes, parked requests
+    and used-code markers must be atomic on both)."""
+    if store_kind == "redis":
+        redis = request.getfixturevalue("redis_server")
+        kek = request.getfixturevalue("session_kek")
+        settings = oidc_settings(redis_url=redis.url, key_encryption_key_file=kek)
+    else:
+        settings = oidc_settings()
+    async with oidc_app(settings) as pair:
         yield pair
 
 
