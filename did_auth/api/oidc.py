@@ -35,7 +35,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
-from did_auth.errors import InvalidClient, InvalidToken
+from did_auth.api.context import request_context
+from did_auth.errors import InvalidClient, InvalidGrant, InvalidToken
 from did_auth.flows.oidc import (
     AuthorizePageError,
     AuthorizeRedirectError,
@@ -43,6 +44,8 @@ from did_auth.flows.oidc import (
     SignInPage,
     discovery_metadata,
 )
+from did_auth.monitoring.audit import AuditEvent, Outcome
+from did_auth.monitoring.metrics import METRICS
 from did_auth.services import Services
 from did_auth.settings import Settings
 
@@ -139,10 +142,40 @@ def _basic(request: Request) -> tuple[str, str] | None:
 async def authorization_code_grant(form: dict[str, str], request: Request) -> dict[str, Any]:
     """POST /token with grant_type=authorization_code (the caller wraps it in JSON with
     no-store headers, as for the other grants)."""
-    await _services(request).keys.refresh()
-    return await _provider(request).exchange(
-        form, basic=_basic(request), dpop_proofs=request.headers.getlist("dpop")
+    svc = _services(request)
+    ctx = request_context(request)
+    basic = _basic(request)
+    client_id = basic[0] if basic else form.get("client_id", "")
+    request.state.client_id = client_id
+    await svc.guard.refresh_request(ctx, client_id)  # token endpoint budget: client and IP
+    await svc.keys.refresh()
+    try:
+        response = await _provider(request).exchange(
+            form, basic=basic, dpop_proofs=request.headers.getlist("dpop")
+        )
+    except InvalidGrant as exc:
+        if exc.reason == "code_replay":
+            METRICS.anomalies.labels(kind="code_replay").inc()
+            svc.audit.emit(
+                AuditEvent.REPLAY_DETECTED,
+                Outcome.DETECTED,
+                reason="code_replay",
+                request_id=ctx.request_id,
+                client_id=client_id,
+                ip=ctx.ip,
+            )
+        raise
+    METRICS.tokens_issued.labels(grant="authorization_code").inc()
+    svc.audit.emit(
+        AuditEvent.TOKEN_ISSUED,
+        Outcome.SUCCESS,
+        request_id=ctx.request_id,
+        client_id=client_id,
+        ip=ctx.ip,
+        grant="authorization_code",
+        scope=response.get("scope"),
     )
+    return response
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -211,6 +244,8 @@ def _params(items: list[tuple[str, str]]) -> tuple[dict[str, str], frozenset[str
 
 
 async def _authorize(request: Request, items: list[tuple[str, str]]) -> Response:
+    # Each request parks state for REQUEST_TTL: budgeted per IP like DID challenges.
+    await _services(request).guard.nonce_request(request_context(request), kind="challenge")
     params, repeated = _params(items)
     try:
         _, page = await _provider(request).authorize(params, repeated)
@@ -257,8 +292,29 @@ class CancelRequest(BaseModel):
 
 @router.post("/authorize/complete")
 async def authorize_complete(request: Request, body: CompleteRequest) -> Response:
-    await _services(request).keys.refresh()
-    url = await _provider(request).complete(body.request_id, body.message, body.signature)
+    svc = _services(request)
+    ctx = request_context(request)
+    await svc.guard.verify_request(ctx)
+    await svc.keys.refresh()
+    url, grant = await _provider(request).complete(
+        body.request_id, body.message, body.signature, ctx
+    )
+    request.state.client_id = grant.client_id
+    METRICS.logins.labels(method="siwe", outcome="success").inc()
+    svc.audit.emit(
+        AuditEvent.LOGIN_SUCCESS,
+        Outcome.SUCCESS,
+        request_id=ctx.request_id,
+        client_id=grant.client_id,
+        subject=grant.sub,
+        ip=ctx.ip,
+        method="siwe",
+        flow="authorization_code",
+        sid=grant.sid,
+        scope=grant.scope,
+        amr=list(grant.amr),
+        dpop=grant.jkt is not None,
+    )
     return JSONResponse({"redirect": url}, headers=_NO_STORE)
 
 

@@ -48,6 +48,7 @@ from did_auth.errors import (
     InvalidToken,
 )
 from did_auth.flows.dpop_gate import DpopGate
+from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweLogin, SiweRequest
 from did_auth.flows.token_grants import hash_secret
 from did_auth.policy.clients import check_domain, check_uri, get_client
@@ -57,6 +58,7 @@ from did_auth.siwe import SiweMessage
 from did_auth.siwe.parse import STATEMENT_RE
 from did_auth.siwe.recaps import build_recap, recap_statement
 from did_auth.store.base import Store
+from did_auth.tokens.issue import Grant
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
@@ -524,9 +526,15 @@ class OidcProvider:
 
     # --- POST /authorize/complete -----------------------------------------------------------
 
-    async def complete(self, request_id: object, message: object, signature: object) -> str:
+    async def complete(
+        self,
+        request_id: object,
+        message: object,
+        signature: object,
+        ctx: RequestContext | None = None,
+    ) -> tuple[str, Grant]:
         """Check the signed EIP-4361 message against the parked request, log in, and return
-        the redirect URL carrying a fresh authorization code."""
+        the redirect URL carrying a fresh authorization code (and the login's grant)."""
         request = await self._pending(request_id)
         if not isinstance(message, str) or not message:
             raise InvalidRequest("message is required (the exact EIP-4361 text)")
@@ -544,6 +552,7 @@ class OidcProvider:
                 audience=request.audience,
                 scope=" ".join(request.scopes),
                 jkt=request.dpop_jkt,
+                ctx=ctx or RequestContext(),
             )
         )
         # Single use of the parked request (atomic): a concurrent completion that loses
@@ -581,7 +590,7 @@ class OidcProvider:
         if request.state is not None:
             params["state"] = request.state
         params["iss"] = self.issuer
-        return build_redirect(request.redirect_uri, params)
+        return build_redirect(request.redirect_uri, params), grant
 
     async def cancel(self, request_id: object) -> str:
         """The user declined: `access_denied` at the redirect URI (RFC 6749 §4.1.2.1)."""

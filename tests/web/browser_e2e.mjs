@@ -6,9 +6,10 @@
 //
 //   node tests/web/browser_e2e.mjs SCENARIO   with env E2E = JSON {issuer, api, privateKey, artifacts}
 //
-// Scenarios: hosted, oidc, rejected, missing, wrong_chain. Prints one JSON line
+// Scenarios: hosted, oidc, popup, rejected, missing, wrong_chain. Prints one JSON line
 // {"scenario", "ok": true, ...facts} and exits 0, or prints the failure and exits 1.
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { Wallet, getBytes, toUtf8String } from "ethers";
@@ -199,6 +200,52 @@ const scenarios = {
     if (problems.length) fail(problems.join("; "));
     await context.close();
     return { message: signed[0], accountStatus: accountResponse.status() };
+  },
+
+  // A dApp on another origin imports the client module from did-auth and signs in through
+  // the hosted page in a popup; the tokens come back by postMessage to that origin only.
+  async popup(browser, wallet) {
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><meta charset="utf-8"><title>Other dApp</title>
+<button id="go">Sign in</button><pre id="out"></pre>
+<script type="module">
+import { signInWithPopup, decodeJwt } from "${issuer}/static/did-auth-client.js";
+document.getElementById("go").addEventListener("click", async () => {
+  const out = document.getElementById("out");
+  try {
+    const session = await signInWithPopup({ issuer: "${issuer}", clientId: "demo",
+                                            audience: "trading-api", scope: "account:read" });
+    out.textContent = JSON.stringify({ ok: true, sub: decodeJwt(session.tokens.access_token).sub });
+  } catch (e) {
+    out.textContent = JSON.stringify({ ok: false, code: e.code, message: e.message });
+  }
+});
+</script>`);
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const origin = `http://127.0.0.1:${server.address().port}`;
+    try {
+      const { context } = await newContext(browser, { wallet });
+      const page = await context.newPage();
+      const problems = [];
+      watch(page, problems);
+      await page.goto(origin + "/");
+      const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("#go")]);
+      watch(popup, problems);
+      await signInPageReady(popup);
+      if (!popup.url().includes(`origin=${encodeURIComponent(origin)}`)) fail(`popup at ${popup.url()}`);
+      await popup.getByRole("button", { name: "Connect wallet and sign in" }).click();
+      await page.waitForFunction(() => document.getElementById("out").textContent !== "", null, { timeout: 20_000 });
+      const result = JSON.parse(await page.locator("#out").textContent());
+      if (!result.ok) fail(`popup sign-in failed: ${result.code}: ${result.message}`);
+      if (result.sub !== `did:pkh:eip155:31337:${wallet.address}`) fail(`sub ${result.sub}`);
+      if (problems.length) fail(problems.join("; "));
+      await context.close();
+      return { origin, sub: result.sub };
+    } finally {
+      server.close();
+    }
   },
 
   // The user says no in the wallet: a clear message, no token anywhere.

@@ -113,6 +113,11 @@ def test_demo_dapp_as_oidc_client_code_flow_with_pkce(issuer: str, trading_api: 
     assert (ARTIFACTS / "authorize-page.png").exists()
 
 
+def test_other_origin_dapp_signs_in_through_popup(issuer: str) -> None:
+    result = run_scenario("popup", issuer)
+    assert result["sub"].startswith("did:pkh:eip155:31337:0x")
+
+
 def test_user_rejects_signature_clear_message_no_token(issuer: str) -> None:
     result = run_scenario("rejected", issuer)
     assert "You declined the request in your wallet" in result["error"]
