@@ -136,7 +136,7 @@ class ScopeConfig(_Strict):
     description: str | None = None
 
 
-_RATE_RE = r"^\d+/[smh]$"
+_RATE_RE = r"^\d+/[smhd]$"
 
 
 class RateLimits(_Strict):

@@ -48,8 +48,8 @@ __all__ = [
 
 KEY_PREFIX = "da:"  # the project-wide key prefix; each bucket is its own hash tag
 
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])\s*$")
 _NAME_RE = re.compile(r"^[\x20-\x7e]*$")
 
 

@@ -271,7 +271,8 @@ def test_parse_rate_and_config() -> None:
     assert parse_rate("5/s", "x").policy == "x"
     assert str(parse_rate("600/h")) == "600/h"
     assert parse_rate("60/m").period_ms == 60_000
-    for bad in ("0/m", "30/d", "m/30", "-1/s", "", "3.5/s"):
+    assert parse_rate("100/d").period == 86400
+    for bad in ("0/m", "30/w", "m/30", "-1/s", "", "3.5/s"):
         with pytest.raises(ValueError):
             parse_rate(bad)
     rates = rates_from_config(RateLimits().model_dump())
