@@ -813,3 +813,24 @@ async def test_discovery_lists_the_code_flow(api: Api) -> None:
     assert {"authorization_code", "refresh_token"} <= set(meta["grant_types_supported"])
     assert "openid" in meta["scopes_supported"]
     assert meta["authorization_response_iss_parameter_supported"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("redirect_uris", ["http://rp.example/cb"], "plain http"),
+        ("redirect_uris", ["https://rp.example/cb#x"], "fragment"),
+        ("redirect_uris", ["/relative"], "absolute"),
+        ("redirect_uris", ["https://user@rp.example/cb"], "user information"),
+        ("origins", ["https://rp.example/path"], "scheme://host"),
+        ("origins", ["HTTPS://RP.EXAMPLE"], "lowercase"),
+        ("client_secret_hash", "plaintext-secret", "pattern"),
+    ],
+)
+def test_client_oidc_settings_are_validated(field: str, value: Any, problem: str) -> None:
+    from did_auth.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        settings_for(clients=[{**STRICT, field: value}])
+    text = "; ".join(err.value.problems)
+    assert f"clients.0.{field}" in text and problem in text, text
