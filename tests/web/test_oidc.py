@@ -252,6 +252,58 @@ def test_authlib_rp_code_flow_pkce_id_token_userinfo_and_code_reuse(live: str) -
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
+def test_authlib_rp_failures_as_the_specs_say(live: str) -> None:
+    meta = httpx.get(f"{live}/.well-known/openid-configuration").json()
+    address, key = siwe_text.new_account()
+
+    def rp(redirect_uri: str = RP_CALLBACK, **kw: Any) -> OAuth2Client:
+        return OAuth2Client(
+            client_id="rp",
+            scope="openid",
+            redirect_uri=redirect_uri,
+            token_endpoint_auth_method="none",
+            **kw,
+        )
+
+    # A wrong PKCE verifier: invalid_grant (RFC 7636 §4.6), and the code is spent.
+    client = rp(code_challenge_method="S256")
+    verifier = secrets.token_urlsafe(48)
+    url, _ = client.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier)
+    with httpx.Client(base_url=live) as wallet_http:
+        redirect = wallet_sign_in_sync(wallet_http, url, key, address)
+    with pytest.raises(OAuthError) as err:
+        client.fetch_token(
+            meta["token_endpoint"],
+            authorization_response=redirect,
+            code_verifier=secrets.token_urlsafe(48),
+        )
+    assert err.value.error == "invalid_grant"
+    with pytest.raises(OAuthError) as err:
+        client.fetch_token(
+            meta["token_endpoint"], authorization_response=redirect, code_verifier=verifier
+        )
+    assert err.value.error == "invalid_grant"
+
+    # No PKCE at all, or `plain`: refused at the (registered) redirect URI with the state.
+    for kwargs in ({}, {"code_challenge": verifier[:43], "code_challenge_method": "plain"}):
+        url, state = rp().create_authorization_url(meta["authorization_endpoint"], **kwargs)
+        r = httpx.get(url)
+        assert r.status_code == 302
+        location = r.headers["location"]
+        assert location.startswith(RP_CALLBACK + "?")
+        q = parse_qs(urlsplit(location).query)
+        assert q["error"] == ["invalid_request"] and q["state"] == [state]
+
+    # An unregistered redirect URI is never redirected to, whatever else is wrong.
+    for evil in ("http://127.0.0.1:8124/callback", "https://attacker.example/callback"):
+        url, _ = rp(evil, code_challenge_method="S256").create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier
+        )
+        r = httpx.get(url)
+        assert r.status_code == 400 and "location" not in r.headers
+        assert "not registered" in r.text
+
+
 def test_authlib_confidential_client_secret_basic(live: str) -> None:
     meta = httpx.get(f"{live}/.well-known/openid-configuration").json()
     address, key = siwe_text.new_account()
