@@ -12,6 +12,7 @@ from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.flows.token_grants import TokenGrants
@@ -48,6 +49,7 @@ class Services:
     tokens: TokenGrants
     audit: AuditLog
     guard: AbuseGuard
+    revocations: RevocationBook
     chains: ChainRegistry
 
     async def start(self) -> None:
@@ -112,6 +114,13 @@ def build_services(
         ),
     )
     audit = audit or AuditLog.from_setting(settings.audit_log)
+    revocations = RevocationBook(
+        store,
+        sessions,
+        clock,
+        access_ttl=settings.access_token_ttl,
+        session_lifetime=settings.session_max_lifetime,
+    )
     guard = AbuseGuard(settings, store, audit)
     return Services(
         settings=settings,
@@ -125,9 +134,10 @@ def build_services(
         local=local,
         dpop=dpop,
         otp=otp,
-        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp, guard),
-        tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop),
+        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations),
+        tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop, revocations),
         audit=audit,
         guard=guard,
+        revocations=revocations,
         chains=chains,
     )

@@ -257,6 +257,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             )
         return claims
 
+    @app.get("/revocations")
+    async def revocations(since: str | None = None, limit: int = 500) -> Response:
+        return JSONResponse(await svc.revocations.feed(since, limit), headers=_NO_STORE)
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(REGISTRY.expose(), media_type=CONTENT_TYPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.scopes import token_ttl
 from did_auth.settings import Settings
 from did_auth.tokens.issue import Grant, TokenIssuer
@@ -23,7 +24,11 @@ def token_response(access: str, ttl: int, refresh: str, grant: Grant) -> dict[st
 
 
 async def issue_for_grant(
-    settings: Settings, issuer: TokenIssuer, sessions: SessionStore, grant: Grant
+    settings: Settings,
+    issuer: TokenIssuer,
+    sessions: SessionStore,
+    grant: Grant,
+    revocations: RevocationBook | None = None,
 ) -> tuple[dict[str, Any], Session]:
     session, refresh = await sessions.create(
         Session(
@@ -40,5 +45,7 @@ async def issue_for_grant(
             extra=grant.extra,
         )
     )
+    if revocations is not None:
+        await revocations.index(session)
     access = issuer.issue(grant, token_ttl(settings, grant.scopes))
     return token_response(access.token, access.ttl, refresh, grant), session

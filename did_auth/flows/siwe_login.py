@@ -18,6 +18,7 @@ from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
@@ -62,6 +63,7 @@ class SiweLogin:
     sessions: SessionStore
     otp: OtpService
     guard: LoginGuard = field(default_factory=OpenGuard)
+    revocations: RevocationBook | None = None
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
@@ -119,5 +121,7 @@ class SiweLogin:
             sid=new_sid(),
             jkt=req.jkt,
         )
-        response, _ = await issue_for_grant(self.settings, self.issuer, self.sessions, grant)
+        response, _ = await issue_for_grant(
+            self.settings, self.issuer, self.sessions, grant, self.revocations
+        )
         return response, grant

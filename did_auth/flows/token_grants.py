@@ -11,11 +11,12 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidClient, InvalidDpopProof, InvalidRequest, InvalidScope
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.issuance import token_response
+from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.scopes import parse_scope, token_ttl
 from did_auth.settings import ResourceServerConfig, Settings
 from did_auth.store.base import Store
 from did_auth.tokens.issue import Grant, TokenIssuer
-from did_auth.tokens.local_check import LocalTokenCheck, deny_jti
+from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore, sid_of_refresh
 
 __all__ = ["TokenGrants", "hash_secret"]
@@ -35,6 +36,7 @@ class TokenGrants:
     store: Store
     local: LocalTokenCheck
     dpop: DpopGate
+    revocations: RevocationBook
 
     async def refresh(
         self,
@@ -119,11 +121,13 @@ class TokenGrants:
             claims = self.local.signed_claims(token, verify_exp=False)
             if claims is None:
                 return None
-            await deny_jti(self.store, str(claims["jti"]), float(claims["exp"]), self.clock.now())
+            await self.revocations.revoke_jti(
+                str(claims["jti"]), float(claims["exp"]), reason="rfc7009"
+            )
             sid = str(claims["sid"])
         elif await self.sessions.current(token) is None:
             return None  # not a live refresh token: nothing to act on (no oracle either)
-        await self.sessions.revoke(sid)
+        await self.revocations.revoke_sid(sid, reason="rfc7009")
         return sid
 
     def authenticate_resource_server(self, name: str, secret: str) -> ResourceServerConfig:

@@ -45,6 +45,24 @@ class Store(Protocol):
         """Seconds left, or None if the key is missing or has no TTL."""
         ...
 
+    async def members(self, key: str) -> list[str]:
+        """The unexpired members of a set built with `cap_add` (an index with a TTL each)."""
+        ...
+
+    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
+        """Append to an ordered feed (Redis stream); returns the entry's cursor."""
+        ...
+
+    async def feed_read(
+        self, stream: str, after: str | None, count: int
+    ) -> list[tuple[str, bytes]]:
+        """Entries strictly after cursor `after` (all from the start when None), oldest first."""
+        ...
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Fire-and-forget notification to subscribers (Redis pub/sub); no-op in memory."""
+        ...
+
     async def ping(self) -> None:
         """Raise TemporarilyUnavailable when the backend is unreachable."""
         ...

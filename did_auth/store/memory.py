@@ -18,6 +18,8 @@ class MemoryStore:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._now = monotonic
         self._ops = 0
+        self._feeds: dict[str, list[tuple[int, bytes]]] = {}
+        self._feed_seq = 0
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -84,6 +86,31 @@ class MemoryStore:
             return None
         exp = self._data[key][1]
         return None if exp is None else exp - self._now()
+
+    async def members(self, key: str) -> list[str]:
+        return list(self._members(key))
+
+    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
+        feed = self._feeds.setdefault(stream, [])
+        self._feed_seq += 1
+        cursor = f"{self._feed_seq}-0"
+        feed.append((self._feed_seq, entry))
+        if len(feed) > maxlen:
+            del feed[: len(feed) - maxlen]
+        return cursor
+
+    async def feed_read(
+        self, stream: str, after: str | None, count: int
+    ) -> list[tuple[str, bytes]]:
+        feed = self._feeds.get(stream, [])
+        try:
+            floor = -1 if after is None else int(after.split("-", 1)[0])
+        except ValueError:
+            return []
+        return [(f"{seq}-0", e) for seq, e in feed if seq > floor][:count]
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        return None
 
     async def ping(self) -> None:
         return None

@@ -218,9 +218,7 @@ class RedisStore:
             args += [int(period_ms), int(limit), int(cost)]
         flat = await self.eval(_GCRA, keys, args)
         vals = [int(v) for v in flat]
-        return [
-            (vals[i], vals[i + 1], vals[i + 2], vals[i + 3]) for i in range(0, len(vals), 4)
-        ]
+        return [(vals[i], vals[i + 1], vals[i + 2], vals[i + 3]) for i in range(0, len(vals), 4)]
 
     async def cap_add(self, key: str, member: str, cap: int, ttl: float) -> bool:
         res = await self.eval(_CAP_ADD, [key], [member, int(cap), max(1, int(ttl * 1000))])
@@ -229,6 +227,38 @@ class RedisStore:
     async def cap_remove(self, key: str, member: str) -> bool:
         n: int = await self._call(lambda: self._r.zrem(key, member))
         return bool(n)
+
+    async def members(self, key: str) -> list[str]:
+        async def run() -> list[str]:
+            now_s, now_us = await self._r.time()
+            now_ms = int(now_s) * 1000 + int(now_us) // 1000
+            raw: list[bytes] = await self._r.zrangebyscore(key, f"({now_ms}", "+inf")
+            return [m.decode() for m in raw]
+
+        return await self._call(run)
+
+    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
+        async def run() -> str:
+            cursor = await self._r.xadd(stream, {"e": entry}, maxlen=maxlen, approximate=True)
+            return cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+
+        return await self._call(run)
+
+    async def feed_read(
+        self, stream: str, after: str | None, count: int
+    ) -> list[tuple[str, bytes]]:
+        async def run() -> list[tuple[str, bytes]]:
+            start = "-" if after is None else f"({after}"
+            rows = await self._r.xrange(stream, min=start, max="+", count=count)
+            return [(i.decode() if isinstance(i, bytes) else str(i), f[b"e"]) for i, f in rows]
+
+        return await self._call(run)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        async def run() -> None:
+            await self._r.publish(channel, message)
+
+        await self._call(run)
 
     async def close(self) -> None:
         try:

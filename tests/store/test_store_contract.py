@@ -106,3 +106,24 @@ async def test_redis_down_fails_closed() -> None:
     with pytest.raises(TemporarilyUnavailable):
         await s.ping()
     await s.close()
+
+
+async def test_members_of_an_index_expire(store: Store) -> None:
+    assert await store.cap_add("idx", "a", 1000, 10)
+    assert await store.cap_add("idx", "b", 1000, 0.15)
+    assert sorted(await store.members("idx")) == ["a", "b"]
+    await asyncio.sleep(0.3)
+    assert await store.members("idx") == ["a"]
+    assert await store.members("nothing") == []
+
+
+async def test_feed_is_ordered_and_resumable(store: Store) -> None:
+    stream = f"feed-{id(store)}"
+    c1 = await store.feed_append(stream, b"one", maxlen=100)
+    c2 = await store.feed_append(stream, b"two", maxlen=100)
+    c3 = await store.feed_append(stream, b"three", maxlen=100)
+    assert [e for _, e in await store.feed_read(stream, None, 10)] == [b"one", b"two", b"three"]
+    assert [e for _, e in await store.feed_read(stream, c1, 10)] == [b"two", b"three"]
+    assert await store.feed_read(stream, c3, 10) == []
+    assert [c for c, _ in await store.feed_read(stream, None, 2)] == [c1, c2]
+    await store.publish("chan", b"x")
