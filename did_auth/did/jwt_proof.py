@@ -186,9 +186,7 @@ def parse_proof(token: object) -> DidProof:
 
     alg = header.get("alg")
     if alg not in ALGORITHMS:
-        raise InvalidGrant(
-            f"proof alg must be one of {', '.join(ALGORITHMS)}", reason="proof_alg"
-        )
+        raise InvalidGrant(f"proof alg must be one of {', '.join(ALGORITHMS)}", reason="proof_alg")
     if "crit" in header:
         raise InvalidGrant("proof header `crit` is not supported", reason="proof_crit")
     typ = header.get("typ")
@@ -352,9 +350,7 @@ def _secp256k1_signers(proof: DidProof) -> list[PublicKey]:
     for recid in recids:
         try:
             keys.append(
-                PublicKey.from_signature_and_message(
-                    sig[:64] + bytes([recid]), digest, hasher=None
-                )
+                PublicKey.from_signature_and_message(sig[:64] + bytes([recid]), digest, hasher=None)
             )
         except Exception:  # noqa: S112 - libsecp256k1 finds no key for this recovery id
             continue
@@ -373,9 +369,7 @@ def _signed_by(proof: DidProof, methods: Iterable[VerificationMethod]) -> Verifi
             if key is None:
                 continue
             try:
-                Ed25519PublicKey.from_public_bytes(key).verify(
-                    proof.signature, proof.signing_input
-                )
+                Ed25519PublicKey.from_public_bytes(key).verify(proof.signature, proof.signing_input)
             except (InvalidSignature, ValueError):
                 continue
             return m
@@ -399,7 +393,16 @@ def match_signer(proof: DidProof, resolution: Resolution) -> VerificationMethod:
     doc = resolution.document
     if proof.issuer != doc.id:
         raise InvalidGrant("proof `iss` is not the resolved DID", reason="iss")
-    auth = doc.authentication_methods()
+    # The document lists keys with `validTo >= now` (the did:ethr spec); to log in, a key
+    # must still be valid strictly after now, as the registry's own `validDelegate` reads it
+    # (`validity > block.timestamp`): a delegate revoked in the current block (its validTo
+    # set to that block's timestamp) can no longer log in.
+    at = resolution.timestamp
+    auth = tuple(
+        m
+        for m in doc.authentication_methods()
+        if m.valid_to is None or at is None or m.valid_to > at
+    )
     found = _signed_by(proof, auth)
     if found is not None:
         return found
@@ -451,9 +454,7 @@ def sign_proof(
     header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
     if kid is not None:
         header["kid"] = kid
-    enc = [
-        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-    ]
+    enc = [_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
     signing_input = ".".join(enc).encode("ascii")
     if alg == "EdDSA":
         sig = Ed25519PrivateKey.from_private_bytes(private_key).sign(signing_input)

@@ -77,7 +77,9 @@ class Registry:
     def add_delegate(
         self, owner: Key, identity: str, kind: str, delegate: str, validity: int
     ) -> None:
-        self._tx(owner, self.contract.functions.addDelegate(identity, b32(kind), delegate, validity))
+        self._tx(
+            owner, self.contract.functions.addDelegate(identity, b32(kind), delegate, validity)
+        )
 
     def revoke_delegate(self, owner: Key, identity: str, kind: str, delegate: str) -> None:
         self._tx(owner, self.contract.functions.revokeDelegate(identity, b32(kind), delegate))
@@ -163,4 +165,32 @@ def normalise(doc: dict[str, Any]) -> dict[str, Any]:
             out[k] = sorted(v, key=lambda x: json.dumps(x, sort_keys=True))
         else:
             out[k] = v
+    return out
+
+
+async def make_login(
+    settings: Any,
+    clock: Any,
+    readers: dict[int, ChainReader] | None = None,
+    resolver: Any = None,
+) -> tuple[Any, Any]:
+    """(DidLogin, Services) over an in-memory store, wired as `build_did_login` does."""
+    from did_auth.flows.did_login import build_did_login
+    from did_auth.services import build_services
+    from did_auth.store.memory import MemoryStore
+
+    svc = build_services(settings, clock=clock, store=MemoryStore())
+    await svc.start()
+    login = build_did_login(
+        settings, svc.store, clock, svc.issuer, svc.sessions, svc.otp, readers or {}
+    )
+    if resolver is not None:
+        login.resolver = resolver
+    return login, svc
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    import jwt
+
+    out: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return out

@@ -4,6 +4,7 @@ Hardhat node (needs `-p tests.fixtures.hardhat` or the plugin in tests/conftest.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,8 +24,10 @@ def registry(hardhat_node: HardhatNode, hardhat_w3: Web3) -> Registry:
 
 
 @pytest.fixture(scope="session")
-def async_w3(hardhat_node: HardhatNode) -> Any:
-    return AsyncWeb3(AsyncHTTPProvider(hardhat_node.url, request_kwargs={"timeout": 30}))
+async def async_w3(hardhat_node: HardhatNode) -> AsyncIterator[Any]:
+    w3 = AsyncWeb3(AsyncHTTPProvider(hardhat_node.url, request_kwargs={"timeout": 30}))
+    yield w3
+    await w3.provider.disconnect()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,166 @@
+"""DID challenge-response login: `/did/challenge` and `/did/verify` (docs/interface.md,
+"The DID proof").
+
+1. `challenge(client_id, did)`: a server-generated, single-use challenge bound to the client,
+   the DID and the audience, living `nonce_ttl` seconds. The DID's syntax is checked, and for
+   did:ethr that its chain has a configured ERC-1056 registry; nothing is resolved yet.
+2. `verify(DidRequest)`: the proof is a did-jwt style JWT (`did_auth.did.jwt_proof`). Checks
+   that change no state come first: syntax, `alg`, the client's audience and chain, times,
+   scope syntax, then the DID document at the current block and the signing key (an
+   *authentication* key of that document: the controller, or a `sigAuth` delegate still
+   valid now). The challenge is consumed last and atomically (compare-and-delete on its
+   binding), so a rejected proof never burns it and two concurrent submissions of one proof
+   cannot both pass. Step-up (`otp`) is checked after that, like SIWE logins.
+
+The access token's `sub` is the DID exactly as presented, `amr` is `["did"]` (+ `"otp"`).
+A key other than the DID's controller (a bot's delegate key) gets the client's narrower
+`delegate_scopes`.
+
+Error codes: malformed input `invalid_request`; wrong or missing audience, reused or unknown
+challenge, expired proof, `alg: none` or any other algorithm, a signature by no key of the
+DID `invalid_grant`; a key that is not (or no longer) an authentication key of the DID (a
+revoked or expired delegate, a `veriKey` delegate, a former owner) and a deactivated DID
+`access_denied`; an unreachable chain `temporarily_unavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from did_auth.clock import Clock
+from did_auth.did.ethr import EthrDid
+from did_auth.did.jwt_proof import check_claims, match_signer, parse_proof
+from did_auth.did.pkh import PkhDid
+from did_auth.did.resolver import ChainReader, DidResolver, ParsedDid
+from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
+from did_auth.flows.issuance import issue_for_grant
+from did_auth.flows.nonces import NonceBook
+from did_auth.flows.otp import OtpService
+from did_auth.policy.clients import check_chain, get_client
+from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
+from did_auth.settings import ClientConfig, Settings
+from did_auth.store.base import Store
+from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["DidLogin", "DidRequest", "build_did_login", "challenge_binding"]
+
+
+def challenge_binding(client_id: str, did: str, audience: str) -> str:
+    """What a challenge is bound to: unambiguous (JSON), so no two triples collide."""
+    return json.dumps(["did", client_id, did, audience], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class DidRequest:
+    client_id: Any
+    proof: Any
+    audience: Any = None
+    scope: Any = None
+    otp: Any = None
+    jkt: str | None = None  # thumbprint of a verified DPoP proof's key
+
+
+def _check_did_chain(client: ClientConfig, did: ParsedDid) -> None:
+    """A DID anchored on a chain (did:ethr, did:pkh eip155) needs that chain in the client's
+    `chain_ids`, as SIWE messages do."""
+    if isinstance(did, (EthrDid, PkhDid)):
+        check_chain(client, did.chain_id)
+
+
+@dataclass
+class DidLogin:
+    settings: Settings
+    clock: Clock
+    challenges: NonceBook
+    resolver: DidResolver
+    issuer: TokenIssuer
+    sessions: SessionStore
+    otp: OtpService
+
+    async def challenge(
+        self, client_id: object, did: object, audience: object = None
+    ) -> dict[str, Any]:
+        client = get_client(self.settings, client_id)
+        parsed = self.resolver.parse(did)
+        _check_did_chain(client, parsed)
+        aud = resolve_audience(client, audience)
+        challenge = await self.challenges.issue(
+            challenge_binding(client.client_id, parsed.did, aud)
+        )
+        return {"challenge": challenge, "audience": aud, "expires_in": self.challenges.ttl}
+
+    async def verify(self, req: DidRequest) -> tuple[dict[str, Any], Grant]:
+        client = get_client(self.settings, req.client_id)
+        if not isinstance(req.proof, str) or not req.proof:
+            raise InvalidRequest("proof is required (a compact JWT)")
+        proof = parse_proof(req.proof)
+        did = self.resolver.parse(proof.issuer)
+        _check_did_chain(client, did)
+        # RFC 7519 §4.1.3: a JWT whose `aud` does not identify the recipient MUST be rejected.
+        if proof.audience not in client.audiences:
+            raise InvalidGrant("proof `aud` is not an audience of this client", reason="aud")
+        if req.audience is not None and req.audience != proof.audience:
+            raise InvalidGrant("proof `aud` differs from the requested audience", reason="aud")
+        now = self.clock.now()
+        check_claims(proof, now=now, skew=self.settings.clock_skew)
+        requested = parse_scope(req.scope)
+
+        resolution = await self.resolver.resolve(did, now=now)
+        if resolution.deactivated:
+            raise AccessDenied("the DID is deactivated", reason="did_deactivated")
+        method = match_signer(proof, resolution)
+        scopes = resolve_scopes(
+            self.settings,
+            client,
+            requested,
+            delegate=method.delegate,
+            step_up_ok=req.otp is not None,
+        )
+        # Last: single use, atomic. The binding carries client, DID and audience, so a
+        # challenge issued for another client, DID or audience is refused and left intact.
+        await self.challenges.consume(
+            proof.nonce, challenge_binding(client.client_id, did.did, proof.audience)
+        )
+        sub = did.did
+        amr: tuple[str, ...] = ("did",)
+        if req.otp is not None:
+            await self.otp.verify(sub, req.otp)
+            amr = ("did", "otp")
+        grant = Grant(
+            sub=sub,
+            client_id=client.client_id,
+            audience=proof.audience,
+            scopes=scopes,
+            auth_time=int(now),
+            amr=amr,
+            sid=new_sid(),
+            jkt=req.jkt,
+        )
+        response, _ = await issue_for_grant(self.settings, self.issuer, self.sessions, grant)
+        return response, grant
+
+
+def build_did_login(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    issuer: TokenIssuer,
+    sessions: SessionStore,
+    otp: OtpService,
+    readers: Mapping[int, ChainReader],
+) -> DidLogin:
+    """Wire a `DidLogin`: challenges in `store` (kind "c", `nonce_ttl`), and a did:ethr
+    resolver for every `[[chains]]` entry with a `did_registry` whose chain has a reader."""
+    return DidLogin(
+        settings=settings,
+        clock=clock,
+        challenges=NonceBook(store, ttl=settings.nonce_ttl, kind="c"),
+        resolver=DidResolver.from_settings(settings, readers),
+        issuer=issuer,
+        sessions=sessions,
+        otp=otp,
+    )
