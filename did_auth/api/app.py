@@ -15,6 +15,7 @@ from did_auth.api.context import RequestContextMiddleware, request_context
 from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import basic_credentials, read_form, required
 from did_auth.api.limits import BodySizeLimit
+from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
 from did_auth.api.models import (
     NonceRequest,
     NonceResponse,
@@ -106,7 +107,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             dpop=grant.jkt is not None,
         )
 
-    discovery = _discovery(settings)
+    install_oidc(app, svc)
+    discovery = {**_discovery(settings), **discovery_extra(settings)}
 
     @app.get("/.well-known/openid-configuration")
     async def openid_configuration() -> dict[str, Any]:
@@ -168,6 +170,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def token(request: Request) -> Response:
         form = await read_form(request)
         grant_type = required(form, "grant_type")
+        request.state.grant_type = grant_type
+        if grant_type == "authorization_code":
+            return JSONResponse(
+                await authorization_code_grant(form, request), headers=token_headers()
+            )
         if grant_type != "refresh_token":
             raise InvalidRequest("unsupported grant_type", reason="unsupported_grant_type")
         ctx = request_context(request)

@@ -48,7 +48,7 @@ def _validation_text(exc: RequestValidationError) -> str:
     return f"invalid field {where}: {e.get('msg', 'invalid')}"
 
 
-_LOGIN_ROUTES = frozenset({"/siwe/verify", "/did/verify"})
+_LOGIN_ROUTES = frozenset({"/siwe/verify", "/did/verify", "/authorize/complete"})
 _ANOMALIES = {
     "nonce_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
     "dpop_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
@@ -90,7 +90,9 @@ def _observe_failure(request: Request, exc: DidAuthError) -> None:
         METRICS.logins.labels(method=path.split("/")[1], outcome="failure").inc()
         audit.emit(AuditEvent.LOGIN_FAILURE, Outcome.FAILURE, method=path.split("/")[1], **common)
     elif path == "/token":
-        audit.emit(AuditEvent.TOKEN_REFRESHED, Outcome.FAILURE, **common)
+        grant = getattr(request.state, "grant_type", None)
+        event = AuditEvent.TOKEN_REFRESHED if grant == "refresh_token" else AuditEvent.TOKEN_ISSUED
+        audit.emit(event, Outcome.FAILURE, grant_type=grant, **common)
 
 
 def install_error_handlers(app: FastAPI) -> None:

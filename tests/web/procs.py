@@ -11,8 +11,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-# Until create_app installs the OIDC router itself, tests/web/serve_oidc.py adds it.
-WIRED = "install_oidc" in (ROOT / "did_auth" / "api" / "app.py").read_text()
 
 
 class Proc:

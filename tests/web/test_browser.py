@@ -21,7 +21,7 @@ import pytest
 
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import start_server, stop_server
-from tests.web.procs import WIRED, spawn
+from tests.web.procs import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -30,17 +30,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if WIRED:
-        server = start_server({})  # `did-auth serve --port P`: embedded defaults
-        yield server.url
-        stop_server(server)
-        return
-    port = free_port()
-    log = tmp_path_factory.mktemp("did-auth") / "server.log"
-    cmd = [sys.executable, "tests/web/serve_oidc.py", "--port", str(port)]
-    running = spawn(cmd, f"http://127.0.0.1:{port}", log)
-    yield running.url
-    running.stop()
+    server = start_server({})  # `did-auth serve --port P`: embedded defaults
+    yield server.url
+    stop_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import html
 import json
 import re
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import tomli_w
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from authlib.oidc.core import CodeIDToken
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,10 +42,7 @@ from did_auth.siwe.recaps import build_recap
 from did_auth.verifier._jose import public_jwk
 from did_auth.verifier.dpop import jwk_thumbprint, make_dpop_proof
 from tests import siwe_text
-from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import CLIENT, settings_for, start_server, stop_server
-from tests.web.procs import WIRED, Proc, spawn
-from tests.web.serve_oidc import wire
 
 ROOT = Path(__file__).resolve().parents[2]
 RP_CALLBACK = "http://127.0.0.1:8123/callback"
@@ -164,19 +159,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ],
         "scopes": {"wallet:withdraw": {"step_up": True, "max_ttl": 60}},
     }
-    if WIRED:
-        server = start_server(config)
-        yield server.url
-        stop_server(server)
-        return
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("oidc-server")
-    cfg = workdir / "did-auth.toml"
-    cfg.write_text(tomli_w.dumps({**config, "issuer": f"http://127.0.0.1:{port}"}))
-    cmd = [sys.executable, "tests/web/serve_oidc.py", "--config", str(cfg), "--port", str(port)]
-    running: Proc = spawn(cmd, f"http://127.0.0.1:{port}", workdir / "server.log")
-    yield running.url
-    running.stop()
+    server = start_server(config)
+    yield server.url
+    stop_server(server)
 
 
 def test_authlib_rp_code_flow_pkce_id_token_userinfo_and_code_reuse(live: str) -> None:
@@ -401,8 +386,6 @@ async def oidc_app(
     svc = build_services(settings, **kw)
     await svc.start()
     app = create_app(settings, services=svc)
-    if getattr(app.state, "oidc", None) is None:
-        wire(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=settings.issuer) as client:
         yield client, svc
