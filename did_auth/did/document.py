@@ -56,6 +56,17 @@ class VerificationMethod:
     valid_to: int | None = field(default=None, compare=False)
     delegate: bool = field(default=False, compare=False)
 
+    @property
+    def key_id(self) -> str:
+        """A stable name of the key itself (not of its place in one document): the lower-case
+        CAIP-10 account for address-based methods, else the method id. A session remembers
+        it (`auth_key`) so that a revoked key's sessions can be found and re-checked."""
+        if self.blockchain_account_id is not None:
+            return self.blockchain_account_id.lower()
+        if self.ethereum_address is not None:
+            return self.ethereum_address.lower()
+        return self.id
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "type": self.type, "controller": self.controller}
         for attr, name in _KEY_FIELDS:

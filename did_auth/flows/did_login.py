@@ -14,7 +14,9 @@
 
 The access token's `sub` is the DID exactly as presented, `amr` is `["did"]` (+ `"otp"`).
 A key other than the DID's controller (a bot's delegate key) gets the client's narrower
-`delegate_scopes`.
+`delegate_scopes`. The session (and token) carry `auth_key`, the signing key's id (CAIP-10
+account for Ethereum keys), which `RevocationBook` indexes and `recheck` re-validates, so a
+refresh can be refused once the key is revoked on chain.
 
 Error codes: malformed input `invalid_request`; wrong or missing audience, reused or unknown
 challenge, expired proof, `alg: none` or any other algorithm, a signature by no key of the
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from did_auth.clock import Clock
@@ -36,9 +38,11 @@ from did_auth.did.jwt_proof import check_claims, match_signer, parse_proof
 from did_auth.did.pkh import PkhDid
 from did_auth.did.resolver import ChainReader, DidResolver, ParsedDid
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
+from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.clients import check_chain, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
 from did_auth.settings import ClientConfig, Settings
@@ -62,6 +66,7 @@ class DidRequest:
     scope: Any = None
     otp: Any = None
     jkt: str | None = None  # thumbprint of a verified DPoP proof's key
+    ctx: RequestContext = field(default_factory=RequestContext)
 
 
 def _check_did_chain(client: ClientConfig, did: ParsedDid) -> None:
@@ -80,6 +85,8 @@ class DidLogin:
     issuer: TokenIssuer
     sessions: SessionStore
     otp: OtpService
+    guard: LoginGuard = field(default_factory=OpenGuard)
+    revocations: RevocationBook | None = None
 
     async def challenge(
         self, client_id: object, did: object, audience: object = None
@@ -99,6 +106,7 @@ class DidLogin:
             raise InvalidRequest("proof is required (a compact JWT)")
         proof = parse_proof(req.proof)
         did = self.resolver.parse(proof.issuer)
+        await self.guard.before_proof(req.ctx, client.client_id, did.did)
         _check_did_chain(client, did)
         # RFC 7519 §4.1.3: a JWT whose `aud` does not identify the recipient MUST be rejected.
         if proof.audience not in client.audiences:
@@ -112,7 +120,13 @@ class DidLogin:
         resolution = await self.resolver.resolve(did, now=now)
         if resolution.deactivated:
             raise AccessDenied("the DID is deactivated", reason="did_deactivated")
-        method = match_signer(proof, resolution)
+        try:
+            method = match_signer(proof, resolution)
+        except (InvalidGrant, AccessDenied):
+            await self.guard.proof_failed(req.ctx, client.client_id, did.did)
+            raise
+        # Only a verified signature is charged to the DID's own budget.
+        await self.guard.proof_verified(req.ctx, client.client_id, did.did)
         scopes = resolve_scopes(
             self.settings,
             client,
@@ -139,9 +153,30 @@ class DidLogin:
             amr=amr,
             sid=new_sid(),
             jkt=req.jkt,
+            extra={"auth_key": method.key_id},
         )
-        response, _ = await issue_for_grant(self.settings, self.issuer, self.sessions, grant)
+        response, _ = await issue_for_grant(
+            self.settings, self.issuer, self.sessions, grant, self.revocations
+        )
         return response, grant
+
+    async def recheck(self, sub: str, auth_key: object) -> None:
+        """Raise `access_denied` unless `auth_key` is still an authentication key of the DID
+        `sub` now (for a refresh of a DID session: a revoked or expired delegate, a former
+        owner or a deactivated DID must not keep a session alive). One RPC call when warm."""
+        did = self.resolver.parse(sub)
+        resolution = await self.resolver.resolve(did, now=self.clock.now())
+        if resolution.deactivated:
+            raise AccessDenied("the DID is deactivated", reason="did_deactivated")
+        at = resolution.timestamp
+        for m in resolution.document.authentication_methods():
+            if m.key_id == auth_key and (m.valid_to is None or at is None or m.valid_to > at):
+                return
+        raise AccessDenied(
+            "the key this session was authenticated with is no longer an authentication key "
+            "of the DID",
+            reason="not_authentication_key",
+        )
 
 
 def build_did_login(
@@ -152,6 +187,8 @@ def build_did_login(
     sessions: SessionStore,
     otp: OtpService,
     readers: Mapping[int, ChainReader],
+    guard: LoginGuard | None = None,
+    revocations: RevocationBook | None = None,
 ) -> DidLogin:
     """Wire a `DidLogin`: challenges in `store` (kind "c", `nonce_ttl`), and a did:ethr
     resolver for every `[[chains]]` entry with a `did_registry` whose chain has a reader."""
@@ -163,4 +200,6 @@ def build_did_login(
         issuer=issuer,
         sessions=sessions,
         otp=otp,
+        guard=guard or OpenGuard(),
+        revocations=revocations,
     )

@@ -186,3 +186,28 @@ async def test_chain_down_fails_closed_and_keeps_the_challenge(flow: Flow) -> No
         await flow.login.verify(DidRequest(client_id="dapp", proof=proof))
     resolver.reader = working
     await flow.login.verify(DidRequest(client_id="dapp", proof=proof))
+
+
+async def test_session_auth_key_and_recheck(flow: Flow) -> None:
+    owner, bot, new_owner = Key.new(), Key.new(), Key.new()
+    flow.registry.add_delegate(owner, owner.address, "sigAuth", bot.address, 3600)
+    response, grant = await flow.ok(owner.ethr, bot)
+    bot_key = f"eip155:{CHAIN_ID}:{bot.address}".lower()
+    assert grant.extra == {"auth_key": bot_key}
+    assert claims_of(response["access_token"])["auth_key"] == bot_key
+    _, owner_grant = await flow.ok(owner.ethr, owner)
+    owner_key = owner_grant.extra["auth_key"]
+    await flow.login.recheck(owner.ethr, bot_key)
+    await flow.login.recheck(owner.ethr, owner_key)
+    flow.registry.revoke_delegate(owner, owner.address, "sigAuth", bot.address)
+    with pytest.raises(DidAuthError) as exc:
+        await flow.login.recheck(owner.ethr, bot_key)
+    assert exc.value.code == "access_denied"
+    await flow.login.recheck(owner.ethr, owner_key)
+    flow.registry.change_owner(owner, owner.address, new_owner.address)
+    with pytest.raises(DidAuthError):
+        await flow.login.recheck(owner.ethr, owner_key)
+    # did:pkh sessions stay valid: the key is the DID.
+    k = Key.new()
+    _, pkh_grant = await flow.ok(f"did:pkh:eip155:{CHAIN_ID}:{k.address}", k)
+    await flow.login.recheck(pkh_grant.sub, pkh_grant.extra["auth_key"])
