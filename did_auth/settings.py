@@ -40,6 +40,9 @@ class ChainConfig(_Strict):
     revocation_registry: str | None = None
     confirmations: int = Field(default=0, ge=0, le=256)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
+    # /readyz: the head block must be at most this old (seconds); None: not checked
+    # (development chains mine only on demand).
+    max_head_age: float | None = Field(default=None, gt=0)
 
 
 class ClientConfig(_Strict):

@@ -15,7 +15,6 @@ from did_auth.api.context import RequestContextMiddleware, request_context
 from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import basic_credentials, read_form, required
 from did_auth.api.limits import BodySizeLimit
-from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
 from did_auth.api.models import (
     NonceRequest,
     NonceResponse,
@@ -23,6 +22,8 @@ from did_auth.api.models import (
     SiweVerifyRequest,
     TokenResponse,
 )
+from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
+from did_auth.chain.client import ChainClient
 from did_auth.errors import InvalidRequest, InvalidToken, TemporarilyUnavailable
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
@@ -278,15 +279,42 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.get("/readyz")
     async def readyz() -> Response:
+        """Ready when Redis answers and every configured chain's RPC answers with a head
+        block fresh enough (ChainConfig.max_head_age)."""
+        report: dict[str, Any] = {}
+        ready = True
         try:
             await svc.store.ping()
+            report["store"] = "ok"
         except TemporarilyUnavailable:
-            return JSONResponse(
-                {"status": "unavailable", "store": "down"}, status_code=503, headers=_NO_STORE
-            )
-        return JSONResponse({"status": "ready", "store": "ok"})
+            report["store"] = "down"
+            ready = False
+        chains: dict[str, str] = {}
+        for chain_id, client in svc.chains.clients.items():
+            chains[str(chain_id)] = await _chain_health(client, svc.clock.now())
+            ready = ready and chains[str(chain_id)] == "ok"
+        report["chains"] = chains
+        report["status"] = "ready" if ready else "unavailable"
+        return JSONResponse(report, status_code=200 if ready else 503, headers=_NO_STORE)
 
     return app
+
+
+async def _chain_health(client: ChainClient, now: float) -> str:
+    max_age = client.config.max_head_age
+
+    def latest(block: str) -> list[tuple[str, list[Any]]]:
+        return [("eth_getBlockByNumber", [block, False])]
+
+    try:
+        (head,) = await client.read(latest)
+    except TemporarilyUnavailable:
+        return "down"
+    if not isinstance(head, dict):
+        return "down"
+    if max_age is not None and now - int(head.get("timestamp", "0x0"), 16) > max_age:
+        return "stale"
+    return "ok"
 
 
 def app_from_env() -> FastAPI:

@@ -138,6 +138,10 @@ def _revert_data(exc: TransactionFailed) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else "0x"
 
 
+def _hex(value: Any) -> str:
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
 class EmbeddedTransport:
     """Raw JSON-RPC (the subset the chain layer reads with) answered by an EthereumTester.
 
@@ -157,6 +161,14 @@ class EmbeddedTransport:
             return hex(self.chain.chain_id)
         if method == "eth_blockNumber":
             return hex(int(t.get_block_by_number("latest")["number"]))
+        if method == "eth_getBlockByNumber":
+            blk = t.get_block_by_number(_block(p[0] if p else "latest"))
+            return {
+                "number": hex(int(blk["number"])),
+                "hash": _hex(blk["hash"]),
+                "parentHash": _hex(blk["parent_hash"]),
+                "timestamp": hex(int(blk["timestamp"])),
+            }
         if method == "eth_getCode":
             block = _block(p[1] if len(p) > 1 else "latest")
             return t.get_code(Web3.to_checksum_address(p[0]), block)
