@@ -718,7 +718,13 @@ class EthrResolver:
                     ev = decode_log(log, registry=self.registry, identity=identity, block=block)
                     if ev is not None:
                         events.append((_int(log.get("logIndex", 0)), ev))
-            except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError:
+                # A well-formed log whose bytes32 name is not UTF-8: the identity's owner
+                # wrote it, and the reference resolver cannot decode it either.
+                raise AccessDenied(
+                    "the DID's registry history cannot be decoded", reason="did_invalid"
+                ) from None
+            except (ValueError, TypeError) as exc:
                 raise TemporarilyUnavailable(
                     f"the DID registry's logs for block {block} are unusable ({exc})",
                     reason="did_logs",

@@ -211,3 +211,38 @@ async def test_session_auth_key_and_recheck(flow: Flow) -> None:
     k = Key.new()
     _, pkh_grant = await flow.ok(f"did:pkh:eip155:{CHAIN_ID}:{k.address}", k)
     await flow.login.recheck(pkh_grant.sub, pkh_grant.extra["auth_key"])
+
+
+async def test_attribute_keys(flow: Flow) -> None:
+    """`did/pub/<alg>/sigAuth/<enc>` attribute keys authenticate; `veriKey` ones do not."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    owner, secp_bot = Key.new(), Key.new()
+    ed_seed, ed_other = Key.new().private, Key.new().private
+
+    def ed_pub(seed: bytes) -> bytes:
+        return (
+            Ed25519PrivateKey.from_private_bytes(seed)
+            .public_key()
+            .public_bytes(Encoding.Raw, PublicFormat.Raw)
+        )
+
+    secp_pub = bytes.fromhex(secp_bot.public_compressed[2:])
+    reg = flow.registry
+    reg.set_attribute(owner, owner.address, "did/pub/Secp256k1/sigAuth/hex", secp_pub, 3600)
+    reg.set_attribute(owner, owner.address, "did/pub/Ed25519/sigAuth/base64", ed_pub(ed_seed), 3600)
+    reg.set_attribute(
+        owner, owner.address, "did/pub/Ed25519/veriKey/base64", ed_pub(ed_other), 3600
+    )
+    _, grant = await flow.ok(owner.ethr, secp_bot, alg="ES256K")
+    assert grant.extra["auth_key"] == f"{owner.ethr}#delegate-1"
+    _, grant = await flow.ok(owner.ethr, Key(ed_seed), alg="EdDSA", scope="trade:write")
+    with pytest.raises(DidAuthError) as exc:
+        await flow.ok(owner.ethr, Key(ed_other), alg="EdDSA")
+    assert exc.value.code == "access_denied"
+    reg.revoke_attribute(owner, owner.address, "did/pub/Ed25519/sigAuth/base64", ed_pub(ed_seed))
+    with pytest.raises(DidAuthError) as exc:
+        await flow.ok(owner.ethr, Key(ed_seed), alg="EdDSA")
+    assert exc.value.code == "access_denied"  # a revoked key the DID's history names
+    await flow.ok(owner.ethr, secp_bot, alg="ES256K-R")

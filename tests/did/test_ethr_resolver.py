@@ -279,7 +279,9 @@ async def test_unreachable_node_fails_closed(registry: Registry) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    w3 = AsyncWeb3(AsyncHTTPProvider(f"http://127.0.0.1:{port}"))
+    w3 = AsyncWeb3(
+        AsyncHTTPProvider(f"http://127.0.0.1:{port}", exception_retry_configuration=None)
+    )
     resolver = EthrResolver(
         chain_id=CHAIN_ID, registry=registry.address, reader=Web3ChainReader(w3, timeout=5)
     )
