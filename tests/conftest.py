@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.redis_cluster",
     "tests.fixtures.servers",
     "tests.fixtures.hardhat",
     "tests.fixtures.evm",

@@ -94,7 +94,8 @@ class Store(Protocol):
         admits, and none is charged when any denies. Results come back in input order, as
         from `gcra`; for a bucket that would admit but was not charged because another one
         denied, `remaining`/`reset_after_ms` describe its unchanged state. (Redis: one Lua
-        script over all keys; on Redis Cluster the keys would need one hash tag.)
+        script over all keys. Redis Cluster: one script per hash slot, charged in order and
+        given back when a later slot denies; exact per bucket, see `RedisStore`.)
         """
         ...
 
@@ -117,7 +118,13 @@ class Store(Protocol):
 
 
 def open_store(redis_url: str | None) -> Store:
-    """A Redis store for a URL, else the in-memory store (one process only)."""
+    """A Redis store for a URL, else the in-memory store (one process only).
+
+    `redis://host:port/db` (or `rediss://`): one Redis, or a Sentinel-managed primary.
+    `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`): Redis Cluster,
+    seeded by the listed nodes; every key carries a hash tag, so each atomic step runs on
+    the one node that owns it.
+    """
     if redis_url:
         from did_auth.store.redis import RedisStore
 

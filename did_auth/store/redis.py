@@ -1,16 +1,40 @@
-"""Redis store (redis.asyncio): atomic via SET NX EX, GETDEL and Lua; fails closed."""
+"""Redis store (redis.asyncio): atomic via SET NX EX, GETDEL and Lua; fails closed.
+
+Single node (or a Sentinel-managed primary): `redis://host:port/db`, `rediss://...`.
+Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port...][?options]`
+(`rediss+cluster://` for TLS); the listed nodes are only seeds, the client discovers the
+rest of the cluster and follows MOVED/ASK redirections. Cluster mode has database 0 only.
+
+Cluster safety: every key is `da:{<tag>}...`, and every Lua script or multi-key command
+here touches the keys of one hash tag only (`take`, `swap`, `incr`, `cap_add`,
+`members`: one key; feeds: one stream), so each runs on the one node that owns that slot,
+atomically, exactly as on a single Redis. Two operations span tags:
+- `delete(*keys)`: split per slot by the client (one DEL per slot; each atomic, the whole
+  not). Callers only delete keys of one tag together (or do not need atomicity).
+- `gcra_many` across buckets of different identities: see `_gcra_many_cluster`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from did_auth.errors import TemporarilyUnavailable
 
-__all__ = ["RedisStore"]
+__all__ = ["CLUSTER_SCHEMES", "RedisStore", "parse_cluster_url"]
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+AnyRedis = aioredis.Redis | RedisCluster
 
 T = TypeVar("T")
 
@@ -37,7 +61,8 @@ return n
 
 # GCRA over N buckets, all or nothing, one clock reading (Redis TIME, so replica clocks do not
 # matter; Redis >= 5 replicates script effects, so TIME in a writing script is allowed).
-# KEYS[i]: bucket; ARGV[3i-2], ARGV[3i-1], ARGV[3i]: period_ms, limit, cost.
+# ARGV[1]: "1" = dry run (decide and report, never write; as if another bucket had denied).
+# KEYS[i]: bucket; ARGV[3i-1], ARGV[3i], ARGV[3i+1]: period_ms, limit, cost.
 # Times are whole microseconds (< 2^53, exact in Lua doubles); the emission interval is
 # rounded up to a whole microsecond. Returns 4 integers per bucket:
 # allowed, remaining, retry_after_ms (-1: cost > limit, never), reset_after_ms.
@@ -49,9 +74,9 @@ local tats = {}
 local res = {}
 local ok = true
 for i = 1, n do
-  local period = tonumber(ARGV[3 * i - 2]) * 1000
-  local limit = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
+  local period = tonumber(ARGV[3 * i - 1]) * 1000
+  local limit = tonumber(ARGV[3 * i])
+  local cost = tonumber(ARGV[3 * i + 1])
   local emission = math.ceil(period / limit)
   local burst = emission * limit
   local tat = tats[KEYS[i]]
@@ -75,6 +100,7 @@ for i = 1, n do
     tats[KEYS[i]] = new_tat
   end
 end
+if ARGV[1] == '1' then ok = false end
 local out = {}
 if ok then
   local written = {}
@@ -120,30 +146,142 @@ return 1
 """
 
 
+# Cluster compensation for `gcra_many`: give back provisional charges. KEYS[i] with
+# ARGV[3i-2], ARGV[3i-1], ARGV[3i] = period_ms, limit, cost as charged: each key's TAT moves
+# back by exactly emission * cost (summed over its buckets); a TAT that falls to now or
+# below means the bucket is full again and the key is deleted. Then every bucket's state is
+# reported as a cost-0 peek: 4 integers each, allowed (1), remaining, 0, reset_after_ms.
+_GCRA_REFUND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local back = {}
+local emissions = {}
+for i = 1, n do
+  local period = tonumber(ARGV[3 * i - 2]) * 1000
+  local limit = tonumber(ARGV[3 * i - 1])
+  local emission = math.ceil(period / limit)
+  emissions[i] = emission
+  back[KEYS[i]] = (back[KEYS[i]] or 0) + emission * tonumber(ARGV[3 * i])
+end
+local tats = {}
+for i = 1, n do
+  local k = KEYS[i]
+  if tats[k] == nil then
+    local v = redis.call('GET', k)
+    local tat = now
+    if v then tat = tonumber(v) end
+    if back[k] > 0 and v then
+      tat = tat - back[k]
+      if tat > now then
+        local ttl = math.ceil((tat - now) / 1000)
+        if ttl < 1 then ttl = 1 end
+        redis.call('SET', k, string.format('%.0f', tat), 'PX', string.format('%.0f', ttl))
+      else
+        redis.call('DEL', k)
+      end
+    end
+    if tat < now then tat = now end
+    tats[k] = tat
+  end
+end
+local out = {}
+for i = 1, n do
+  local emission = emissions[i]
+  local burst = emission * tonumber(ARGV[3 * i - 1])
+  local tat = tats[KEYS[i]]
+  local remaining = math.floor((now - tat + burst) / emission)
+  if remaining < 0 then remaining = 0 end
+  out[4 * i - 3] = 1
+  out[4 * i - 2] = remaining
+  out[4 * i - 1] = 0
+  out[4 * i] = math.ceil((tat - now) / 1000)
+end
+return out
+"""
+
+# Live members of a bounded set, on the owning node's clock (one round trip, one node).
+_MEMBERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
+"""
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """`redis+cluster://[user:password@]host:port[,host:port...][/0][?opts]`: the seed nodes,
+    and the connection options redis-py's URL parser finds in the rest (user, password,
+    query options such as `socket_timeout`; TLS for `rediss+cluster://`)."""
+    scheme = next((s for s in CLUSTER_SCHEMES if url.startswith(s)), None)
+    if scheme is None:
+        raise ValueError(f"a Redis Cluster URL starts with {' or '.join(CLUSTER_SCHEMES)}")
+    rest = url[len(scheme) :]
+    userinfo, _, hostpart = rest.rpartition("@")
+    cut = min((i for i in (hostpart.find("/"), hostpart.find("?")) if i >= 0), default=-1)
+    hosts, tail = (hostpart, "") if cut < 0 else (hostpart[:cut], hostpart[cut:])
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"Redis Cluster node must be host:port, got {item!r}")
+        nodes.append((unquote(host.strip("[]")), int(port)))
+    single = ("rediss://" if scheme.startswith("rediss") else "redis://") + (
+        f"{userinfo}@" if userinfo else ""
+    ) + f"placeholder{tail}"
+    opts: dict[str, Any] = dict(parse_url(single))
+    opts.pop("host", None)
+    if opts.pop("db", 0) not in (0, None):
+        raise ValueError("Redis Cluster has database 0 only")
+    if opts.pop("connection_class", None) is not None:
+        opts["ssl"] = True
+    return nodes, opts
+
+
 class RedisStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AnyRedis, *, url: str = "") -> None:
         self._r = client
         self._scripts: dict[str, str] = {}
+        self._cluster = isinstance(client, RedisCluster)
+        self.url = url
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=10,
-            retry_on_timeout=False,
-        )
-        return cls(client)
+        client: AnyRedis
+        if url.startswith(CLUSTER_SCHEMES):
+            nodes, opts = parse_cluster_url(url)
+            client = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                health_check_interval=10,
+                # Retries cover a failover or a resharding (the client re-reads the slot
+                # map between attempts); short, so an unreachable cluster still fails closed
+                # within a few timeouts.
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+                **opts,
+            )
+        else:
+            client = aioredis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                health_check_interval=10,
+                retry_on_timeout=False,
+            )
+        return cls(client, url=url)
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> AnyRedis:
         return self._r
+
+    @property
+    def cluster(self) -> bool:
+        return self._cluster
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise TemporarilyUnavailable(
                 "the session store is unavailable", reason="redis_down"
             ) from exc
@@ -151,17 +289,19 @@ class RedisStore:
     async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by SHA, loading it on first use (or after a Redis restart)."""
 
+        r: Any = self._r  # redis-py types script_* for sync and async clients at once
+
         async def run() -> Any:
             sha = self._scripts.get(script)
             if sha is None:
-                sha = await self._r.script_load(script)
+                sha = await r.script_load(script)  # cluster: loaded on every primary
                 self._scripts[script] = sha
             try:
-                return await self._r.evalsha(sha, len(keys), *keys, *args)
+                return await r.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
-                sha = await self._r.script_load(script)
+                sha = await r.script_load(script)
                 self._scripts[script] = sha
-                return await self._r.evalsha(sha, len(keys), *keys, *args)
+                return await r.evalsha(sha, len(keys), *keys, *args)
 
         return await self._call(run)
 
@@ -200,7 +340,12 @@ class RedisStore:
         return None if ms < 0 else ms / 1000.0
 
     async def ping(self) -> None:
-        await self._call(lambda: self._r.ping())
+        r: Any = self._r
+
+        async def run() -> None:
+            await r.ping()  # cluster: every node
+
+        await self._call(run)
 
     async def gcra(
         self, key: str, period_ms: int, limit: int, cost: int
@@ -212,13 +357,77 @@ class RedisStore:
     ) -> list[tuple[int, int, int, int]]:
         if not buckets:
             return []
+        if self._cluster:
+            groups: dict[int, list[int]] = {}
+            for i, (key, *_rest) in enumerate(buckets):
+                groups.setdefault(self.slot(key), []).append(i)
+            if len(groups) > 1:
+                return await self._gcra_many_cluster(buckets, list(groups.values()))
+        return await self._gcra_script(_GCRA, buckets, dry=False)
+
+    @staticmethod
+    def slot(key: str) -> int:
+        """The Redis Cluster hash slot of `key` (CRC16 of its hash tag, mod 16384)."""
+        return int(key_slot(key.encode()))
+
+    async def _gcra_script(
+        self, script: str, buckets: Sequence[tuple[str, int, int, int]], *, dry: bool | None
+    ) -> list[tuple[int, int, int, int]]:
         keys = [b[0] for b in buckets]
-        args: list[int] = []
+        args: list[int | str] = [] if dry is None else ["1" if dry else "0"]
         for _key, period_ms, limit, cost in buckets:
             args += [int(period_ms), int(limit), int(cost)]
-        flat = await self.eval(_GCRA, keys, args)
+        flat = await self.eval(script, keys, args)
         vals = [int(v) for v in flat]
         return [(vals[i], vals[i + 1], vals[i + 2], vals[i + 3]) for i in range(0, len(vals), 4)]
+
+    async def _gcra_many_cluster(
+        self, buckets: Sequence[tuple[str, int, int, int]], groups: list[list[int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """All-or-nothing GCRA over buckets in several hash slots (Redis Cluster).
+
+        One script cannot span slots, so the buckets are grouped by slot and the groups are
+        charged one after another, in the caller's order (put the bucket most likely to
+        deny first: a denial there costs one round trip and charges nothing). Each group is
+        one `_GCRA` script, atomic on its node, so every single bucket stays exact under
+        any concurrency: a unit is only ever admitted from a bucket that has it. When a
+        group denies, the groups already charged are given back exactly (`_GCRA_REFUND`:
+        TAT minus emission * cost) and the groups not reached are decided in a dry run, in
+        one concurrent round; nothing stays charged by a denied call.
+
+        What is not kept across slots is isolation: while a call holds its provisional
+        charges (one round trip), a concurrent call may see those units as spent and be
+        denied (never wrongly admitted). And if, during that hold, a bucket would otherwise
+        have refilled completely, the refund can return up to the hold time (about one
+        round trip) of refill early. A single bucket, or buckets sharing a hash tag, keep
+        the single-script semantics exactly.
+        """
+        results: list[tuple[int, int, int, int] | None] = [None] * len(buckets)
+        charged: list[list[int]] = []
+        for gi, idx in enumerate(groups):
+            res = await self._gcra_script(_GCRA, [buckets[i] for i in idx], dry=False)
+            for i, r in zip(idx, res, strict=True):
+                results[i] = r
+            if all(r[0] for r in res):
+                charged.append(idx)
+                continue
+            pending = [
+                self._gcra_script(_GCRA_REFUND, [buckets[i] for i in g], dry=None)
+                for g in charged
+            ] + [
+                self._gcra_script(_GCRA, [buckets[i] for i in g], dry=True)
+                for g in groups[gi + 1 :]
+            ]
+            outs = await asyncio.gather(*pending, return_exceptions=True)
+            errors = [o for o in outs if isinstance(o, BaseException)]
+            if errors:
+                raise errors[0]
+            for g, out in zip([*charged, *groups[gi + 1 :]], outs, strict=True):
+                assert not isinstance(out, BaseException)
+                for i, r in zip(g, out, strict=True):
+                    results[i] = r
+            break
+        return [r for r in results if r is not None]
 
     async def cap_add(self, key: str, member: str, cap: int, ttl: float) -> bool:
         res = await self.eval(_CAP_ADD, [key], [member, int(cap), max(1, int(ttl * 1000))])
@@ -229,13 +438,8 @@ class RedisStore:
         return bool(n)
 
     async def members(self, key: str) -> list[str]:
-        async def run() -> list[str]:
-            now_s, now_us = await self._r.time()
-            now_ms = int(now_s) * 1000 + int(now_us) // 1000
-            raw: list[bytes] = await self._r.zrangebyscore(key, f"({now_ms}", "+inf")
-            return [m.decode() for m in raw]
-
-        return await self._call(run)
+        raw: list[bytes] = await self.eval(_MEMBERS, [key], [])
+        return [m.decode() for m in raw]
 
     async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
         async def run() -> str:
@@ -256,7 +460,8 @@ class RedisStore:
 
     async def publish(self, channel: str, message: bytes) -> None:
         async def run() -> None:
-            await self._r.publish(channel, message)
+            # Classic pub/sub is cluster-wide: any node delivers to every subscriber.
+            await self._r.execute_command("PUBLISH", channel, message)
 
         await self._call(run)
 

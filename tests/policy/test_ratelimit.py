@@ -25,15 +25,18 @@ from did_auth.settings import RateLimits
 from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
+from tests.fixtures.redis_cluster import RedisCluster
 from tests.fixtures.redis_server import RedisServer, free_port
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer | RedisCluster = request.getfixturevalue(
+        "redis_cluster" if request.param == "cluster" else "redis_server"
+    )
     s = RedisStore.from_url(server.url)
     await s.client.flushdb()
     yield s
@@ -139,9 +142,8 @@ async def test_200_concurrent_hits_against_50_admit_exactly_50(
     rate = Rate(50, 60.0)
     stores: list[Store] = [store]
     if isinstance(store, RedisStore):
-        # A second client stands for a second replica sharing the same Redis.
-        server: RedisServer = request.getfixturevalue("redis_server")
-        stores.append(RedisStore.from_url(server.url))
+        # A second client stands for a second replica sharing the same Redis (or cluster).
+        stores.append(RedisStore.from_url(store.url))
     limiters = [RateLimiter(s) for s in stores]
     decisions = await asyncio.gather(
         *[limiters[i % len(limiters)].hit("race", rate) for i in range(200)]

@@ -11,15 +11,18 @@ from did_auth.errors import TemporarilyUnavailable
 from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
+from tests.fixtures.redis_cluster import RedisCluster
 from tests.fixtures.redis_server import RedisServer, free_port
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer | RedisCluster = request.getfixturevalue(
+        "redis_cluster" if request.param == "cluster" else "redis_server"
+    )
     s = RedisStore.from_url(server.url)
     await s.client.flushdb()
     yield s
