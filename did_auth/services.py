@@ -6,12 +6,15 @@ import logging
 from dataclasses import dataclass
 
 from did_auth.chain.client import ChainRegistry
+from did_auth.chain.registries import RegistryReader
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
+from did_auth.chain.watcher import WatcherPool
 from did_auth.clock import Clock, SystemClock
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
@@ -51,9 +54,16 @@ class Services:
     guard: AbuseGuard
     revocations: RevocationBook
     chains: ChainRegistry
+    # Issue 6: RevocationRegistry reads (login/refresh/introspection checks, relay) and
+    # the chain watchers (background tasks between start() and close()).
+    registry_reader: RegistryReader | None = None
+    registry: RegistryGate | None = None
+    watchers: WatcherPool | None = None
 
     async def start(self) -> None:
         await self.chains.start()
+        if self.watchers is not None:
+            self.watchers.start()
         try:
             await self.keys.load()
         except TemporarilyUnavailable:
@@ -63,6 +73,10 @@ class Services:
 
     async def close(self) -> None:
         try:
+            if self.watchers is not None:
+                await self.watchers.stop()  # first: they release their leases in the store
+            if self.registry_reader is not None:
+                await self.registry_reader.close()
             await self.chains.close()
         finally:
             await self.store.close()
@@ -122,6 +136,9 @@ def build_services(
         session_lifetime=settings.session_max_lifetime,
     )
     guard = AbuseGuard(settings, store, audit)
+    registry_reader = RegistryReader(chains)
+    registry = RegistryGate(registry_reader, revocations)
+    local.session_check = registry
     return Services(
         settings=settings,
         clock=clock,
@@ -134,10 +151,17 @@ def build_services(
         local=local,
         dpop=dpop,
         otp=otp,
-        siwe=SiweLogin(settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations),
-        tokens=TokenGrants(settings, clock, issuer, sessions, store, local, dpop, revocations),
+        siwe=SiweLogin(
+            settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations, registry
+        ),
+        tokens=TokenGrants(
+            settings, clock, issuer, sessions, store, local, dpop, revocations, registry
+        ),
         audit=audit,
         guard=guard,
         revocations=revocations,
         chains=chains,
+        registry_reader=registry_reader,
+        registry=registry,
+        watchers=WatcherPool(chains, store, sessions, revocations, audit),
     )

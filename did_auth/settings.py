@@ -40,6 +40,13 @@ class ChainConfig(_Strict):
     revocation_registry: str | None = None
     confirmations: int = Field(default=0, ge=0, le=256)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Revocation watcher (did_auth.chain.watcher): seconds between polls of this chain.
+    watch_interval: float = Field(default=1.0, gt=0, le=3600)
+    # Gasless revocations (POST /revocations/relay): the key that pays for relaying signed
+    # revocations on this chain. A secret: never logged, never shown (repr=False).
+    relayer_private_key: str | None = Field(
+        default=None, repr=False, pattern=r"^(0x)?[0-9a-fA-F]{64}$"
+    )
     # /readyz: the head block must be at most this old (seconds); None: not checked
     # (development chains mine only on demand).
     max_head_age: float | None = Field(default=None, gt=0)

@@ -18,6 +18,7 @@ from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
@@ -64,6 +65,7 @@ class SiweLogin:
     otp: OtpService
     guard: LoginGuard = field(default_factory=OpenGuard)
     revocations: RevocationBook | None = None
+    registry: RegistryGate | None = None  # issue 6: on-chain RevocationRegistry checks
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
@@ -101,6 +103,12 @@ class SiweLogin:
             raise
         # Only a verified signature is charged to the account's own budget.
         await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
+        # Issue 6: the chain's RevocationRegistry (one pinned read; chain down -> 503):
+        # a suspended account, or a message issued at or before its revokeAll, is refused.
+        if self.registry is not None:
+            await self.registry.check_siwe_login(
+                chain_id=msg.chain_id, address=msg.address, issued_at=msg.issued_at_epoch
+            )
         # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
         # of one signed message cannot both pass this line.
         await self.nonces.consume(msg.nonce, client.client_id)

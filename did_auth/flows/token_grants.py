@@ -11,6 +11,7 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidClient, InvalidDpopProof, InvalidRequest, InvalidScope
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.issuance import token_response
+from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.scopes import parse_scope, token_ttl
 from did_auth.settings import ResourceServerConfig, Settings
@@ -37,6 +38,7 @@ class TokenGrants:
     local: LocalTokenCheck
     dpop: DpopGate
     revocations: RevocationBook
+    registry: RegistryGate | None = None  # issue 6: on-chain RevocationRegistry checks
 
     async def refresh(
         self,
@@ -75,6 +77,11 @@ class TokenGrants:
                 current.auth_time,
                 explicit=requested is not None,
             )
+        # Issue 6: the RevocationRegistry of the subject's chain (did:pkh chain id, did:ethr
+        # network): suspended, revokeAll after auth_time, revoked sid or key -> refused (and
+        # the session revoked); chain down -> 503.
+        if current is not None and not current.revoked and self.registry is not None:
+            await self.registry.check_session(current)
         session, new_refresh = await self.sessions.rotate(refresh_token)
         if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
             raise InvalidScope("unknown session")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
 from did_auth.clock import Clock
 from did_auth.store.base import Store
 from did_auth.tokens.keys import KeyRing
-from did_auth.tokens.sessions import SessionStore
+from did_auth.tokens.sessions import Session, SessionStore
 
-__all__ = ["LocalTokenCheck", "deny_jti", "jti_key"]
+__all__ = ["LocalTokenCheck", "SessionCheck", "deny_jti", "jti_key"]
+
+
+class SessionCheck(Protocol):
+    """An extra verdict on a live session (issue 6: the on-chain RevocationRegistry state,
+    `did_auth.flows.registry_checks.RegistryGate`). May raise TemporarilyUnavailable."""
+
+    async def session_allowed(self, session: Session) -> bool: ...
 
 
 def jti_key(jti: str) -> str:
@@ -32,6 +39,8 @@ class LocalTokenCheck:
         self._sessions = sessions
         self._clock = clock
         self._issuer = issuer
+        # Issue 6: set by build_services when chains have a RevocationRegistry.
+        self.session_check: SessionCheck | None = None
 
     def signed_claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
         """Claims of an access token we signed (typ at+jwt, our iss), else None."""
@@ -70,5 +79,10 @@ class LocalTokenCheck:
             return None
         session = await self._sessions.get(str(claims["sid"]))
         if session is None or session.revoked:
+            return None
+        # Issue 6: suspended / revokeAll / revoked sid or key on chain (fails closed: 503).
+        if self.session_check is not None and not await self.session_check.session_allowed(
+            session
+        ):
             return None
         return claims

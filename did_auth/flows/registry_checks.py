@@ -1,0 +1,236 @@
+"""On-chain revocation state in login, refresh and introspection decisions (issue 6).
+
+`contracts/RevocationRegistry.sol` keeps, per account: `isSuspended`, `revokedBefore` (unix
+seconds; everything authenticated at or before it is dead, 0 = never) and revoked ids. One
+decision reads all of it with one `status(account, ids)` call pinned to one block
+(`RegistryStatusReader`, implemented over JSON-RPC by `did_auth.chain.registries`); the
+rules below are pure functions of that snapshot, so they are unit-tested without a chain:
+
+* `check_login(state, issued_at)`: a suspended account cannot log in, and a SIWE message
+  issued at or before `revokedBefore` is refused: a new login with an old signature must
+  not resurrect what `revokeAll()` killed.
+* `check_session(state, auth_time, sid, key_ids)`: a session (refresh, introspection) dies
+  when its account is suspended, when `revokedBefore >= auth_time`, when its `sid` was
+  revoked (`revoke(sid)`), or when the key it was authenticated with was revoked
+  (`revoke(key_id(address))`).
+
+Refusals are `AccessDenied` (403 `access_denied`) with reason `suspended` or `revoked` (the
+audit trail counts both as `revoked_use` anomalies); the description tells which rule hit.
+
+Ids: a session id is 32 random bytes, directly the registry's `bytes32 id`. A key id is the
+key's 20-byte address left-padded with 12 zero bytes (the ABI encoding of an `address`), so
+`revoke(bytes32(uint256(uint160(key))))` revokes every session authenticated with that key.
+A random sid has those 12 zero bytes with probability 2^-96, so the two never collide.
+
+The chain of a subject is the one its identifier names: `did:pkh:eip155:<chainId>:<addr>`
+(SIWE logins) or the did:ethr network; the registry consulted is that chain's `[[chains]]`
+entry's `revocation_registry` (or the embedded chain's). Subjects on a chain without a
+registry, and `did:key`, have no on-chain revocation state: nothing to check.
+
+Fail closed: a chain with a registry that cannot be read makes the decision raise
+`TemporarilyUnavailable` (503); a check is never skipped. No web3 here (flows stay pure).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from did_auth.errors import AccessDenied, DidAuthError
+from did_auth.flows.revocations import RevocationBook
+from did_auth.tokens.sessions import Session
+
+__all__ = [
+    "RegistryGate",
+    "RegistryState",
+    "RegistryStatusReader",
+    "SubjectAccount",
+    "check_login",
+    "check_session",
+    "key_address",
+    "key_id",
+    "key_id_address",
+    "subject_account",
+]
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_PKH = re.compile(r"^did:pkh:eip155:(\d{1,20}):(0x[0-9a-fA-F]{40})$")
+_CAIP10 = re.compile(r"^eip155:\d{1,20}:(0x[0-9a-fA-F]{40})$")
+_KEY_PAD = "0x" + "00" * 12
+
+
+def key_id(address: str) -> str:
+    """The registry id of an Ethereum key: its address left-padded to 32 bytes (lower case)."""
+    if not _ADDRESS.match(address):
+        raise ValueError("not a 0x address")
+    return _KEY_PAD + address[2:].lower()
+
+
+def key_id_address(id_: str) -> str | None:
+    """The key address a registry id names (12 leading zero bytes), else None (a sid)."""
+    low = id_.lower()
+    if _BYTES32.match(low) and low.startswith(_KEY_PAD):
+        return "0x" + low[len(_KEY_PAD) :]
+    return None
+
+
+def key_address(auth_key: object) -> str | None:
+    """The lower-case address of a session's `auth_key` (a bare 0x address or a CAIP-10
+    `eip155:<chainId>:<address>` account, as the DID login stores it), else None."""
+    if not isinstance(auth_key, str):
+        return None
+    if _ADDRESS.match(auth_key):
+        return auth_key.lower()
+    m = _CAIP10.match(auth_key.lower())
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAccount:
+    """The chain a subject lives on and its account there (lower-case address); for a
+    did:ethr subject the account is the DID's identity address."""
+
+    chain_id: int
+    account: str
+    ethr: bool = False
+
+
+def subject_account(sub: str) -> SubjectAccount | None:
+    """The (chain, account) of a did:pkh eip155 or did:ethr subject, else None."""
+    m = _PKH.match(sub)
+    if m:
+        return SubjectAccount(int(m.group(1)), m.group(2).lower())
+    if sub.startswith("did:ethr:"):
+        from did_auth.did.ethr import parse_did_ethr  # no web3: coincurve + stdlib
+
+        try:
+            did = parse_did_ethr(sub)
+        except DidAuthError:
+            return None
+        return SubjectAccount(did.chain_id, did.address.lower(), ethr=True)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryState:
+    """`RevocationRegistry.status(account, ids)` at one block."""
+
+    chain_id: int
+    account: str  # lower-case 0x address
+    suspended: bool
+    revoked_before: int  # unix seconds; 0: never
+    revoked: Mapping[str, bool] = field(default_factory=dict)  # lower-case 0x bytes32 id
+    block: int | None = None  # the block read, when known
+
+    def is_revoked(self, id_: str) -> bool:
+        return bool(self.revoked.get(id_.lower(), False))
+
+
+def check_login(state: RegistryState, issued_at: float) -> None:
+    """Refuse a login of a suspended account, or one signed at or before `revokedBefore`."""
+    if state.suspended:
+        raise AccessDenied("the account is suspended", reason="suspended")
+    # Block timestamps have whole seconds: a message issued within the second of the
+    # revokeAll block cannot be proven later than it, so it is refused too.
+    if state.revoked_before > 0 and math.floor(issued_at) <= state.revoked_before:
+        raise AccessDenied(
+            "the account revoked every login signed before "
+            f"{state.revoked_before} (RevocationRegistry.revokeAll); sign a new message",
+            reason="revoked",
+        )
+
+
+def check_session(
+    state: RegistryState, auth_time: float, sid: str, key_ids: Sequence[str] = ()
+) -> None:
+    """Refuse a session (refresh, introspection) the registry says is dead."""
+    if state.suspended:
+        raise AccessDenied("the account is suspended", reason="suspended")
+    if state.revoked_before > 0 and state.revoked_before >= auth_time:
+        raise AccessDenied(
+            "the account revoked its sessions on chain (revokeAll)", reason="revoked"
+        )
+    if state.is_revoked(sid):
+        raise AccessDenied("the session was revoked on chain (revoke(sid))", reason="revoked")
+    for kid in key_ids:
+        if state.is_revoked(kid):
+            raise AccessDenied(
+                "the key this session was authenticated with was revoked on chain",
+                reason="revoked",
+            )
+
+
+class RegistryStatusReader(Protocol):
+    """Reads `status(account, ids)` of a chain's RevocationRegistry (one pinned read)."""
+
+    def has_registry(self, chain_id: int) -> bool:
+        """Whether `chain_id` is configured with a RevocationRegistry."""
+        ...
+
+    async def status(self, chain_id: int, account: str, ids: Sequence[str]) -> RegistryState:
+        """Raise `TemporarilyUnavailable` when the chain cannot answer."""
+        ...
+
+
+def _session_key_ids(session: Session) -> list[str]:
+    address = key_address(session.extra.get("auth_key")) if session.extra else None
+    return [key_id(address)] if address is not None else []
+
+
+@dataclass
+class RegistryGate:
+    """The registry checks the flows run; `revocations` (when given) makes a refusal stick:
+    the refused session is revoked in the store and announced on the feed at once, without
+    waiting for the watcher."""
+
+    reader: RegistryStatusReader
+    revocations: RevocationBook | None = None
+
+    async def check_siwe_login(self, *, chain_id: int, address: str, issued_at: float) -> None:
+        """At SIWE login, after the signature verified: suspended / signed before revokeAll."""
+        if not self.reader.has_registry(chain_id):
+            return
+        state = await self.reader.status(chain_id, address.lower(), [])
+        check_login(state, issued_at)
+
+    async def check_did_login(
+        self, *, sub: str, issued_at: float, auth_key: object = None
+    ) -> None:
+        """The same for a DID login (did:ethr / did:pkh subject): suspended identity, proof
+        issued (`iat`) at or before revokedBefore, or a signing key revoked on chain."""
+        subject = subject_account(sub)
+        if subject is None or not self.reader.has_registry(subject.chain_id):
+            return
+        address = key_address(auth_key)
+        ids = [key_id(address)] if address is not None else []
+        state = await self.reader.status(subject.chain_id, subject.account, ids)
+        check_login(state, issued_at)
+        for kid in ids:
+            if state.is_revoked(kid):
+                raise AccessDenied("the signing key was revoked on chain", reason="revoked")
+
+    async def check_session(self, session: Session) -> None:
+        """Raise `AccessDenied` when the registry says `session` is dead (and revoke it)."""
+        subject = subject_account(session.sub)
+        if subject is None or not self.reader.has_registry(subject.chain_id):
+            return
+        keys = _session_key_ids(session)
+        state = await self.reader.status(subject.chain_id, subject.account, [session.sid, *keys])
+        try:
+            check_session(state, session.auth_time, session.sid, keys)
+        except AccessDenied as exc:
+            if self.revocations is not None and not session.revoked:
+                await self.revocations.revoke_sid(session.sid, reason=f"chain_{exc.reason}")
+            raise
+
+    async def session_allowed(self, session: Session) -> bool:
+        """For introspection: False when the registry says the session is dead."""
+        try:
+            await self.check_session(session)
+        except AccessDenied:
+            return False
+        return True
