@@ -189,14 +189,17 @@ def build_did_login(
     readers: Mapping[int, ChainReader],
     guard: LoginGuard | None = None,
     revocations: RevocationBook | None = None,
+    registries: Mapping[int, str] | None = None,
 ) -> DidLogin:
     """Wire a `DidLogin`: challenges in `store` (kind "c", `nonce_ttl`), and a did:ethr
-    resolver for every `[[chains]]` entry with a `did_registry` whose chain has a reader."""
+    resolver for every `[[chains]]` entry that has a reader and a registry (`did_registry`,
+    or `registries[chain_id]`, e.g. an embedded chain's; `login.resolver.add_ethr(...)`
+    adds one later)."""
     return DidLogin(
         settings=settings,
         clock=clock,
         challenges=NonceBook(store, ttl=settings.nonce_ttl, kind="c"),
-        resolver=DidResolver.from_settings(settings, readers),
+        resolver=DidResolver.from_settings(settings, readers, registries),
         issuer=issuer,
         sessions=sessions,
         otp=otp,

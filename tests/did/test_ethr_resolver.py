@@ -368,7 +368,51 @@ async def test_embedded_eth_tester_chain() -> None:
         {"from": sender}
     )
     chain_id = await w3.eth.chain_id
-    resolver = EthrResolver(chain_id=chain_id, registry=address, reader=Web3ChainReader(w3))
+    reader = Web3ChainReader(w3, call_from=sender)
+    resolver = EthrResolver(chain_id=chain_id, registry=address, reader=reader)
     did = f"did:ethr:{hex(chain_id)}:{sender}"
     doc = (await resolver.resolve(parse_did_ethr(did))).document
     assert doc.authentication == (f"{did}#controller", f"{did}#delegate-1")
+
+
+async def test_from_settings_with_a_registry_known_at_start_up(
+    hardhat_node: Any, registry: Registry, chain_reader: Any
+) -> None:
+    from tests.fixtures.servers import settings_for
+
+    settings = settings_for(chains=[{"chain_id": CHAIN_ID, "rpc_url": hardhat_node.url}])
+    assert DidResolver.from_settings(settings, {CHAIN_ID: chain_reader}).ethr == {}
+    resolver = DidResolver.from_settings(
+        settings, {CHAIN_ID: chain_reader}, registries={CHAIN_ID: registry.address}
+    )
+    k = Key.new()
+    assert (await resolver.resolve(k.ethr)).document.id == k.ethr
+    late = DidResolver()
+    late.add_ethr(CHAIN_ID, registry.address, chain_reader)
+    assert (await late.resolve(k.ethr)).document.authentication == (f"{k.ethr}#controller",)
+
+
+async def test_warm_resolution_is_one_json_rpc_request(
+    hardhat_node: Any, registry: Registry
+) -> None:
+    """Counted at the provider: web3's middleware must not add requests (eth_chainId)."""
+    sent: list[str] = []
+
+    class Logging(AsyncHTTPProvider):
+        async def make_request(self, method: Any, params: Any) -> Any:
+            sent.append(str(method))
+            return await super().make_request(method, params)
+
+    w3 = AsyncWeb3(Logging(hardhat_node.url))
+    resolver = EthrResolver(
+        chain_id=CHAIN_ID, registry=registry.address, reader=Web3ChainReader(w3)
+    )
+    owner = Key.new()
+    registry.add_delegate(owner, owner.address, "sigAuth", Key.new().address, 3600)
+    registry.mine()
+    await resolver.resolve(parse_did_ethr(owner.ethr))
+    assert sent == ["eth_call", "eth_getLogs"]
+    sent.clear()
+    await resolver.resolve(parse_did_ethr(owner.ethr))
+    assert sent == ["eth_call"]
+    await w3.provider.disconnect()
