@@ -10,7 +10,9 @@ from did_auth.chain.registries import RegistryReader
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
 from did_auth.chain.watcher import WatcherPool
 from did_auth.clock import Clock, SystemClock
+from did_auth.did.resolver import Web3ChainReader
 from did_auth.errors import TemporarilyUnavailable
+from did_auth.flows.did_login import DidLogin, build_did_login
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
@@ -59,9 +61,13 @@ class Services:
     registry_reader: RegistryReader | None = None
     registry: RegistryGate | None = None
     watchers: WatcherPool | None = None
+    # Issue 4: DID challenge-response logins (did:ethr resolvers are added per chain at start).
+    did: DidLogin | None = None
 
     async def start(self) -> None:
         await self.chains.start()
+        if self.did is not None:
+            self._add_did_registries(self.did)
         if self.watchers is not None:
             self.watchers.start()
         try:
@@ -70,6 +76,14 @@ class Services:
             # Start anyway and answer 503 until the store is back (fail closed, recover
             # by itself): the keys are loaded by the first request that can reach it.
             log.warning("store unreachable at start; signing keys load when it returns")
+
+    def _add_did_registries(self, did: DidLogin) -> None:
+        """Serve did:ethr on every started chain that has an ERC-1056 registry."""
+        for chain_id, client in self.chains.clients.items():
+            if client.did_registry and chain_id not in did.resolver.ethr:
+                call_from = client.embedded.deployer if client.embedded else None
+                reader = Web3ChainReader(client.w3, call_from=call_from)
+                did.resolver.add_ethr(chain_id, client.did_registry, reader)
 
     async def close(self) -> None:
         try:
@@ -80,6 +94,7 @@ class Services:
             await self.chains.close()
         finally:
             await self.store.close()
+            self.audit.close()
 
 
 def build_services(
@@ -139,6 +154,13 @@ def build_services(
     registry_reader = RegistryReader(chains)
     registry = RegistryGate(registry_reader, revocations)
     local.session_check = registry
+    did = build_did_login(
+        settings, store, clock, issuer, sessions, otp, {}, guard=guard, revocations=revocations
+    )
+    tokens = TokenGrants(
+        settings, clock, issuer, sessions, store, local, dpop, revocations, registry
+    )
+    tokens.did_recheck = did.recheck
     return Services(
         settings=settings,
         clock=clock,
@@ -154,9 +176,7 @@ def build_services(
         siwe=SiweLogin(
             settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations, registry
         ),
-        tokens=TokenGrants(
-            settings, clock, issuer, sessions, store, local, dpop, revocations, registry
-        ),
+        tokens=tokens,
         audit=audit,
         guard=guard,
         revocations=revocations,
@@ -164,4 +184,5 @@ def build_services(
         registry_reader=registry_reader,
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),
+        did=did,
     )

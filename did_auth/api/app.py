@@ -16,6 +16,9 @@ from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import basic_credentials, read_form, required
 from did_auth.api.limits import BodySizeLimit
 from did_auth.api.models import (
+    DidChallengeRequest,
+    DidChallengeResponse,
+    DidVerifyRequest,
     NonceRequest,
     NonceResponse,
     OtpConfirmRequest,
@@ -25,6 +28,7 @@ from did_auth.api.models import (
 from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
 from did_auth.chain.client import ChainClient
 from did_auth.errors import InvalidRequest, InvalidToken, TemporarilyUnavailable
+from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
@@ -167,6 +171,43 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         login_ok(request, "siwe", grant)
         return JSONResponse(response, headers=token_headers())
 
+    @app.post("/did/challenge", response_model=DidChallengeResponse)
+    async def did_challenge(request: Request, body: DidChallengeRequest) -> Response:
+        ctx = request_context(request)
+        request.state.client_id = body.client_id
+        await svc.guard.nonce_request(ctx, kind="challenge")
+        did_login = _did(svc)
+        result = await did_login.challenge(body.client_id, body.did, audience=body.audience)
+        await svc.guard.hold_nonce(ctx, body.client_id, result["challenge"])
+        return JSONResponse(result, headers=_NO_STORE)
+
+    @app.post("/did/verify", response_model=TokenResponse)
+    async def did_verify(request: Request, body: DidVerifyRequest) -> Response:
+        ctx = request_context(request)
+        request.state.client_id = body.client_id
+        await svc.guard.verify_request(ctx)
+        await svc.keys.refresh()
+        client = get_client(settings, body.client_id)
+        jkt = await svc.dpop.check(
+            request.headers.getlist("dpop"),
+            htm="POST",
+            htu=settings.issuer + "/did/verify",
+            required=client.require_dpop,
+        )
+        response, grant = await _did(svc).verify(
+            DidRequest(
+                client_id=body.client_id,
+                proof=body.proof,
+                audience=body.audience,
+                scope=body.scope,
+                otp=body.otp,
+                jkt=jkt,
+                ctx=ctx,
+            )
+        )
+        login_ok(request, "did", grant)
+        return JSONResponse(response, headers=token_headers())
+
     @app.post("/token", response_model=TokenResponse)
     async def token(request: Request) -> Response:
         form = await read_form(request)
@@ -298,6 +339,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return JSONResponse(report, status_code=200 if ready else 503, headers=_NO_STORE)
 
     return app
+
+
+def _did(svc: Services) -> DidLogin:
+    if svc.did is None:  # pragma: no cover - always wired by build_services
+        raise TemporarilyUnavailable("DID logins are not available", reason="did_unwired")
+    return svc.did
 
 
 async def _chain_health(client: ChainClient, now: float) -> str:

@@ -37,3 +37,23 @@ class TokenResponse(BaseModel):
 
 class OtpConfirmRequest(_Body):
     otp: str = Field(min_length=1, max_length=16)
+
+
+class DidChallengeRequest(_Body):
+    client_id: str = Field(min_length=1, max_length=128)
+    did: str = Field(min_length=1, max_length=512)
+    audience: str | None = Field(default=None, max_length=256)
+
+
+class DidChallengeResponse(BaseModel):
+    challenge: str
+    audience: str
+    expires_in: int
+
+
+class DidVerifyRequest(_Body):
+    client_id: str = Field(min_length=1, max_length=128)
+    proof: str = Field(min_length=1, max_length=16 * 1024)
+    audience: str | None = Field(default=None, max_length=256)
+    scope: str | None = Field(default=None, max_length=2048)
+    otp: str | None = Field(default=None, max_length=16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ class TokenGrants:
     dpop: DpopGate
     revocations: RevocationBook
     registry: RegistryGate | None = None  # issue 6: on-chain RevocationRegistry checks
+    # issue 4: a DID session refreshes only while its key still authenticates the DID
+    did_recheck: Callable[[str, object], Awaitable[None]] | None = None
 
     async def refresh(
         self,
@@ -82,6 +85,14 @@ class TokenGrants:
         # the session revoked); chain down -> 503.
         if current is not None and not current.revoked and self.registry is not None:
             await self.registry.check_session(current)
+        if (
+            current is not None
+            and not current.revoked
+            and self.did_recheck is not None
+            and current.sub.startswith("did:")
+            and not current.sub.startswith("did:pkh:")
+        ):
+            await self.did_recheck(current.sub, current.extra.get("auth_key"))
         session, new_refresh = await self.sessions.rotate(refresh_token)
         if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
             raise InvalidScope("unknown session")

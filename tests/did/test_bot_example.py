@@ -1,8 +1,7 @@
 """examples/bot_login.py end to end: a bot with a sigAuth delegate key logs in over HTTP
 (/did/challenge, /did/verify) and calls examples/trading_api.py's /account.
 
-did-auth runs in-process (uvicorn in a thread) with the DID registry on the Hardhat node;
-while the API does not route /did/* yet, the test mounts the two routes over `DidLogin`."""
+did-auth runs as a real `did-auth serve` process with the DID registry on the Hardhat node."""
 
 from __future__ import annotations
 
@@ -10,67 +9,20 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from did_auth.api.app import create_app
-from did_auth.did.resolver import Web3ChainReader
-from did_auth.flows.did_login import DidRequest, build_did_login
-from did_auth.services import build_services
-from did_auth.store.memory import MemoryStore
 from tests.did import CHAIN_ID, ROOT, Key, Registry
 from tests.fixtures.hardhat import HardhatNode
 from tests.fixtures.redis_server import free_port
-from tests.fixtures.servers import settings_for
+from tests.fixtures.servers import config_dict, start_server, stop_server
 
 BOT = ROOT / "examples" / "bot_login.py"
 TRADING_API = ROOT / "examples" / "trading_api.py"
-
-
-def mount_did_routes(app: FastAPI, svc: Any, settings: Any, node_url: str) -> None:
-    if any(getattr(r, "path", None) == "/did/verify" for r in app.routes):
-        return  # the API routes them itself
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
-    reader = Web3ChainReader(AsyncWeb3(AsyncHTTPProvider(node_url)))
-    login = build_did_login(
-        settings,
-        svc.store,
-        svc.clock,
-        svc.issuer,
-        svc.sessions,
-        svc.otp,
-        {CHAIN_ID: reader},
-        revocations=svc.revocations,
-    )
-
-    @app.post("/did/challenge")
-    async def did_challenge(request: Request) -> JSONResponse:
-        body = await request.json()
-        return JSONResponse(await login.challenge(body.get("client_id"), body.get("did")))
-
-    @app.post("/did/verify")
-    async def did_verify(request: Request) -> JSONResponse:
-        body = await request.json()
-        response, _ = await login.verify(
-            DidRequest(
-                client_id=body.get("client_id"),
-                proof=body.get("proof"),
-                audience=body.get("audience"),
-                scope=body.get("scope"),
-                otp=body.get("otp"),
-            )
-        )
-        return JSONResponse(response, headers={"Cache-Control": "no-store"})
 
 
 @dataclass
@@ -95,20 +47,12 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def stack(hardhat_node: HardhatNode, registry: Registry) -> Iterator[Stack]:
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    settings = settings_for(
-        issuer=issuer,
+    server = start_server(config_dict(
         chains=[
             {"chain_id": CHAIN_ID, "rpc_url": hardhat_node.url, "did_registry": registry.address}
         ],
-    )
-    svc = build_services(settings, store=MemoryStore())
-    app = create_app(settings, services=svc)
-    mount_did_routes(app, svc, settings, hardhat_node.url)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    ))
+    issuer = server.url
     api_port = free_port()
     api = subprocess.Popen(
         [
@@ -133,8 +77,7 @@ def stack(hardhat_node: HardhatNode, registry: Registry) -> Iterator[Stack]:
     finally:
         api.terminate()
         api.wait(10)
-        server.should_exit = True
-        thread.join(10)
+        stop_server(server)
 
 
 def run_bot(
