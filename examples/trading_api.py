@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-up-max-age", type=float, default=300.0)
     parser.add_argument("--leeway", type=float, default=30.0)
     parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        help="a browser origin allowed to call this API (repeatable), e.g. the demo dApp's",
+    )
+    parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow plain-http issuer URLs on non-loopback hosts (trusted networks only)",
@@ -255,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(
         verifier, step_up_max_age=args.step_up_max_age, public_url=args.public_url, feed=feed
     )
+    if args.cors_origin:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=args.cors_origin,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "dpop"],
+            expose_headers=["WWW-Authenticate"],
+        )
     print(f"trading API for {args.audience} (issuer {args.issuer})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -41,7 +41,8 @@ def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log = tmp_path_factory.mktemp("trading-api") / "api.log"
     cmd = [
         sys.executable,
-        "tests/web/trading_api_cors.py",
+        "examples/trading_api.py",
+        "--cors-origin",
         issuer,  # the demo's origin, allowed by CORS
         "--issuer",
         issuer,
