@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             sid=grant.sid,
             scope=grant.scope,
             amr=list(grant.amr),
-            dpop=grant.jkt is not None,
+            dpop_bound=grant.jkt is not None,
         )
 
     install_oidc(app, svc)
