@@ -47,7 +47,8 @@ def load_artifact(name: str) -> Artifact:
     """Load ``artifacts/<name>.json``; raises ``KeyError`` for a name the package doesn't ship."""
     if not _NAME.fullmatch(name) or name not in ARTIFACT_NAMES:
         raise KeyError(f"unknown contract artifact {name!r}; known: {', '.join(ARTIFACT_NAMES)}")
-    text = resources.files("did_auth.chain").joinpath("artifacts", f"{name}.json").read_text("utf-8")
+    path = resources.files("did_auth.chain").joinpath("artifacts", f"{name}.json")
+    text = path.read_text("utf-8")
     data = json.loads(text)
     abi, bytecode, deployed = data["abi"], data["bytecode"], data["deployedBytecode"]
     if not isinstance(abi, list) or not _HEX.fullmatch(bytecode) or not _HEX.fullmatch(deployed):

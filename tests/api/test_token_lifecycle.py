@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from did_auth.flows.token_grants import hash_secret
 from did_auth.services import Services
-from did_auth.verifier.dpop import jwk_thumbprint, make_dpop_proof
 from did_auth.verifier._jose import public_jwk
+from did_auth.verifier.dpop import jwk_thumbprint, make_dpop_proof
 from tests import siwe_text
 from tests.api.test_siwe_flow import nonce
 from tests.fixtures.servers import CLIENT, running_app, settings_for
@@ -112,7 +112,7 @@ async def enroll_otp(client: httpx.AsyncClient, access_token: str) -> pyotp.TOTP
 
 
 async def test_step_up_withdrawal(api: Api) -> None:
-    client, svc = api
+    client, _svc = api
     address, key = siwe_text.new_account()
     first = (await signed_login(client, key, address)).json()
     # no step-up without a second factor
@@ -151,7 +151,7 @@ async def test_otp_guessing_backs_off(api: Api) -> None:
 
 
 async def test_introspection(api: Api) -> None:
-    client, svc = api
+    client, _svc = api
     address, key = siwe_text.new_account()
     tok = (await signed_login(client, key, address)).json()
     secret = "rs-secret-" + base64.b32encode(b"0123456789").decode()
