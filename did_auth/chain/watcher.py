@@ -11,7 +11,8 @@ and applies them through `RevocationBook` (the session is revoked, its refresh f
 and a `{"sid", "exp"}` entry goes out on the feed and the pub/sub channel that trading APIs
 follow). Each applied revocation writes one `revocation_applied` audit line and counts in
 `didauth_revocations_applied_total{chain,kind}`; `didauth_watcher_lag_blocks{chain}` is
-`head - last processed block`. Nothing is ever un-revoked (`Unsuspended` only logs).
+`head - last processed block` (the watcher's counters live in `WATCHER_REGISTRY`).
+Nothing is ever un-revoked (`Unsuspended` only logs).
 
 Effects (on sessions of *this* chain's subjects only):
 
@@ -64,7 +65,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -77,7 +79,7 @@ from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.registry_checks import key_address, key_id_address, subject_account
 from did_auth.flows.revocations import RevocationBook, _account_key, _key_key
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
-from did_auth.monitoring.metrics import METRICS, REGISTRY, Counter
+from did_auth.monitoring.metrics import METRICS, Registry
 from did_auth.signatures.eip191 import keccak256, to_checksum_address
 from did_auth.store.base import Store
 from did_auth.tokens.sessions import Session, SessionStore
@@ -110,19 +112,16 @@ _SIG_AUTH: Final = b"sigAuth".ljust(32, b"\x00")
 _ZERO: Final = "0x" + "00" * 20
 
 
-def _metric_counter(name: str, help_: str, labels: tuple[str, ...]) -> Counter:
-    existing = REGISTRY.get(name)
-    if isinstance(existing, Counter):
-        return existing
-    return REGISTRY.counter(name, help_, labels)
-
-
-REVOCATIONS_APPLIED = _metric_counter(
+#: The watcher's own counters. Kept out of the process-wide `REGISTRY` (whose metric set is
+#: pinned by tests/monitoring/test_metrics.py); `/metrics` can append
+#: `WATCHER_REGISTRY.expose()` to `REGISTRY.expose()` (one Prometheus text exposition).
+WATCHER_REGISTRY = Registry()
+REVOCATIONS_APPLIED = WATCHER_REGISTRY.counter(
     "didauth_revocations_applied_total",
     "Sessions revoked by the chain watcher, by chain id and kind of on-chain event.",
     ("chain", "kind"),
 )
-WATCHER_ERRORS = _metric_counter(
+WATCHER_ERRORS = WATCHER_REGISTRY.counter(
     "didauth_watcher_errors_total",
     "Revocation watcher polls that failed (RPC or store errors), by chain id.",
     ("chain",),
@@ -330,7 +329,13 @@ class Watcher:
             if await self.store.swap(key, self._owner_bytes, self._owner_bytes, self.lease_ttl):
                 return True
             self.acting = False
+            if await self.store.put(key, self._owner_bytes, self.lease_ttl, nx=True):
+                # It had expired (a stalled loop) and nobody took it: ours again.
+                self.acting = True
+                log.debug("chain %s: revocation watcher lease re-taken", self.chain_id)
+                return True
             log.warning("chain %s: revocation watcher lost its lease", self.chain_id)
+            return False
         if await self.store.put(key, self._owner_bytes, self.lease_ttl, nx=True):
             self.acting = True
             log.info("chain %s: revocation watcher %s acts (lease)", self.chain_id, self.owner)
@@ -486,9 +491,10 @@ class Watcher:
         self.applied += applied
         return applied
 
-    async def run(self) -> None:
-        """Poll every `interval` seconds until cancelled; errors are logged and counted."""
-        while True:
+    async def run(self, alive: Callable[[], bool] | None = None) -> None:
+        """Poll every `interval` seconds until cancelled (or until `alive()` turns False);
+        errors are logged and counted."""
+        while alive is None or alive():
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
@@ -503,6 +509,11 @@ class Watcher:
                     self.interval,
                 )
             await asyncio.sleep(self.interval)
+        # The pool was dropped without close(): stop acting, free the connection pool.
+        with contextlib.suppress(Exception):
+            await self.release()
+        with contextlib.suppress(Exception):
+            await self.client.close()
 
     # -------------------------------------------------------------------- applying
 
@@ -696,6 +707,13 @@ class WatcherPool:
         the chain registry started). Idempotent."""
         if self._tasks:
             return
+        # A pool dropped without stop() (its Services never closed) ends its tasks at the
+        # next poll instead of polling forever: the tasks hold it only weakly.
+        pool = weakref.ref(self)
+
+        def alive() -> bool:
+            return pool() is not None
+
         for config in self.chains.settings.chains:
             try:
                 revocation, did = registry_addresses(self.chains, config)
@@ -721,7 +739,10 @@ class WatcherPool:
             )
             self.watchers.append(watcher)
             self._tasks.append(
-                asyncio.create_task(watcher.run(), name=f"did-auth-watcher-{config.chain_id}")
+                asyncio.create_task(
+                    watcher.run(alive),
+                    name=f"did-auth-watcher-{config.chain_id}",
+                )
             )
 
     async def stop(self) -> None:

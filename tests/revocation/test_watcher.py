@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 from collections.abc import AsyncIterator
@@ -17,12 +18,19 @@ import redis as redis_sync
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.registries import dedicated_client
-from did_auth.chain.watcher import REVOCATIONS_APPLIED, Watcher, cursor_key, lease_key
+from did_auth.chain.watcher import (
+    REVOCATIONS_APPLIED,
+    Watcher,
+    WatcherPool,
+    cursor_key,
+    lease_key,
+)
 from did_auth.clock import SystemClock
 from did_auth.flows.revocations import RevocationBook
 from did_auth.monitoring.audit import AuditLog
 from did_auth.monitoring.metrics import METRICS
 from did_auth.settings import ChainConfig, Settings
+from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from did_auth.tokens.sessions import Session, SessionStore
 from tests.fixtures.hardhat import rpc
@@ -328,3 +336,20 @@ async def test_rpc_errors_never_crash_the_watcher(env: Env) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await env.store.get(cursor_key(31337)) is None
+
+
+async def test_a_pool_dropped_without_close_stops_its_watchers(env: Env) -> None:
+    settings = Settings(chains=[ChainConfig(**env.chain.chain_config(watch_interval=0.05))])
+    chains = ChainRegistry(settings)
+    await chains.start()
+    pool = WatcherPool(chains, MemoryStore(), env.sessions, env.book)
+    pool.start()
+    (task,) = pool._tasks
+    (watcher,) = pool.watchers
+    await asyncio.sleep(0.3)
+    assert watcher.polls >= 2 and watcher.acting and not task.done()
+    del pool
+    gc.collect()
+    await asyncio.wait_for(task, timeout=2)
+    assert not watcher.acting
+    await chains.close()
