@@ -34,6 +34,9 @@ class _Strict(BaseModel):
 
 
 class ChainConfig(_Strict):
+    # Validation errors never echo input here: relayer_private_key is a secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     chain_id: int = Field(gt=0)
     rpc_url: str = "embedded"
     did_registry: str | None = None

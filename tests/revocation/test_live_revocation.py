@@ -333,6 +333,9 @@ def test_gasless_relayed_revocation(stack: Stack) -> None:
     assert stack.chain.registry.functions.isRevoked(address_of(key), bytes.fromhex(
         doomed["sid"][2:])).call()
     assert stack.chain.w3.eth.get_balance(address_of(key)) == 0  # type: ignore[arg-type]
+    secret = stack.chain.relayer_key.lower().removeprefix("0x")
+    for text in (stack.server.output(), stack.audit_path.read_text()):
+        assert secret not in text.lower()
 
 
 def test_erc1056_revoke_delegate_kills_the_bot_sessions(stack: Stack) -> None:
