@@ -190,9 +190,13 @@ def pkh_did(address: str, chain_id: int = CHAIN_ID) -> str:
     return f"did:pkh:eip155:{chain_id}:{address}"
 
 
-def record_latency(label: str, seconds: float) -> str:
+def record_latency(
+    label: str,
+    seconds: float,
+    what: str = "mined block -> first rejection at the trading API",
+) -> str:
     """Print and append one measured latency to test-artifacts/revocation_latency.txt."""
-    line = f"{label}: {seconds * 1000:.0f} ms (mined block -> first rejection at the trading API)"
+    line = f"{label}: {seconds * 1000:.0f} ms ({what})"
     print(f"\n[revocation latency] {line}", flush=True)
     ARTIFACTS.mkdir(exist_ok=True)
     with (ARTIFACTS / "revocation_latency.txt").open("a") as f:

@@ -394,9 +394,9 @@ def test_killed_watcher_loses_no_revocation(stack: Stack) -> None:
 
     stack.server = relaunch(stack.server)
     restarted = time.perf_counter()
-    for tokens in (a_tokens, b_tokens):
-        took = wait_rejected(stack, tokens["access_token"], restarted)
-        assert took < REJECTION_TIMEOUT
+    took = max(wait_rejected(stack, t["access_token"], restarted) for t in (a_tokens, b_tokens))
+    record_latency("events mined while the server was down", took,
+                   "server ready again -> both tokens rejected at the trading API")
     reasons = feed_reasons(stack)
     assert reasons[a_tokens["sid"]] == "chain_revoke_all"
     assert reasons[b_tokens["sid"]] == "chain_revoked"
