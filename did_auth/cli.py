@@ -91,12 +91,31 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="warning",
+            **_uvicorn_options(),
         )
         return 0
     from did_auth.api.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="warning",
+        **_uvicorn_options(),
+    )
     return 0
+
+
+def _uvicorn_options() -> dict[str, Any]:
+    """uvloop and httptools when installed (issue 9: the event loop and HTTP parser in C),
+    else uvicorn's pure-Python ones. No uvicorn proxy-header rewriting: did-auth reads
+    X-Forwarded-For itself, only from its configured `trusted_proxies` (uvicorn would also
+    trust any 127.0.0.1 peer, and redo the work on every request)."""
+    import importlib.util
+
+    opts: dict[str, Any] = {"proxy_headers": False}
+    if importlib.util.find_spec("uvloop") is not None:
+        opts["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        opts["http"] = "httptools"
+    return opts
 
 
 async def _preflight(settings: Settings) -> None:

@@ -9,11 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 
 from did_auth import __version__
 from did_auth.api.context import RequestContextMiddleware, request_context
 from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import basic_credentials, read_form, required
+from did_auth.api.hotpath import HotPaths, HotRoute
 from did_auth.api.limits import BodySizeLimit
 from did_auth.api.models import (
     DidChallengeRequest,
@@ -27,8 +29,9 @@ from did_auth.api.models import (
 )
 from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
 from did_auth.chain.client import ChainClient
-from did_auth.errors import InvalidRequest, InvalidToken, TemporarilyUnavailable
+from did_auth.errors import DidAuthError, InvalidRequest, InvalidToken, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
+from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
@@ -94,8 +97,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)
     audit = svc.audit
 
-    def login_ok(request: Request, method: str, grant: Grant) -> None:
-        ctx = request_context(request)
+    def login_ok(ctx: RequestContext, method: str, grant: Grant) -> None:
         METRICS.logins.labels(method=method, outcome="success").inc()
         METRICS.tokens_issued.labels(grant=method).inc()
         audit.emit(
@@ -128,30 +130,36 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         await svc.keys.refresh()
         return JSONResponse(svc.keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
-    @app.post("/siwe/nonce", response_model=NonceResponse)
-    async def siwe_nonce(request: Request, body: NonceRequest) -> Response:
-        ctx = request_context(request)
-        request.state.client_id = body.client_id
+    # The SIWE login handlers are shared by the FastAPI routes below and by the hot path
+    # (did_auth/api/hotpath.py), which serves the same two routes with less framework work.
+    async def siwe_nonce_handler(
+        ctx: RequestContext, body: NonceRequest, _dpop: list[str]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         await svc.guard.nonce_request(ctx)
         client = get_client(settings, body.client_id)
         nonce = await svc.nonces.issue(client.client_id)
         await svc.guard.hold_nonce(ctx, client.client_id, nonce)
-        return JSONResponse({"nonce": nonce, "expires_in": svc.nonces.ttl}, headers=_NO_STORE)
+        return {"nonce": nonce, "expires_in": svc.nonces.ttl}, _NO_STORE
+
+    @app.post("/siwe/nonce", response_model=NonceResponse)
+    async def siwe_nonce(request: Request, body: NonceRequest) -> Response:
+        request.state.client_id = body.client_id
+        payload, headers = await siwe_nonce_handler(request_context(request), body, [])
+        return JSONResponse(payload, headers=headers)
 
     def token_headers() -> dict[str, str]:
         if settings.dpop_nonce:
             return {**_NO_STORE, "DPoP-Nonce": svc.dpop.new_nonce()}
         return _NO_STORE
 
-    @app.post("/siwe/verify", response_model=TokenResponse)
-    async def siwe_verify(request: Request, body: SiweVerifyRequest) -> Response:
-        ctx = request_context(request)
-        request.state.client_id = body.client_id
+    async def siwe_verify_handler(
+        ctx: RequestContext, body: SiweVerifyRequest, dpop: list[str]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         await svc.guard.verify_request(ctx)
         await svc.keys.refresh()
         client = get_client(settings, body.client_id)
         jkt = await svc.dpop.check(
-            request.headers.getlist("dpop"),
+            dpop,
             htm="POST",
             htu=settings.issuer + "/siwe/verify",
             required=client.require_dpop,
@@ -168,8 +176,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 ctx=ctx,
             )
         )
-        login_ok(request, "siwe", grant)
-        return JSONResponse(response, headers=token_headers())
+        login_ok(ctx, "siwe", grant)
+        return response, token_headers()
+
+    @app.post("/siwe/verify", response_model=TokenResponse)
+    async def siwe_verify(request: Request, body: SiweVerifyRequest) -> Response:
+        request.state.client_id = body.client_id
+        payload, headers = await siwe_verify_handler(
+            request_context(request), body, request.headers.getlist("dpop")
+        )
+        return JSONResponse(payload, headers=headers)
 
     @app.post("/did/challenge", response_model=DidChallengeResponse)
     async def did_challenge(request: Request, body: DidChallengeRequest) -> Response:
@@ -205,7 +221,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 ctx=ctx,
             )
         )
-        login_ok(request, "did", grant)
+        login_ok(request_context(request), "did", grant)
         return JSONResponse(response, headers=token_headers())
 
     @app.post("/token", response_model=TokenResponse)
@@ -338,6 +354,22 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         report["status"] = "ready" if ready else "unavailable"
         return JSONResponse(report, status_code=200 if ready else 503, headers=_NO_STORE)
 
+    # -- issue 9 hot path: the two SIWE login routes skip FastAPI's per-request machinery
+    # (same handlers as the routes above; see did_auth/api/hotpath.py). Appended last, so it
+    # is the innermost of the app's own middlewares: context, metrics, body limit still apply.
+    routes = {getattr(r, "path", ""): r for r in app.routes}
+    app.user_middleware.append(
+        Middleware(
+            HotPaths,
+            routes={
+                "/siwe/nonce": HotRoute(NonceRequest, siwe_nonce_handler, routes["/siwe/nonce"]),
+                "/siwe/verify": HotRoute(
+                    SiweVerifyRequest, siwe_verify_handler, routes["/siwe/verify"]
+                ),
+            },
+            on_error=app.exception_handlers[DidAuthError],
+        )
+    )
     return app
 
 

@@ -14,8 +14,16 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_nonce(length: int = 22) -> str:
-    """Alphanumeric (EIP-4361: 8*( ALPHA / DIGIT )); 22 base-62 chars carry > 130 bits."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """Alphanumeric (EIP-4361: 8*( ALPHA / DIGIT )); 22 base-62 chars carry > 130 bits.
+
+    Uniform per character by rejection: of random bytes only those below 248 = 4 * 62 are
+    used, each as `b % 62`. (One `token_bytes` call instead of a `secrets.choice` per
+    character: ~7x cheaper, on every login's hot path.)
+    """
+    out = ""
+    while len(out) < length:
+        out += "".join([_ALPHABET[b % 62] for b in secrets.token_bytes(length + 8) if b < 248])
+    return out[:length]
 
 
 class NonceBook:
