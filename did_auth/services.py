@@ -155,7 +155,16 @@ def build_services(
     registry = RegistryGate(registry_reader, revocations)
     local.session_check = registry
     did = build_did_login(
-        settings, store, clock, issuer, sessions, otp, {}, guard=guard, revocations=revocations
+        settings,
+        store,
+        clock,
+        issuer,
+        sessions,
+        otp,
+        {},
+        guard=guard,
+        revocations=revocations,
+        registry=registry,
     )
     tokens = TokenGrants(
         settings, clock, issuer, sessions, store, local, dpop, revocations, registry

@@ -28,7 +28,9 @@ from did_auth.api.models import (
     TokenResponse,
 )
 from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
+from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
+from did_auth.chain.watcher import WATCHER_REGISTRY
 from did_auth.errors import DidAuthError, InvalidRequest, InvalidToken, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
@@ -115,6 +117,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         )
 
     install_oidc(app, svc)
+    install_revocation_routes(app, svc)
     discovery = {**_discovery(settings), **discovery_extra(settings)}
 
     @app.get("/.well-known/openid-configuration")
@@ -328,7 +331,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(REGISTRY.expose(), media_type=CONTENT_TYPE)
+        # One exposition: the server's metrics, then the chain watchers'.
+        return Response(REGISTRY.expose() + WATCHER_REGISTRY.expose(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -42,6 +42,7 @@ from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.clients import check_chain, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
@@ -87,6 +88,7 @@ class DidLogin:
     otp: OtpService
     guard: LoginGuard = field(default_factory=OpenGuard)
     revocations: RevocationBook | None = None
+    registry: RegistryGate | None = None
 
     async def challenge(
         self, client_id: object, did: object, audience: object = None
@@ -127,6 +129,11 @@ class DidLogin:
             raise
         # Only a verified signature is charged to the DID's own budget.
         await self.guard.proof_verified(req.ctx, client.client_id, did.did)
+        if self.registry is not None:
+            # Issue 6: suspended identity, proof issued before a revokeAll, key revoked on chain.
+            await self.registry.check_did_login(
+                sub=did.did, issued_at=float(proof.issued_at), auth_key=method.key_id
+            )
         scopes = resolve_scopes(
             self.settings,
             client,
@@ -190,6 +197,7 @@ def build_did_login(
     guard: LoginGuard | None = None,
     revocations: RevocationBook | None = None,
     registries: Mapping[int, str] | None = None,
+    registry: RegistryGate | None = None,
 ) -> DidLogin:
     """Wire a `DidLogin`: challenges in `store` (kind "c", `nonce_ttl`), and a did:ethr
     resolver for every `[[chains]]` entry that has a reader and a registry (`did_registry`,
@@ -205,4 +213,5 @@ def build_did_login(
         otp=otp,
         guard=guard or OpenGuard(),
         revocations=revocations,
+        registry=registry,
     )
