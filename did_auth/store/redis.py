@@ -252,10 +252,8 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
 # `RedisCluster` (slot map, redirections, failover).
 
 _HiredisReader: Any = None
-_HiredisReplyError: Any = None
 try:  # hiredis: the C RESP parser redis-py uses too; the pure-Python reader is the fallback
     from hiredis import Reader as _HiredisReader
-    from hiredis import ReplyError as _HiredisReplyError
 except ImportError:  # pragma: no cover - depends on the environment
     pass
 
@@ -320,7 +318,7 @@ class _PyReader:
         raise RedisConnectionError(f"unexpected RESP type byte {kind!r}")
 
 
-def _pack(args: Sequence[Any]) -> bytes:
+def _pack_py(args: Sequence[Any]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for a in args:
         if isinstance(a, bytes):
@@ -333,6 +331,22 @@ def _pack(args: Sequence[Any]) -> bytes:
             b = repr(a).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(parts)
+
+
+_hiredis_pack: Any = None
+try:  # hiredis >= 2.1 packs commands in C (what redis-py uses too)
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    if _hiredis_pack is not None:
+        try:
+            return bytes(_hiredis_pack(args))
+        except TypeError:  # an argument type hiredis does not take: pack it here
+            pass
+    return _pack_py(args)
 
 
 def _reply_exception(reply: Any) -> RedisError:
@@ -475,9 +489,9 @@ class _FastRedis:
             raise RedisConnectionError(f"Error connecting to {self._addr}: {exc}") from exc
         handshake = []
         if self._auth:
-            handshake.append(proto.send(_pack(["AUTH", *self._auth])))
+            handshake.append(proto.send(_pack(("AUTH", *self._auth))))
         if self._db:
-            handshake.append(proto.send(_pack(["SELECT", self._db])))
+            handshake.append(proto.send(_pack(("SELECT", self._db))))
         for fut in handshake:
             reply = await fut
             if isinstance(reply, Exception):
@@ -501,33 +515,31 @@ class _FastRedis:
         if proto is None or not proto.open or proto.loop is not asyncio.get_running_loop():
             proto = await self._connected()
         reply = await proto.send(_pack(args))
-        if isinstance(reply, _ReplyError) or (
-            _HiredisReplyError is not None and isinstance(reply, _HiredisReplyError)
-        ):
+        if isinstance(reply, Exception):  # an error reply (hiredis or _PyReader)
             raise _reply_exception(reply)
         return reply
 
     # -- the redis-py methods RedisStore calls, with redis-py's return types ------------
 
-    async def set(self, key: str, value: bytes, *, px: int, nx: bool = False) -> bool | None:
-        args: list[Any] = ["SET", key, value, "PX", px]
+    # (Plain functions returning the command's awaitable where the raw reply already has
+    # the type redis-py returns, or one `bool()` treats alike: b"OK" / None for SET.)
+
+    def set(self, key: str, value: bytes, *, px: int, nx: bool = False) -> Awaitable[Any]:
         if nx:
-            args.append("NX")
-        return True if await self.execute_command(*args) == b"OK" else None
+            return self.execute_command("SET", key, value, "PX", px, "NX")
+        return self.execute_command("SET", key, value, "PX", px)
 
-    async def get(self, key: str) -> bytes | None:
-        res: bytes | None = await self.execute_command("GET", key)
-        return res
+    def get(self, key: str) -> Awaitable[Any]:
+        return self.execute_command("GET", key)
 
-    async def getdel(self, key: str) -> bytes | None:
-        res: bytes | None = await self.execute_command("GETDEL", key)
-        return res
+    def getdel(self, key: str) -> Awaitable[Any]:
+        return self.execute_command("GETDEL", key)
 
-    async def delete(self, *keys: str) -> int:
-        return int(await self.execute_command("DEL", *keys))
+    def delete(self, *keys: str) -> Awaitable[Any]:
+        return self.execute_command("DEL", *keys)
 
-    async def pttl(self, key: str) -> int:
-        return int(await self.execute_command("PTTL", key))
+    def pttl(self, key: str) -> Awaitable[Any]:
+        return self.execute_command("PTTL", key)
 
     async def ping(self) -> bool:
         return bool(await self.execute_command("PING") == b"PONG")
@@ -535,11 +547,11 @@ class _FastRedis:
     async def script_load(self, script: str) -> str:
         return bytes(await self.execute_command("SCRIPT", "LOAD", script)).decode()
 
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return await self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Awaitable[Any]:
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
 
-    async def zrem(self, key: str, member: str) -> int:
-        return int(await self.execute_command("ZREM", key, member))
+    def zrem(self, key: str, member: str) -> Awaitable[Any]:
+        return self.execute_command("ZREM", key, member)
 
     async def xadd(
         self, stream: str, fields: dict[str, bytes], *, maxlen: int, approximate: bool = True
@@ -559,6 +571,13 @@ class _FastRedis:
         if self._proto is not None:
             self._proto.fail(RedisConnectionError("closed"))
         self._proto = self._connecting = None
+
+
+_DOWN = (RedisError, RedisClusterException, OSError)
+
+
+def _unavailable() -> TemporarilyUnavailable:
+    return TemporarilyUnavailable("the session store is unavailable", reason="redis_down")
 
 
 class RedisStore:
@@ -609,17 +628,16 @@ class RedisStore:
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            raise TemporarilyUnavailable(
-                "the session store is unavailable", reason="redis_down"
-            ) from exc
+        except _DOWN as exc:
+            raise _unavailable() from exc
+
+    # The hot operations below catch `_DOWN` inline rather than through `_call` (no closure
+    # and no extra coroutine per command on the login path).
 
     async def eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by SHA, loading it on first use (or after a Redis restart)."""
-
-        r: Any = self._r  # redis-py types script_* for sync and async clients at once
-
-        async def run() -> Any:
+        r = self._r
+        try:
             sha = self._scripts.get(script)
             if sha is None:
                 sha = await r.script_load(script)  # cluster: loaded on every primary
@@ -630,21 +648,29 @@ class RedisStore:
                 sha = await r.script_load(script)
                 self._scripts[script] = sha
                 return await r.evalsha(sha, len(keys), *keys, *args)
-
-        return await self._call(run)
+        except _DOWN as exc:
+            raise _unavailable() from exc
 
     async def put(self, key: str, value: bytes, ttl: float, *, nx: bool = False) -> bool:
-        ms = max(1, int(ttl * 1000))
-        res = await self._call(lambda: self._r.set(key, value, px=ms, nx=nx))
+        try:
+            res = await self._r.set(key, value, px=max(1, int(ttl * 1000)), nx=nx)
+        except _DOWN as exc:
+            raise _unavailable() from exc
         return bool(res)
 
     async def get(self, key: str) -> bytes | None:
-        res: bytes | None = await self._call(lambda: self._r.get(key))
+        try:
+            res: bytes | None = await self._r.get(key)
+        except _DOWN as exc:
+            raise _unavailable() from exc
         return res
 
     async def take(self, key: str, *, expect: bytes | None = None) -> bytes | None:
         if expect is None:
-            res: bytes | None = await self._call(lambda: self._r.getdel(key))
+            try:
+                res: bytes | None = await self._r.getdel(key)
+            except _DOWN as exc:
+                raise _unavailable() from exc
             return res
         out: bytes | None = await self.eval(_TAKE_IF, [key], [expect])
         return out
@@ -656,15 +682,21 @@ class RedisStore:
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0
-        n: int = await self._call(lambda: self._r.delete(*keys))
-        return n
+        try:
+            n = await self._r.delete(*keys)
+        except _DOWN as exc:
+            raise _unavailable() from exc
+        return int(n)
 
     async def incr(self, key: str, ttl: float) -> int:
         n: int = await self.eval(_INCR_TTL, [key], [max(1, int(ttl * 1000))])
         return int(n)
 
     async def ttl(self, key: str) -> float | None:
-        ms: int = await self._call(lambda: self._r.pttl(key))
+        try:
+            ms = int(await self._r.pttl(key))
+        except _DOWN as exc:
+            raise _unavailable() from exc
         return None if ms < 0 else ms / 1000.0
 
     async def ping(self) -> None:
@@ -762,7 +794,10 @@ class RedisStore:
         return bool(res)
 
     async def cap_remove(self, key: str, member: str) -> bool:
-        n: int = await self._call(lambda: self._r.zrem(key, member))
+        try:
+            n = await self._r.zrem(key, member)
+        except _DOWN as exc:
+            raise _unavailable() from exc
         return bool(n)
 
     async def members(self, key: str) -> list[str]:

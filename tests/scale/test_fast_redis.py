@@ -34,6 +34,7 @@ def test_pure_python_reader_handles_fragments_and_every_type() -> None:
 def reader_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "python":
         monkeypatch.setattr(redis_store, "_HiredisReader", None)
+        monkeypatch.setattr(redis_store, "_hiredis_pack", None)
     return str(request.param)
 
 
