@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run every benchmark in scripts/bench/ and write docs/benchmarks.md (ratios with targets,
+# machine description). Under 10 minutes on a 2-core machine. Needs the dev install
+# (scripts/test.sh sets it up: .venv, redis-server, npm ci for the Hardhat node).
+#
+#   scripts/bench/run_all.sh            # full run
+#   scripts/bench/run_all.sh --quick    # shortened runs, a smoke test of the pipeline
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+exec "$PYTHON" scripts/bench/collect.py "$@"
