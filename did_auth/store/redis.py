@@ -283,6 +283,9 @@ class _PyReader:
         if pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
+        elif pos > 65536:  # a partial reply stays behind: drop what was parsed
+            del self._buf[:pos]
+            self._pos = 0
         return value
 
     def _parse(self, pos: int) -> tuple[Any, int]:

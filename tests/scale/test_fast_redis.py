@@ -28,6 +28,19 @@ def test_pure_python_reader_handles_fragments_and_every_type() -> None:
     assert got[:6] == [b"OK", -42, b"hello", None, [b"a", [1, b""]], None]
     assert isinstance(got[6], Exception) and str(got[6]).startswith("NOSCRIPT")
     assert reader.gets() is False
+    # a long stream of pipelined replies never fully drained keeps the buffer bounded
+    big = b"$70000\r\n" + b"x" * 70000 + b"\r\n"
+    stream = big * 5 + b":1\r\n"
+    seen = []
+    for i in range(0, len(stream) - 3, 4096):
+        reader.feed(stream[i : i + 4096])
+        while (reply := reader.gets()) is not False:
+            seen.append(reply)
+        assert len(reader._buf) < 2 * 70000 + 4096
+    reader.feed(stream[i + 4096 :])
+    while (reply := reader.gets()) is not False:
+        seen.append(reply)
+    assert seen == [b"x" * 70000] * 5 + [1]
 
 
 @pytest.fixture(params=["hiredis", "python"])
