@@ -32,6 +32,8 @@ def client_ip(peer: str, forwarded_for: Iterable[str], trusted: list[Network]) -
     """The client address: the peer, unless the peer is a trusted proxy, in which case the
     rightmost X-Forwarded-For hop that is not itself a trusted proxy (RFC 7239 §7.4 logic:
     only hops added by our own proxies can be believed)."""
+    if not trusted:
+        return peer  # no proxies configured: the peer is the client (no parsing needed)
     addr = _parse_ip(peer)
     if addr is None or not any(addr in net for net in trusted):
         return peer

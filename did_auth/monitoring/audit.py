@@ -21,6 +21,7 @@ without interleaving; `AuditLog.memory()` keeps the records in memory for tests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -117,6 +118,7 @@ _SECRET_VALUES = (
 _PRIVATE_KEY = re.compile(r"(?<![0-9a-fA-Fx])(?:0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 
 
+@functools.lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
     n = name.lower().replace("-", "_")
     return (
@@ -126,8 +128,14 @@ def _secret_name(name: str) -> bool:
     )
 
 
+# One pass over a value instead of one per pattern (the audit line is on every login).
+_ANY_SECRET_VALUE = re.compile("|".join(f"(?:{p.pattern})" for p in _SECRET_VALUES))
+
+
 def _secret_value(value: str, field: str) -> bool:
-    if any(p.search(value) for p in _SECRET_VALUES):
+    if len(value) < 16:
+        return False  # shorter than the shortest pattern above (and than a private key)
+    if _ANY_SECRET_VALUE.search(value):
         return True
     return field not in _HEX_ID_FIELDS and _PRIVATE_KEY.search(value) is not None
 

@@ -22,6 +22,7 @@ Pure: no Redis, FastAPI or settings imports; the store is any object with `gcra_
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -221,10 +222,11 @@ def _binding(decisions: Sequence[Decision]) -> Decision:
 async def check_all(limiter: RateLimiter, buckets: Sequence[tuple[str, Rate]]) -> Decision:
     """Admit only if every bucket admits; a denial charges no bucket at all.
 
-    All buckets are decided by one store call (Redis: one Lua script over all the keys, so
-    it is atomic on a single Redis node or Sentinel primary; Redis Cluster would reject the
-    cross-slot keys, and is not supported by `RedisStore`). Returns the binding decision:
-    the denial with the longest wait, or when all admit the one with the least remaining.
+    All buckets are decided by one store call: on a single Redis one Lua script over all the
+    keys (atomic); on Redis Cluster one script per slot, charged in order and refunded exactly
+    when a later slot denies (each bucket stays exact; see `RedisStore.gcra_many`). Returns
+    the binding decision: the denial with the longest wait, or when all admit the one with
+    the least remaining.
     """
     if not buckets:
         raise ValueError("check_all needs at least one bucket")
@@ -263,6 +265,7 @@ def ratelimit_headers(decision: Decision, name: str | None = None) -> dict[str, 
     return headers
 
 
+@functools.lru_cache(maxsize=65536)
 def client_ip_key(ip: str) -> str:
     """The rate-limit identity of a client IP: the address itself for IPv4, the /64 prefix
     for IPv6 (one host usually owns a whole /64, so per-address buckets would be free to
