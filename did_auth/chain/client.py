@@ -28,6 +28,7 @@ from web3.providers.rpc import AsyncHTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from did_auth.errors import InvalidRequest, TemporarilyUnavailable
+from did_auth.monitoring.metrics import METRICS
 from did_auth.settings import ChainConfig, Settings
 
 if TYPE_CHECKING:
@@ -240,6 +241,15 @@ class ChainClient:
 
     async def _send(self, calls: Sequence[RpcCall]) -> list[Any]:
         """One round trip for `calls`; results in order, each a value or an RpcError."""
+        try:
+            results = await self._send_once(calls)
+        except TemporarilyUnavailable:
+            METRICS.rpc_calls.labels(chain=str(self.chain_id), outcome="error").inc()
+            raise
+        METRICS.rpc_calls.labels(chain=str(self.chain_id), outcome="ok").inc()
+        return results
+
+    async def _send_once(self, calls: Sequence[RpcCall]) -> list[Any]:
         check = not self._chain_id_checked
         batch: list[tuple[RPCEndpoint, Any]] = [(RPCEndpoint(m), p) for m, p in calls]
         if check:

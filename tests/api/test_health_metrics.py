@@ -18,6 +18,18 @@ async def test_ready_with_embedded_chain_and_store() -> None:
         assert r.json()["store"] == "ok" and r.json()["chains"] == {"31337": "ok"}
 
 
+async def test_rpc_calls_are_counted_per_chain_and_outcome() -> None:
+    cfg = settings_for(chains=[
+        {"chain_id": 31337, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 1},
+        {"chain_id": 1337, "rpc_url": "embedded"},
+    ])
+    async with running_app(cfg) as (c, _):
+        await c.get("/readyz")
+        text = (await c.get("/metrics")).text
+        assert 'didauth_rpc_calls_total{chain="31337",outcome="error"}' in text
+        assert 'didauth_rpc_calls_total{chain="1337",outcome="ok"}' in text
+
+
 async def test_not_ready_when_a_chain_is_down_or_stale() -> None:
     cfg = settings_for(chains=[
         {"chain_id": 31337, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 1},
