@@ -155,18 +155,22 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             return {**_NO_STORE, "DPoP-Nonce": svc.dpop.new_nonce()}
         return _NO_STORE
 
+    async def proof_preamble(
+        ctx: RequestContext, client_id: str, dpop: list[str], path: str
+    ) -> str | None:
+        """What every proof endpoint does first: the per-IP budget, fresh keys, the client,
+        and the DPoP proof (its key's thumbprint binds the tokens)."""
+        await svc.guard.verify_request(ctx)
+        await svc.keys.refresh()
+        client = get_client(settings, client_id)
+        return await svc.dpop.check(
+            dpop, htm="POST", htu=settings.issuer + path, required=client.require_dpop
+        )
+
     async def siwe_verify_handler(
         ctx: RequestContext, body: SiweVerifyRequest, dpop: list[str]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        await svc.guard.verify_request(ctx)
-        await svc.keys.refresh()
-        client = get_client(settings, body.client_id)
-        jkt = await svc.dpop.check(
-            dpop,
-            htm="POST",
-            htu=settings.issuer + "/siwe/verify",
-            required=client.require_dpop,
-        )
+        jkt = await proof_preamble(ctx, body.client_id, dpop, "/siwe/verify")
         response, grant = await svc.siwe.verify(
             SiweRequest(
                 client_id=body.client_id,
@@ -204,14 +208,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def did_verify(request: Request, body: DidVerifyRequest) -> Response:
         ctx = request_context(request)
         request.state.client_id = body.client_id
-        await svc.guard.verify_request(ctx)
-        await svc.keys.refresh()
-        client = get_client(settings, body.client_id)
-        jkt = await svc.dpop.check(
-            request.headers.getlist("dpop"),
-            htm="POST",
-            htu=settings.issuer + "/did/verify",
-            required=client.require_dpop,
+        jkt = await proof_preamble(
+            ctx, body.client_id, request.headers.getlist("dpop"), "/did/verify"
         )
         response, grant = await _did(svc).verify(
             DidRequest(
