@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.redis_cluster",
     "tests.fixtures.servers",
+    "tests.fixtures.stores",
     "tests.fixtures.hardhat",
     "tests.fixtures.evm",
 ]

@@ -1,14 +1,61 @@
-"""Shared by the benchmark's reference servers: uvicorn started exactly as `did-auth serve`
-starts it (same loop and HTTP parser choice, same log level), so only the app differs."""
+"""Shared by the benchmark's reference servers (baseline and ceiling): the request models,
+the token issuance both do after their nonce check (refresh record + ES256 access token), and
+uvicorn started exactly as `did-auth serve` starts it, so only the checks differ."""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import importlib.util
 import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel
+
 NONCE_TTL = 300
+
+
+class NonceRequest(BaseModel):
+    client_id: str
+
+
+class VerifyRequest(BaseModel):
+    client_id: str
+    message: str
+    signature: str
+    scope: str | None = None
+
+
+async def issue_tokens(
+    store: Any, key: ec.EllipticCurvePrivateKey, issuer: str, body: VerifyRequest, sub: str
+) -> dict[str, Any]:
+    """One hashed refresh-token record in Redis and an ES256 access token, as did-auth does."""
+    refresh = secrets.token_urlsafe(32)
+    await store.set(f"refresh:{hashlib.sha256(refresh.encode()).hexdigest()}", sub, ex=86400)
+    now = int(time.time())
+    scope = body.scope or "account:read"
+    token = jwt.encode(
+        {"iss": issuer, "sub": sub, "aud": "trading-api", "iat": now, "exp": now + 300,
+         "jti": secrets.token_urlsafe(16), "client_id": body.client_id, "scope": scope},
+        key, algorithm="ES256", headers={"kid": "bench", "typ": "at+jwt"},
+    )
+    return {"access_token": token, "token_type": "Bearer", "expires_in": 300,
+            "refresh_token": refresh, "scope": scope}
+
+
+def serve_main(app: str, description: str) -> int:
+    """The reference servers' command line: --port, --redis-url, --workers."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--redis-url", required=True)
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args()
+    return run_uvicorn(app, args.port, args.workers, args.redis_url)
 
 
 def bench_issuer() -> str:

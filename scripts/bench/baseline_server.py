@@ -13,37 +13,21 @@ Only `scripts/bench/login_load.py` starts it; it is not part of did-auth.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
-import secrets
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel
 from siwe import SiweMessage, generate_nonce
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serving import NONCE_TTL, bench_issuer, run_uvicorn
+from _serving import NONCE_TTL, NonceRequest, VerifyRequest, bench_issuer, issue_tokens, serve_main
 
 DOMAIN = "localhost:3000"
 
-
-class NonceRequest(BaseModel):
-    client_id: str
-
-
-class VerifyRequest(BaseModel):
-    client_id: str
-    message: str
-    signature: str
-    scope: str | None = None
 
 
 def create_app() -> FastAPI:
@@ -72,30 +56,13 @@ def create_app() -> FastAPI:
         except Exception as exc:
             raise HTTPException(400, "bad signature") from exc
         sub = f"did:pkh:eip155:{message.chain_id}:{message.address}"
-        refresh = secrets.token_urlsafe(32)
-        await store.set(
-            f"refresh:{hashlib.sha256(refresh.encode()).hexdigest()}", sub, ex=86400
-        )
-        now = int(time.time())
-        token = jwt.encode(
-            {"iss": issuer, "sub": sub, "aud": "trading-api", "iat": now, "exp": now + 300,
-             "jti": secrets.token_urlsafe(16), "client_id": body.client_id,
-             "scope": body.scope or "account:read"},
-            key, algorithm="ES256", headers={"kid": "bench", "typ": "at+jwt"},
-        )
-        return {"access_token": token, "token_type": "Bearer", "expires_in": 300,
-                "refresh_token": refresh, "scope": body.scope or "account:read"}
+        return await issue_tokens(store, key, issuer, body, sub)
 
     return app
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--redis-url", required=True)
-    p.add_argument("--workers", type=int, default=1)
-    args = p.parse_args()
-    return run_uvicorn("baseline_server:create_app", args.port, args.workers, args.redis_url)
+    return serve_main("baseline_server:create_app", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

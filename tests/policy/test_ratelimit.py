@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,22 +24,9 @@ from did_auth.settings import RateLimits
 from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
-from tests.fixtures.redis_cluster import RedisCluster
 from tests.fixtures.redis_server import RedisServer, free_port
 
-
-@pytest.fixture(params=["memory", "redis", "cluster"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    server: RedisServer | RedisCluster = request.getfixturevalue(
-        "redis_cluster" if request.param == "cluster" else "redis_server"
-    )
-    s = RedisStore.from_url(server.url)
-    await s.client.flushdb()
-    yield s
-    await s.close()
+# `store` (memory, Redis, Redis Cluster) comes from tests/fixtures/stores.py.
 
 
 @pytest.fixture

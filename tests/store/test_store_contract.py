@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.store.base import Store
-from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
-from tests.fixtures.redis_cluster import RedisCluster
-from tests.fixtures.redis_server import RedisServer, free_port
+from tests.fixtures.redis_server import free_port
 
-
-@pytest.fixture(params=["memory", "redis", "cluster"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    server: RedisServer | RedisCluster = request.getfixturevalue(
-        "redis_cluster" if request.param == "cluster" else "redis_server"
-    )
-    s = RedisStore.from_url(server.url)
-    await s.client.flushdb()
-    yield s
-    await s.close()
+# `store` (memory, Redis, Redis Cluster) comes from tests/fixtures/stores.py.
 
 
 async def test_put_get_and_nx(store: Store) -> None:
