@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
 from did_auth.errors import InvalidClient, InvalidGrant, InvalidRequest
@@ -53,14 +55,45 @@ def _origin(u: SplitResult) -> tuple[str, str, int | None]:
     return u.scheme.lower(), (u.hostname or "").lower(), port
 
 
+# Path segments that are dot-segments once percent-decoded (RFC 3986 §3.3, §5.2.4), and
+# encoded or backslash separators some servers treat as "/".
+_DOT_SEGMENT_RE: Final = re.compile(r"(?:\.|%2e){1,2}", re.IGNORECASE)
+_HIDDEN_SEPARATOR_RE: Final = re.compile(r"%2f|%5c|\\", re.IGNORECASE)
+
+
+def _uri_problem(got: SplitResult) -> str | None:
+    """Why a SIWE `uri` is not in the plain form a prefix comparison may be applied to."""
+    # RFC 3986 §3.2.1: "Use of the format "user:password" in the userinfo field is
+    # deprecated"; an `@` in the authority also lets the host a user reads differ from
+    # the one that is parsed (RFC 3986 §7.6), so no userinfo at all.
+    if "@" in got.netloc:
+        return "the message's uri must not contain user information"
+    # RFC 3986 §5.2.4: "." and ".." segments (also as %2e) are removed when the reference
+    # is resolved, so `/app/../admin` names `/admin`: refuse them rather than let them
+    # pass a registered `/app` prefix.
+    for segment in got.path.split("/"):
+        if _DOT_SEGMENT_RE.fullmatch(segment):
+            return "the message's uri must not contain dot-segments (/./, /../)"
+    if _HIDDEN_SEPARATOR_RE.search(got.path):
+        return "the message's uri must not contain encoded slashes or backslashes"
+    return None
+
+
 def check_uri(client: ClientConfig, uri: str, scheme: str | None) -> None:
     """The `uri` must lie under one of the client's registered URIs: same scheme, host and
-    port, and a path prefix that ends at a segment boundary (no `example.com.evil` tricks)."""
+    port, and a path prefix that ends at a segment boundary (no `example.com.evil` tricks).
+
+    EIP-4361: `uri` is "an RFC 3986 URI referring to the resource that is the subject of
+    the signing"; only its normalised form (no userinfo, no dot-segments) is accepted.
+    """
     try:
         got = urlsplit(uri)
         got_origin = _origin(got)
     except ValueError:
         raise InvalidGrant("the message's uri is not a valid URI", reason="uri") from None
+    problem = _uri_problem(got)
+    if problem is not None:
+        raise InvalidGrant(problem, reason="uri")
     if scheme is not None and scheme.lower() != got.scheme.lower():
         raise InvalidGrant("the message's scheme does not match its uri", reason="scheme")
     for allowed in client.uris:
