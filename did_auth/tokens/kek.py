@@ -7,6 +7,7 @@ import binascii
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -44,8 +45,26 @@ class Sealer:
             ) from None
 
 
+def _check_private(shown: str, path: Path) -> None:
+    """Refuse a KEK file that group or others may read or write (as ssh refuses a private
+    key: "permissions 0644 are too open"): whoever reads it can unseal every signing key."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        problem = f"key_encryption_key_file {shown}: cannot read ({exc.strerror})"
+        raise ConfigError([problem]) from None
+    if os.name == "posix" and mode & 0o077:
+        raise ConfigError(
+            [
+                f"key_encryption_key_file {shown}: permissions {stat.S_IMODE(mode):04o} are "
+                "too open (must be 0600 or stricter)"
+            ]
+        )
+
+
 def load_kek(*, file: str | None, b64: str | None, create_default: str | None) -> bytes:
-    """The KEK from base64 text, else a file (created mode 600 with a warning when missing)."""
+    """The KEK from base64 text, else a file (created mode 600 with a warning when missing;
+    refused when group or others have any access to it)."""
     if b64:
         try:
             raw = base64.b64decode(b64, validate=True)
@@ -64,6 +83,7 @@ def load_kek(*, file: str | None, b64: str | None, create_default: str | None) -
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(KEK_BYTES))
         log.warning("created a new key-encryption key at %s (mode 600); back it up", path)
+    _check_private(path_text, path)
     raw = path.read_bytes()
     if len(raw) != KEK_BYTES:
         raise ConfigError([f"key_encryption_key_file: {path} must hold exactly {KEK_BYTES} bytes"])

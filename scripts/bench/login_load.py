@@ -378,6 +378,7 @@ class Redis:
 def did_auth_config(workdir: Path, port: int, redis_url: str) -> Path:
     kek = workdir / "kek.bin"
     kek.write_bytes(secrets.token_bytes(32))
+    kek.chmod(0o600)  # did-auth refuses a KEK file group or others can read
     cfg = workdir / "did-auth.toml"
     cfg.write_text(
         f'issuer = "http://127.0.0.1:{port}"\n'

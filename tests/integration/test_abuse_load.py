@@ -48,6 +48,7 @@ def test_attacker_limited_exactly_honest_users_unaffected(redis_server: RedisSer
     redis_url = redis_server.url[:-1] + "2"
     kek = tmp_path / "kek.bin"
     kek.write_bytes(bytes(range(32)))
+    kek.chmod(0o600)  # a group- or world-readable KEK file is refused at start-up
     servers = []
     for i in range(2):
         cfg = _config(redis_url, str(tmp_path / f"audit{i}.jsonl"))

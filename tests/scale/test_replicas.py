@@ -31,6 +31,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveSer
     redis.start()
     kek = workdir / "kek.bin"
     kek.write_bytes(bytes(range(1, 33)))
+    kek.chmod(0o600)  # a group- or world-readable KEK file is refused at start-up
     cfg = config_dict(
         redis_url=redis.url, key_encryption_key_file=str(kek), refresh_grace=0,
         trusted_proxies=["127.0.0.1/32"],
