@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import jwt
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,7 +57,7 @@ from did_auth.siwe import SiweMessage
 from did_auth.siwe.parse import STATEMENT_RE
 from did_auth.siwe.recaps import build_recap, recap_statement
 from did_auth.store.base import Store
-from did_auth.tokens.issue import Grant
+from did_auth.tokens.issue import Grant, encode_jwt
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
@@ -737,8 +736,8 @@ class OidcProvider:
             # OIDC Core §3.3.2.11: left half of SHA-256 of the access token.
             half = hashlib.sha256(str(tokens["access_token"]).encode("ascii")).digest()[:16]
             claims["at_hash"] = _b64u(half)
-        tokens["id_token"] = jwt.encode(
-            claims, key.private_key, algorithm=key.alg, headers={"typ": "JWT", "kid": key.kid}
+        tokens["id_token"] = encode_jwt(
+            claims, key.private_key, key.alg, {"typ": "JWT", "kid": key.kid}
         )
         tokens["scope"] = " ".join(
             dict.fromkeys([*record["scope"].split(" "), *str(tokens["scope"]).split(" ")])

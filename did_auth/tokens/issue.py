@@ -7,11 +7,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from did_auth.clock import Clock
-from did_auth.tokens.keys import KeyRing
+from did_auth.tokens.keys import KeyRing, PrivateKey
+from did_auth.verifier._jose import b64url_decode, b64url_encode, low_s
 
-__all__ = ["AccessToken", "Grant", "TokenIssuer", "new_sid"]
+__all__ = ["AccessToken", "Grant", "TokenIssuer", "encode_jwt", "new_sid"]
+
+
+def encode_jwt(
+    claims: dict[str, Any], key: PrivateKey, alg: str, headers: dict[str, Any]
+) -> str:
+    """A compact JWS whose ECDSA signature is canonical (low s).
+
+    PyJWT emits whatever `s` OpenSSL drew; half of those are the high-s twin (r, n - s), which
+    `did_auth.verifier` refuses as malleable. RFC 7518 §3.4 lets either form verify, so
+    rewriting s to n - s keeps the signature valid for every other verifier too.
+    """
+    token = jwt.encode(claims, key, algorithm=alg, headers=headers)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return token  # Ed25519 signatures are canonical by construction (RFC 8032)
+    signing_input, _, sig64 = token.rpartition(".")
+    sig = b64url_decode(sig64)
+    half = len(sig) // 2
+    s = int.from_bytes(sig[half:], "big")
+    canonical = low_s(s, key.curve)
+    if canonical == s:
+        return token
+    return signing_input + "." + b64url_encode(sig[:half] + canonical.to_bytes(half, "big"))
 
 
 def new_sid() -> str:
@@ -76,10 +100,5 @@ class TokenIssuer:
         }
         if grant.jkt:
             claims["cnf"] = {"jkt": grant.jkt}
-        token = jwt.encode(
-            claims,
-            key.private_key,
-            algorithm=key.alg,
-            headers={"typ": "at+jwt", "kid": key.kid},
-        )
+        token = encode_jwt(claims, key.private_key, key.alg, {"typ": "at+jwt", "kid": key.kid})
         return AccessToken(token=token, jti=jti, exp=now + ttl, ttl=ttl)

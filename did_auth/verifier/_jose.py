@@ -59,6 +59,7 @@ __all__ = [
     "b64url_encode",
     "json_dumps",
     "json_loads",
+    "low_s",
     "parse_json_object",
     "public_jwk",
     "public_key_from_jwk",
@@ -157,8 +158,19 @@ class PublicKey:
     jwk: Mapping[str, str]  # public members only: kty, crv, x[, y]
     kid: str | None = None
 
-    def verify(self, signing_input: bytes, signature: bytes) -> bool:
-        """True when `signature` is a valid JWS signature of `signing_input` under `alg`."""
+    def verify(
+        self, signing_input: bytes, signature: bytes, *, canonical_only: bool = False
+    ) -> bool:
+        """True when `signature` is a valid JWS signature of `signing_input` under `alg`.
+
+        `canonical_only=True` also refuses ECDSA signatures with a high `s` (s > n/2). For
+        every (r, s) that verifies, (r, n - s) verifies too, so without this rule anyone can
+        turn a token into a second, different string that is equally valid (signature
+        malleability). Access tokens come from did-auth, which signs with low `s`; proofs
+        and assertions made by clients (DPoP, private_key_jwt) come from WebCrypto and JOSE
+        libraries that emit either form, and RFC 7518 §3.4 does not require low `s`, so
+        their callers leave it off. Ed25519 is canonical already (RFC 8032 §5.1.7: S < L).
+        """
         key = self.key
         if isinstance(key, ed25519.Ed25519PublicKey):
             if len(signature) != 64:
@@ -176,6 +188,8 @@ class PublicKey:
         order = _EC_ORDERS[self.jwk["crv"]]
         if not (0 < r < order and 0 < s < order):
             return False
+        if canonical_only and s > order // 2:
+            return False  # non-canonical (high-s) twin of a valid signature
         try:
             key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
         except InvalidSignature:
@@ -251,6 +265,17 @@ def public_jwk(
     raise JoseError("unsupported key type")
 
 
+def low_s(s: int, curve: ec.EllipticCurve) -> int:
+    """The canonical (low) `s` of an ECDSA signature on `curve`: min(s, n - s)."""
+    if isinstance(curve, ec.SECP256R1):
+        order = _EC_ORDERS["P-256"]
+    elif isinstance(curve, ec.SECP256K1):
+        order = _EC_ORDERS["secp256k1"]
+    else:
+        raise JoseError("unsupported EC curve")
+    return order - s if s > order // 2 else s
+
+
 def sign_jws(
     private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
     header: Mapping[str, Any],
@@ -266,7 +291,7 @@ def sign_jws(
         if private_key.curve.key_size != 256:
             raise JoseError("unsupported EC curve")
         r, s = decode_dss_signature(private_key.sign(signing_input, _ECDSA_SHA256))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        sig = r.to_bytes(32, "big") + low_s(s, private_key.curve).to_bytes(32, "big")
     else:
         raise JoseError("unsupported private key type")
     return signing_input.decode("ascii") + "." + b64url_encode(sig)

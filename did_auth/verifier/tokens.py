@@ -406,7 +406,11 @@ class TokenVerifier:
         # RFC 9068 §4: "The resource server MUST validate the signature of all incoming JWT
         # access tokens according to [RFC7515] using the algorithm specified in the JWT
         # "alg" Header Parameter."
-        if not key.verify(raw[: len(h64) + 1 + len(p64)], signature):
+        # ECDSA signature malleability: (r, n - s) verifies whenever (r, s) does, which would
+        # give every token a second valid spelling (a fresh cache key, a fresh string for any
+        # deny-list keyed on the token). did-auth signs with low s (as BIP-62 / EIP-2 do for
+        # secp256k1); a high-s twin is refused as non-canonical.
+        if not key.verify(raw[: len(h64) + 1 + len(p64)], signature, canonical_only=True):
             raise InvalidToken("token signature is invalid", reason="signature")
         try:
             claims = parse_json_object(b64url_decode(p64))
