@@ -140,8 +140,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     ) -> tuple[dict[str, Any], dict[str, str]]:
         await svc.guard.nonce_request(ctx)
         client = get_client(settings, body.client_id)
-        nonce = await svc.nonces.issue(client.client_id)
-        await svc.guard.hold_nonce(ctx, client.client_id, nonce)
+
+        async def hold(nonce: str) -> None:  # the outstanding cap, before anything is stored
+            await svc.guard.hold_nonce(ctx, client.client_id, nonce)
+
+        nonce = await svc.nonces.issue(client.client_id, hold=hold)
         return {"nonce": nonce, "expires_in": svc.nonces.ttl}, _NO_STORE
 
     @app.post("/siwe/nonce", response_model=NonceResponse)
@@ -200,8 +203,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         request.state.client_id = body.client_id
         await svc.guard.nonce_request(ctx, kind="challenge")
         did_login = _did(svc)
-        result = await did_login.challenge(body.client_id, body.did, audience=body.audience)
-        await svc.guard.hold_nonce(ctx, body.client_id, result["challenge"])
+
+        async def hold(client_id: str, challenge: str) -> None:  # before it is stored
+            await svc.guard.hold_nonce(ctx, client_id, challenge)
+
+        result = await did_login.challenge(
+            body.client_id, body.did, audience=body.audience, hold=hold
+        )
         return JSONResponse(result, headers=_NO_STORE)
 
     @app.post("/did/verify", response_model=TokenResponse)

@@ -28,7 +28,7 @@ revoked or expired delegate, a `veriKey` delegate, a former owner) and a deactiv
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,14 +91,26 @@ class DidLogin:
     registry: RegistryGate | None = None
 
     async def challenge(
-        self, client_id: object, did: object, audience: object = None
+        self,
+        client_id: object,
+        did: object,
+        audience: object = None,
+        *,
+        hold: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
+        """A challenge for `did`; `hold(client_id, challenge)` (the outstanding cap) runs
+        after the request is validated and before the challenge is stored."""
         client = get_client(self.settings, client_id)
         parsed = self.resolver.parse(did)
         _check_did_chain(client, parsed)
         aud = resolve_audience(client, audience)
+
+        async def held(challenge: str) -> None:
+            if hold is not None:
+                await hold(client.client_id, challenge)
+
         challenge = await self.challenges.issue(
-            challenge_binding(client.client_id, parsed.did, aud)
+            challenge_binding(client.client_id, parsed.did, aud), hold=held
         )
         return {"challenge": challenge, "audience": aud, "expires_in": self.challenges.ttl}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 
 from did_auth.errors import InvalidGrant
 from did_auth.store.base import Store
@@ -39,10 +40,20 @@ class NonceBook:
     def ttl(self) -> int:
         return self._ttl
 
-    async def issue(self, binding: str) -> str:
-        """A fresh nonce bound to `binding` (the client id, plus more for DID challenges)."""
+    async def issue(
+        self, binding: str, *, hold: Callable[[str], Awaitable[None]] | None = None
+    ) -> str:
+        """A fresh nonce bound to `binding` (the client id, plus more for DID challenges).
+
+        `hold(nonce)` runs before the nonce is stored (the outstanding-nonce cap): when it
+        refuses (raises), nothing has been stored, so a refused request changes no state.
+        """
         while True:
             nonce = new_nonce()
+            if hold is not None:
+                await hold(nonce)
+            # A collision of 130 random bits does not happen; if it did, the held cap slot
+            # would simply expire with the nonce TTL.
             if await self._store.put(self._key(nonce), binding.encode(), self._ttl, nx=True):
                 return nonce
 
