@@ -1,7 +1,18 @@
 """A demo trading API protected by did-auth access tokens (`did_auth.verifier`).
 
     python examples/trading_api.py --issuer http://127.0.0.1:8000 --audience trading-api \
-        --port 9000 [--follow-revocations]
+        --port 9000 [--public-url https://api.example] [--max-staleness 30]
+
+Revocations: the API follows the issuer's revocation feed ({issuer}/revocations) by default
+and answers 503 `temporarily_unavailable` ("the revocation feed is stale ...") while its
+view is older than `--max-staleness` seconds (default 30). `--no-follow-revocations` turns
+that off and is UNSAFE: revoked tokens are then accepted until they expire.
+(`--follow-revocations` is still accepted; it is the default.)
+
+DPoP: a proof's `htu` must be `--public-url` + the path. The default public URL is
+`http://<--host>:<--port>` (`http://127.0.0.1:<port>` when listening on all interfaces);
+`Host` and `X-Forwarded-*` headers are never used for it, so behind a proxy or a DNS name
+pass `--public-url` with the URL clients use.
 
 | route                | scope           | notes                                             |
 | -------------------- | --------------- | ------------------------------------------------- |
@@ -135,6 +146,8 @@ def create_app(
         if prefetch_jwks:
             # Warm the key cache; failure is fine (requests then answer 503 until it works).
             await asyncio.to_thread(verifier.jwks.refresh)
+        # The verifier's own revocation follower (the default), then an injected one.
+        await asyncio.to_thread(verifier.start)
         if feed is not None:
             await asyncio.to_thread(feed.start)
         try:
@@ -142,6 +155,7 @@ def create_app(
         finally:
             if feed is not None:
                 await asyncio.to_thread(feed.stop)
+            await asyncio.to_thread(verifier.close)
 
     app = FastAPI(title="did-auth demo trading API", version="0.1.0", lifespan=lifespan)
     guard = TokenGuard(
@@ -222,10 +236,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--jwks-url", help="default: {issuer}/.well-known/jwks.json")
     parser.add_argument(
-        "--follow-revocations", action="store_true", help="follow {issuer}/revocations"
+        "--follow-revocations",
+        action="store_true",
+        help="follow {issuer}/revocations (the default; kept for compatibility)",
+    )
+    parser.add_argument(
+        "--no-follow-revocations",
+        action="store_true",
+        help="UNSAFE: do not follow the issuer's revocation feed; revoked tokens are then "
+        "accepted until they expire",
     )
     parser.add_argument("--revocation-interval", type=float, default=1.0)
-    parser.add_argument("--public-url", help="external base URL (DPoP htu) behind a proxy")
+    parser.add_argument(
+        "--max-staleness",
+        type=float,
+        default=30.0,
+        help="refuse every token (503) while the revocation view is older than this (s)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the URL clients use for this API; DPoP proofs must name it (htu). Default: "
+        "http://HOST:PORT (http://127.0.0.1:PORT when HOST is a wildcard); never taken "
+        "from Host / X-Forwarded-* headers",
+    )
     parser.add_argument("--step-up-max-age", type=float, default=300.0)
     parser.add_argument("--leeway", type=float, default=30.0)
     parser.add_argument(
@@ -247,20 +280,27 @@ def main(argv: list[str] | None = None) -> int:
             jwks = JWKSCache(args.jwks_url, allow_insecure_http=insecure)
         else:
             jwks = JWKSCache.for_issuer(args.issuer, allow_insecure_http=insecure)
-        feed = (
-            FeedFollower(
-                args.issuer, interval=args.revocation_interval, allow_insecure_http=insecure
+        if args.no_follow_revocations:
+            print(
+                "trading_api: WARNING --no-follow-revocations: revoked tokens are accepted "
+                "until they expire",
+                file=sys.stderr,
             )
-            if args.follow_revocations
-            else None
+        verifier = TokenVerifier(
+            args.issuer,
+            args.audience,
+            jwks,
+            leeway=args.leeway,
+            follow_revocations=not args.no_follow_revocations,
+            max_staleness=args.max_staleness,
+            revocation_interval=args.revocation_interval,
+            allow_insecure_http=insecure,
         )
+        public_url = args.public_url or default_public_url(args.host, args.port)
+        app = create_app(verifier, step_up_max_age=args.step_up_max_age, public_url=public_url)
     except ValueError as exc:
-        print(f"trading_api: {exc} [flag: --allow-insecure-http]", file=sys.stderr)
+        print(f"trading_api: {exc} [flags: --allow-insecure-http, --public-url]", file=sys.stderr)
         return 1
-    verifier = TokenVerifier(args.issuer, args.audience, jwks, leeway=args.leeway, revocations=feed)
-    app = create_app(
-        verifier, step_up_max_age=args.step_up_max_age, public_url=args.public_url, feed=feed
-    )
     if args.cors_origin:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -271,9 +311,19 @@ def main(argv: list[str] | None = None) -> int:
             allow_headers=["authorization", "content-type", "dpop"],
             expose_headers=["WWW-Authenticate"],
         )
-    print(f"trading API for {args.audience} (issuer {args.issuer})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    print(f"trading API for {args.audience} (issuer {args.issuer}) at {public_url}", flush=True)
+    # No proxy headers: nothing here trusts X-Forwarded-* (the DPoP htu is `public_url`).
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return 0
+
+
+def default_public_url(host: str, port: int) -> str:
+    """`http://host:port`, with loopback for a wildcard listen address."""
+    if host in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - comparing, not binding
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 if __name__ == "__main__":

@@ -332,7 +332,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return claims
 
     @app.get("/revocations")
-    async def revocations(since: str | None = None, limit: int = 500) -> Response:
+    async def revocations(since: str | None = None, limit: str | None = None) -> Response:
+        # Both parameters are validated by the feed itself (400 before any store call).
         return JSONResponse(await svc.revocations.feed(since, limit), headers=_NO_STORE)
 
     @app.get("/metrics")

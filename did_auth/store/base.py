@@ -49,8 +49,13 @@ class Store(Protocol):
         """The unexpired members of a set built with `cap_add` (an index with a TTL each)."""
         ...
 
-    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
-        """Append to an ordered feed (Redis stream); returns the entry's cursor."""
+    async def feed_append(self, stream: str, entry: bytes, *, keep_for: float) -> str:
+        """Append to an ordered feed (Redis stream); returns the entry's cursor.
+
+        Trimming is by age, never by count: entries appended more than `keep_for` seconds
+        ago (by the store's own clock) may be dropped, younger ones never are (Redis: XTRIM
+        MINID ~, which may keep a little more). Cursors are `<ms>-<seq>` stream ids.
+        """
         ...
 
     async def feed_read(

@@ -18,7 +18,8 @@ class MemoryStore:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._now = monotonic
         self._ops = 0
-        self._feeds: dict[str, list[tuple[int, bytes]]] = {}
+        # stream -> [(seq, appended at (monotonic), entry)], oldest first
+        self._feeds: dict[str, list[tuple[int, float, bytes]]] = {}
         self._feed_seq = 0
 
     def _live(self, key: str) -> bytes | None:
@@ -90,13 +91,19 @@ class MemoryStore:
     async def members(self, key: str) -> list[str]:
         return list(self._members(key))
 
-    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
+    async def feed_append(self, stream: str, entry: bytes, *, keep_for: float) -> str:
         feed = self._feeds.setdefault(stream, [])
         self._feed_seq += 1
         cursor = f"{self._feed_seq}-0"
-        feed.append((self._feed_seq, entry))
-        if len(feed) > maxlen:
-            del feed[: len(feed) - maxlen]
+        now = self._now()
+        feed.append((self._feed_seq, now, entry))
+        # Trim by age (like XTRIM MINID): only entries older than `keep_for` go.
+        floor = now - keep_for
+        old = 0
+        while old < len(feed) and feed[old][1] < floor:
+            old += 1
+        if old:
+            del feed[:old]
         return cursor
 
     async def feed_read(
@@ -107,7 +114,7 @@ class MemoryStore:
             floor = -1 if after is None else int(after.split("-", 1)[0])
         except ValueError:
             return []
-        return [(f"{seq}-0", e) for seq, e in feed if seq > floor][:count]
+        return [(f"{seq}-0", e) for seq, _, e in feed if seq > floor][:count]
 
     async def publish(self, channel: str, message: bytes) -> None:
         return None

@@ -149,6 +149,19 @@ return 1
 """
 
 
+# `feed_append`: XADD, then trim by age (XTRIM MINID ~): entries whose id (Redis time in ms)
+# is older than ARGV[2] ms before the new entry's go; `~` may keep a few more, never fewer.
+_FEED_APPEND = """
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+local ms = tonumber(string.match(id, '^(%d+)'))
+local floor = ms - tonumber(ARGV[2])
+if floor > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%.0f', floor))
+end
+return id
+"""
+
+
 # Cluster compensation for `gcra_many`: give back provisional charges. KEYS[i] with
 # ARGV[3i-2], ARGV[3i-1], ARGV[3i] = period_ms, limit, cost as charged: each key's TAT moves
 # back by exactly emission * cost (summed over its buckets); a TAT that falls to now or
@@ -807,12 +820,11 @@ class RedisStore:
         raw: list[bytes] = await self.eval(_MEMBERS, [key], [])
         return [m.decode() for m in raw]
 
-    async def feed_append(self, stream: str, entry: bytes, *, maxlen: int) -> str:
-        async def run() -> str:
-            cursor = await self._r.xadd(stream, {"e": entry}, maxlen=maxlen, approximate=True)
-            return cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-
-        return await self._call(run)
+    async def feed_append(self, stream: str, entry: bytes, *, keep_for: float) -> str:
+        cursor = await self.eval(
+            _FEED_APPEND, [stream], [entry, max(0, int(keep_for * 1000))]
+        )
+        return cursor.decode() if isinstance(cursor, bytes) else str(cursor)
 
     async def feed_read(
         self, stream: str, after: str | None, count: int

@@ -34,6 +34,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -47,7 +48,7 @@ from did_auth.errors import (
     TemporarilyUnavailable,
     UseDpopNonce,
 )
-from did_auth.verifier.dpop import NonceCheck
+from did_auth.verifier.dpop import NonceCheck, normalize_htu
 from did_auth.verifier.errors import InsufficientScope, InsufficientUserAuthentication
 from did_auth.verifier.tokens import TokenVerifier, VerifiedToken
 
@@ -92,12 +93,17 @@ class AuthError(HTTPException):
 class TokenGuard:
     """Builds FastAPI dependencies that verify the request's access token.
 
-    `public_url` (e.g. "https://api.example") overrides scheme/host used as DPoP `htu`
-    when the app runs behind a TLS-terminating proxy. `step_up_max_age`: default freshness
-    for `step_up=True` routes. `dpop_nonce`: nonce demanded in DPoP proofs (string or
-    predicate), if any. `offload=True` always runs verification in the thread pool (use it
-    when a revocation view or replay cache does blocking I/O); by default verification runs
-    inline and is offloaded only when a JWKS fetch is due.
+    `public_url` (e.g. "https://api.example"): the URL clients use for this API; the DPoP
+    `htu` a proof must carry is `public_url` + the request path. Set it whenever the API is
+    reached through a proxy or under a name. Without it the origin is the address the server
+    socket is bound to (ASGI `scope["server"]`, e.g. `http://127.0.0.1:9000`) and the ASGI
+    scheme: never the `Host` or `X-Forwarded-*` headers, which the client chooses (a proof
+    made for another site, replayed with `Host: that-site`, must not pass).
+    `step_up_max_age`: default freshness for `step_up=True` routes. `dpop_nonce`: nonce
+    demanded in DPoP proofs (string or predicate), if any. `offload=True` always runs
+    verification in the thread pool (use it when a revocation view or replay cache does
+    blocking I/O); by default verification runs inline and is offloaded only when a JWKS
+    fetch or the first read of the revocation feed is due.
     """
 
     def __init__(
@@ -112,7 +118,7 @@ class TokenGuard:
     ) -> None:
         self.verifier = verifier
         self.realm = realm if realm is not None else verifier.audience
-        self.public_url = public_url.rstrip("/") if public_url else None
+        self.public_url = _check_public_url(public_url) if public_url else None
         self.step_up_max_age = float(step_up_max_age)
         self.dpop_nonce = dpop_nonce
         self.offload = offload
@@ -145,7 +151,14 @@ class TokenGuard:
     # -- the check ------------------------------------------------------------------------
 
     def request_url(self, request: Request) -> str:
-        """The request URI as the client addressed it (no query), for DPoP `htu`."""
+        """The URI of this request for DPoP `htu` (no query): configured origin + path.
+
+        RFC 9449 §4.3 ¶9: "The htu claim matches the HTTP URI value for the HTTP request in
+        which the JWT was received". The origin part is this API's, from configuration
+        (`public_url`) or from the listening socket, never from request headers: a `Host` or
+        `X-Forwarded-Host` that no trusted proxy set would let a proof made for any other
+        site (e.g. a phishing API the victim's client signed proofs for) pass here.
+        """
         raw_path = request.scope.get("raw_path")
         if isinstance(raw_path, bytes | bytearray) and raw_path:
             # Some servers (and httpx's ASGI transport) include the query in raw_path.
@@ -154,7 +167,16 @@ class TokenGuard:
             path = request.url.path
         if self.public_url is not None:
             return self.public_url + path
-        return f"{request.url.scheme}://{request.url.netloc}{path}"
+        server = request.scope.get("server")
+        scheme = request.scope.get("scheme", "http")
+        if not server or not isinstance(server[0], str) or not server[0]:
+            raise InvalidDpopProof(
+                "this API cannot tell its own URL (no public_url configured)",
+                reason="dpop_htu",
+            )
+        host = f"[{server[0]}]" if ":" in server[0] else server[0]
+        port = f":{int(server[1])}" if server[1] is not None else ""
+        return f"{scheme}://{host}{port}{path}"
 
     async def authenticate(
         self,
@@ -189,7 +211,10 @@ class TokenGuard:
         if _TOKEN68.fullmatch(credentials) is None:
             raise self._error(InvalidToken("malformed token", reason="malformed"), scheme_l)
         proof = proofs[0] if proofs else None
-        htu = self.request_url(request) if proof is not None else None
+        try:
+            htu = self.request_url(request) if proof is not None else None
+        except DidAuthError as exc:
+            raise self._error(exc, scheme_l) from None
         verifier = self.verifier
 
         def run() -> VerifiedToken:
@@ -271,6 +296,18 @@ class TokenGuard:
             return AuthError(401, exc.code, description, headers={"WWW-Authenticate": header})
         status = exc.status if 400 <= exc.status < 600 else 500
         return AuthError(status, exc.code, description)
+
+
+def _check_public_url(url: str) -> str:
+    """`public_url` as an origin (plus an optional path prefix), without a trailing slash."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError("public_url must not have a query or fragment")
+    try:
+        normalize_htu(url)  # http(s), a host, no userinfo, a valid port
+    except ValueError as exc:
+        raise ValueError(f"invalid public_url {url!r}: {exc}") from None
+    return url.rstrip("/")
 
 
 def require_scopes(*scopes: str, step_up: bool = False, max_age: float | None = None) -> Dependency:

@@ -1,7 +1,7 @@
 """Revocation views for the verifier, and a follower of the issuer's revocation feed.
 
-Feed (interface: `GET /revocations?since=CURSOR`): `{"revoked": [entry, ...], "cursor": C}`
-where each entry names exactly one of
+Feed (interface: `GET /revocations?since=CURSOR`): `{"revoked": [entry, ...], "cursor": C,
+"more": M}` where each entry names exactly one of
 
 * `{"jti": J, "exp": T}`: that token is revoked;
 * `{"sid": S, "exp": T}`: every token of login session S is revoked;
@@ -13,11 +13,15 @@ where each entry names exactly one of
 are kept until then (plus a grace period covering clock leeway) and then purged.
 
 The first request is sent without `since`; afterwards the last `cursor` is echoed back.
-`apply(entries)` is public so that a push source (e.g. Redis pub/sub) can feed the same view.
+`more: false` marks the end of the feed (an issuer that does not send `more` is at its end
+when a page leaves the cursor where it was). `apply(entries)` is public so that a push
+source (e.g. Redis pub/sub) can feed the same view.
 
-Fail closed: `FeedFollower.is_revoked` raises `TemporarilyUnavailable` until the first
-successful poll and whenever the last successful poll is older than `max_lag` seconds:
-a verifier that cannot know whether a token was revoked must not accept it.
+Fail closed: the follower is *current* only once it has read the feed to its end; its view
+dates from the start of that last request. `FeedFollower.is_revoked` raises
+`TemporarilyUnavailable` (reason `revocation_feed_stale`, 503 at the FastAPI guard) until
+the first complete read and whenever the view is older than `max_staleness` seconds
+(default 30): a verifier that cannot know whether a token was revoked must not accept it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from did_auth.clock import Clock, SystemClock
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.verifier._http import JsonFetch, check_url, make_fetch
 
-__all__ = ["FeedFollower", "RevocationSet", "RevocationView"]
+__all__ = ["DEFAULT_MAX_STALENESS", "FeedFollower", "RevocationSet", "RevocationView"]
 
 log = logging.getLogger("did_auth.verifier.revocations")
 
@@ -152,11 +156,20 @@ class RevocationSet:
         return False
 
 
+DEFAULT_MAX_STALENESS = 30.0
+
+
 class FeedFollower(RevocationSet):
     """Follows `GET {base_url}/revocations?since=CURSOR` and implements `RevocationView`.
 
-    `poll_once()` does one round (tests drive it directly); `start()` runs it every
-    `interval` seconds in a daemon thread; `stop()` ends it.
+    `poll_once()` reads the feed to its end (tests drive it directly); `start()` does that
+    now and then every `interval` seconds in a daemon thread; `stop()` ends it.
+
+    `max_staleness` (seconds, default 30): how old the view may be before every token is
+    refused (fail closed); must exceed `interval`. `max_lag` is its former name. `page_size`:
+    the `limit` sent with each request (None: the issuer's default). `max_pages`: pages read
+    per poll; a poll that stops before the end does not make the follower current, the next
+    poll continues from the cursor.
     """
 
     def __init__(
@@ -166,25 +179,37 @@ class FeedFollower(RevocationSet):
         interval: float = 1.0,
         clock: Clock | None = None,
         fetch: JsonFetch | None = None,
+        max_staleness: float | None = None,
         max_lag: float | None = None,
         timeout: float = 5.0,
         grace: float = 120.0,
-        max_pages: int = 10,
+        max_pages: int = 1000,
+        page_size: int | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         super().__init__(clock=clock, grace=grace)
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if max_staleness is None:
+            max_staleness = max_lag if max_lag is not None else DEFAULT_MAX_STALENESS
+        if max_staleness <= interval:
+            raise ValueError("max_staleness must be longer than the poll interval")
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        if page_size is not None and not 1 <= page_size <= 1000:
+            raise ValueError("page_size must be between 1 and 1000")
         self._url = check_url(
             base_url.rstrip("/") + "/revocations", allow_insecure_http=allow_insecure_http
         )
         self._interval = float(interval)
         self._fetch = fetch if fetch is not None else make_fetch(timeout=timeout)
-        self._max_lag = float(max_lag) if max_lag is not None else max(30.0, 10 * interval)
+        self._max_staleness = float(max_staleness)
         self._max_pages = max_pages
+        self._page_size = page_size
         self._cursor: str | None = None
         self._last_success = float("-inf")
         self._poll_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -196,57 +221,95 @@ class FeedFollower(RevocationSet):
     def last_success(self) -> float:
         return self._last_success
 
+    @property
+    def max_staleness(self) -> float:
+        return self._max_staleness
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def is_current(self) -> bool:
-        return self._clock.now() - self._last_success <= self._max_lag
+        return self._clock.now() - self._last_success <= self._max_staleness
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         if not self.is_current():
-            raise TemporarilyUnavailable(
-                "the revocation feed is not current", reason="revocation_feed_stale"
-            )
+            if self._last_success == float("-inf"):
+                description = (
+                    "the revocation feed has not been read to its end yet; "
+                    "tokens are refused until it is"
+                )
+            else:
+                age = self._clock.now() - self._last_success
+                description = (
+                    f"the revocation feed is stale: last read to its end {age:.0f} s ago "
+                    f"(max_staleness {self._max_staleness:g} s); tokens are refused until "
+                    "it catches up"
+                )
+            raise TemporarilyUnavailable(description, reason="revocation_feed_stale")
         return super().is_revoked(claims)
 
     def poll_once(self) -> bool:
-        """Fetch pages until caught up (at most `max_pages`); True on success."""
+        """Read pages until the end of the feed (at most `max_pages`).
+
+        True (and current) only when the end was reached: a page with `more: false`, or,
+        from an issuer that does not send `more`, a page that leaves the cursor unchanged.
+        Entries and the cursor of every page read are kept even when the poll stops early.
+        """
         with self._poll_lock:
             try:
                 for _ in range(self._max_pages):
-                    url = self._url
-                    if self._cursor is not None:
-                        url += "?since=" + quote(self._cursor, safe="")
-                    document = self._fetch(url)
+                    started = self._clock.now()
+                    document = self._fetch(self._page_url())
                     if not isinstance(document, Mapping):
                         raise ValueError("feed response is not an object")
                     entries = document.get("revoked")
                     cursor = document.get("cursor")
+                    more = document.get("more")
                     if not isinstance(entries, list):
                         raise ValueError("feed response has no 'revoked' array")
                     if cursor is not None and not isinstance(cursor, str | int):
                         raise ValueError("feed cursor is not a string")
+                    if more is not None and not isinstance(more, bool):
+                        raise ValueError("feed 'more' is not a boolean")
                     self.apply(entries)
                     previous, self._cursor = (
                         self._cursor,
                         (str(cursor) if cursor is not None else self._cursor),
                     )
-                    if not entries or self._cursor == previous:
-                        break
+                    at_end = (not more) if more is not None else self._cursor == previous
+                    if at_end:
+                        # The view now holds every entry written before `started`.
+                        self._last_success = started
+                        self.purge()
+                        return True
+                    if self._cursor == previous and not entries:
+                        raise ValueError("feed says there is more but does not advance")
             except Exception as exc:
                 log.warning("revocation feed poll failed: %s", type(exc).__name__)
                 return False
-            self._last_success = self._clock.now()
-            self.purge()
-            return True
+            log.warning("revocation feed: not at its end after %d pages", self._max_pages)
+            return False
+
+    def _page_url(self) -> str:
+        params = []
+        if self._cursor is not None:
+            params.append("since=" + quote(self._cursor, safe=""))
+        if self._page_size is not None:
+            params.append(f"limit={self._page_size}")
+        return self._url + ("?" + "&".join(params) if params else "")
 
     def start(self) -> None:
-        """Poll once now, then keep polling in a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self.poll_once()
-        self._thread = threading.Thread(
-            target=self._run, name="did-auth-revocation-feed", daemon=True
-        )
-        self._thread.start()
+        """Poll once now, then keep polling in a daemon thread (idempotent, thread-safe)."""
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self.poll_once()
+            self._thread = threading.Thread(
+                target=self._run, name="did-auth-revocation-feed", daemon=True
+            )
+            self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()

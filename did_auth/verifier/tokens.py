@@ -25,7 +25,7 @@ from did_auth.verifier._jose import JoseError, PublicKey, b64url_decode, parse_j
 from did_auth.verifier.dpop import DPoPProof, DPoPVerifier, NonceCheck
 from did_auth.verifier.errors import InsufficientScope, InsufficientUserAuthentication
 from did_auth.verifier.jwks import JWKSCache
-from did_auth.verifier.revocations import RevocationView
+from did_auth.verifier.revocations import DEFAULT_MAX_STALENESS, FeedFollower, RevocationView
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
@@ -191,9 +191,19 @@ class VerifiedToken:
 class TokenVerifier:
     """Verifies did-auth access tokens for one resource server (`audience`).
 
-    `jwks` supplies the issuer's keys (never the token). `revocations` is consulted on every
-    call. `dpop` checks DPoP proofs (defaults to an in-memory replay cache on `clock`).
-    `require_dpop=True` refuses tokens that are not DPoP-bound.
+    `jwks` supplies the issuer's keys (never the token). `dpop` checks DPoP proofs (defaults
+    to an in-memory replay cache on `clock`). `require_dpop=True` refuses tokens that are not
+    DPoP-bound.
+
+    Revocation is checked on every call, secure by default: unless `revocations` (any
+    `RevocationView`) is given, the verifier follows the issuer's feed itself
+    (`FeedFollower` on `{issuer}/revocations`, polled every `revocation_interval` seconds in a
+    daemon thread started by `start()` or by the first `verify()`), and refuses every token
+    (`TemporarilyUnavailable`, 503) while its view is older than `max_staleness` seconds.
+    `allow_insecure_http=True` lets it poll a plain-http issuer that is not on loopback.
+    `follow_revocations=False` turns revocation checking off: UNSAFE, a revoked (stolen,
+    logged-out, suspended) token is then accepted until it expires; only for tests or a
+    deployment that checks revocation some other way.
     """
 
     def __init__(
@@ -209,6 +219,10 @@ class TokenVerifier:
         dpop: DPoPVerifier | None = None,
         require_dpop: bool = False,
         max_token_length: int = 8192,
+        follow_revocations: bool = True,
+        max_staleness: float = DEFAULT_MAX_STALENESS,
+        revocation_interval: float = 1.0,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience are required")
@@ -219,6 +233,25 @@ class TokenVerifier:
         self._jwks = jwks
         self._leeway = float(leeway)
         self._clock: Clock = clock if clock is not None else SystemClock()
+        # The follower this verifier owns (and starts lazily), when it made one.
+        self._own_feed: FeedFollower | None = None
+        self._feed_lock = threading.Lock()
+        self._feed_pending = False
+        if revocations is None and follow_revocations:
+            try:
+                revocations = self._own_feed = FeedFollower(
+                    issuer,
+                    interval=revocation_interval,
+                    max_staleness=max_staleness,
+                    clock=self._clock,
+                    allow_insecure_http=allow_insecure_http,
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"cannot follow the revocation feed of {issuer!r}: {exc} (pass "
+                    "revocations=..., or follow_revocations=False, which is unsafe)"
+                ) from None
+            self._feed_pending = True
         self._revocations = revocations
         self._dpop = dpop if dpop is not None else DPoPVerifier(clock=self._clock)
         self._require_dpop = require_dpop
@@ -256,8 +289,30 @@ class TokenVerifier:
         """Number of tokens currently in the warm cache."""
         return len(self._cache)
 
+    def start(self) -> None:
+        """Start following the revocation feed now (blocks for the first read), when this
+        verifier follows it itself; otherwise a no-op. `verify()` does it on first use."""
+        feed = self._own_feed
+        if feed is None or not self._feed_pending:
+            return
+        with self._feed_lock:
+            if self._feed_pending:
+                feed.start()
+                self._feed_pending = False
+
+    def close(self) -> None:
+        """Stop the revocation follower this verifier started (if any)."""
+        feed = self._own_feed
+        if feed is not None:
+            with self._feed_lock:
+                self._feed_pending = False
+                feed.stop()
+
     def would_block(self, token: str) -> bool:
-        """True when `verify(token)` would fetch the JWKS (lets async callers offload it)."""
+        """True when `verify(token)` would do network I/O (a JWKS fetch, the first read of
+        the revocation feed), so that async callers can offload it."""
+        if self._feed_pending:
+            return True
         record = self._cache.get(token) if isinstance(token, str) else None
         if record is not None:
             return self._jwks.would_fetch(record.kid)
@@ -295,6 +350,8 @@ class TokenVerifier:
         `InsufficientScope` (403), `InsufficientUserAuthentication` (401) or
         `TemporarilyUnavailable` (503, fail closed).
         """
+        if self._feed_pending:
+            self.start()
         now = self._clock.now()
         record = self._cache.get(token) if type(token) is str else None
         if record is None or self._jwks.get_key(record.kid) is not record.key:

@@ -62,7 +62,7 @@ async def test_store_round_trip_with_either_reader(
     assert await store.take(key) == b"w"
     assert await store.incr(key + ":c", 10) == 1
     assert await store.cap_add(key + ":z", "m", 5, 10) and await store.members(key + ":z") == ["m"]
-    cursor = await store.feed_append(key + ":f", b"e1", maxlen=10)
+    cursor = await store.feed_append(key + ":f", b"e1", keep_for=10)
     assert await store.feed_read(key + ":f", None, 10) == [(cursor, b"e1")]
     await store.close()
 

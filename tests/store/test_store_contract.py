@@ -107,9 +107,9 @@ async def test_members_of_an_index_expire(store: Store) -> None:
 
 async def test_feed_is_ordered_and_resumable(store: Store) -> None:
     stream = f"feed-{id(store)}"
-    c1 = await store.feed_append(stream, b"one", maxlen=100)
-    c2 = await store.feed_append(stream, b"two", maxlen=100)
-    c3 = await store.feed_append(stream, b"three", maxlen=100)
+    c1 = await store.feed_append(stream, b"one", keep_for=100)
+    c2 = await store.feed_append(stream, b"two", keep_for=100)
+    c3 = await store.feed_append(stream, b"three", keep_for=100)
     assert [e for _, e in await store.feed_read(stream, None, 10)] == [b"one", b"two", b"three"]
     assert [e for _, e in await store.feed_read(stream, c1, 10)] == [b"two", b"three"]
     assert await store.feed_read(stream, c3, 10) == []

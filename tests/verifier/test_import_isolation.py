@@ -50,7 +50,9 @@ SCRIPT = textwrap.dedent(
         fetch=lambda url: {{"keys": [dict(jwk, kid="k", alg=alg)]}},
         clock=clock,
     )
-    v = verifier.TokenVerifier("https://as.example", "api", jwks, clock=clock)
+    v = verifier.TokenVerifier(
+        "https://as.example", "api", jwks, clock=clock, revocations=verifier.RevocationSet()
+    )
     claims = {{"iss": "https://as.example", "aud": "api", "sub": "s", "client_id": "c",
                "jti": "j", "iat": 1_700_000_000, "exp": 1_700_000_300, "scope": "a"}}
     token = sign_jws(key, {{"alg": alg, "typ": "at+jwt", "kid": "k"}}, claims)

@@ -161,9 +161,9 @@ def count_signatures(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
     original = PublicKey.verify
 
-    def counting(self: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    def counting(self: PublicKey, signing_input: bytes, signature: bytes, **kw: bool) -> bool:
         calls[0] += 1
-        return original(self, signing_input, signature)
+        return original(self, signing_input, signature, **kw)
 
     monkeypatch.setattr(PublicKey, "verify", counting)
     return calls
@@ -273,7 +273,9 @@ def test_cache_survives_a_jwks_refresh_with_the_same_key(
 
 
 def test_cache_is_bounded(issuer: FakeIssuer, jwks: JWKSCache, clock: FixedClock):
-    verifier = TokenVerifier(ISSUER, AUDIENCE, jwks, clock=clock, verified_cache_size=3)
+    verifier = TokenVerifier(
+        ISSUER, AUDIENCE, jwks, clock=clock, verified_cache_size=3, follow_revocations=False
+    )
     for _ in range(10):
         verifier.verify(issuer.mint())
     assert verifier.cache_info() == 3
@@ -315,7 +317,9 @@ def test_dpop_binding(verifier: TokenVerifier, issuer: FakeIssuer, clock: FixedC
 
 
 def test_require_dpop(issuer: FakeIssuer, jwks: JWKSCache, clock: FixedClock):
-    verifier = TokenVerifier(ISSUER, AUDIENCE, jwks, clock=clock, require_dpop=True)
+    verifier = TokenVerifier(
+        ISSUER, AUDIENCE, jwks, clock=clock, require_dpop=True, follow_revocations=False
+    )
     with pytest.raises(InvalidToken) as info:
         verifier.verify(issuer.mint())
     assert info.value.reason == "dpop_required"
