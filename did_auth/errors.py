@@ -3,7 +3,8 @@
     DidAuthError
     ├── InvalidRequest          400 invalid_request      (malformed input, unknown chain, ...)
     │   └── SiweParseError      400 invalid_request      (text is not EIP-4361)
-    ├── InvalidClient           401 invalid_client
+    ├── InvalidClient           401 invalid_client       (client authentication failed)
+    ├── UnsupportedGrantType    400 unsupported_grant_type
     ├── InvalidGrant            400 invalid_grant        (bad signature, replayed nonce, expired)
     ├── InvalidScope            400 invalid_scope
     ├── AccessDenied            403 access_denied        (revoked, suspended, not allowed)
@@ -34,6 +35,7 @@ __all__ = [
     "RateLimited",
     "SiweParseError",
     "TemporarilyUnavailable",
+    "UnsupportedGrantType",
     "UseDpopNonce",
 ]
 
@@ -65,8 +67,22 @@ class SiweParseError(InvalidRequest):
 
 
 class InvalidClient(DidAuthError):
+    """Client authentication failed (RFC 6749 §5.2). `basic` tells the HTTP edge that the
+    client tried the `Authorization: Basic` header, which it must then challenge."""
+
     code = "invalid_client"
     status = 401
+
+    def __init__(
+        self, description: str = "", *, basic: bool = False, reason: str | None = None
+    ) -> None:
+        super().__init__(description, reason=reason)
+        self.basic = basic
+
+
+class UnsupportedGrantType(DidAuthError):
+    code = "unsupported_grant_type"
+    status = 400
 
 
 class InvalidGrant(DidAuthError):

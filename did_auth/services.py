@@ -22,6 +22,11 @@ from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.flows.token_grants import TokenGrants
 from did_auth.monitoring.audit import AuditLog
+from did_auth.oauth.client_auth import ClientAuthenticator
+from did_auth.oauth.grants.authorization_code import AuthorizationCodeGrant
+from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.oauth.revocation import RevocationEndpoint
+from did_auth.oauth.token_endpoint import TokenEndpoint
 from did_auth.policy.abuse import AbuseGuard
 from did_auth.policy.backoff import OtpBackoff
 from did_auth.settings import Settings
@@ -56,6 +61,11 @@ class Services:
     guard: AbuseGuard
     revocations: RevocationBook
     chains: ChainRegistry
+    # OAuth endpoints: one client authenticator for /token, /revoke, /introspect and the
+    # direct logins; the token endpoint dispatches to one handler per grant_type.
+    client_auth: ClientAuthenticator
+    token_endpoint: TokenEndpoint
+    revocation: RevocationEndpoint
     # Issue 6: RevocationRegistry reads (login/refresh/introspection checks, relay) and
     # the chain watchers (background tasks between start() and close()).
     registry_reader: RegistryReader | None = None
@@ -166,10 +176,33 @@ def build_services(
         revocations=revocations,
         registry=registry,
     )
-    tokens = TokenGrants(
-        settings, clock, issuer, sessions, store, local, dpop, revocations, registry
+    tokens = TokenGrants(sessions, local)
+    client_auth = ClientAuthenticator(settings, store, clock, issuer=settings.issuer)
+    token_endpoint = TokenEndpoint(
+        issuer=settings.issuer,
+        authenticator=client_auth,
+        guard=guard,
+        handlers=[
+            RefreshTokenGrant(
+                settings, clock, issuer, sessions, dpop, registry, did_recheck=did.recheck
+            ),
+            AuthorizationCodeGrant(settings, clock, store, keys, sessions, dpop),
+        ],
+        refresh_keys=keys.refresh,
+        audit=audit,
     )
-    tokens.did_recheck = did.recheck
+    revocation = RevocationEndpoint(
+        issuer=settings.issuer,
+        authenticator=client_auth,
+        guard=guard,
+        refresh_keys=keys.refresh,
+        sessions=sessions,
+        local=local,
+        revocations=revocations,
+        store=store,
+        clock=clock,
+        audit=audit,
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -190,6 +223,9 @@ def build_services(
         guard=guard,
         revocations=revocations,
         chains=chains,
+        client_auth=client_auth,
+        token_endpoint=token_endpoint,
+        revocation=revocation,
         registry_reader=registry_reader,
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),

@@ -77,6 +77,36 @@ class ClientConfig(_Strict):
     client_secret_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     origins: list[str] = Field(default_factory=list)
     name: str | None = Field(default=None, min_length=1, max_length=64)
+    # RFC 7523 private_key_jwt: the client's public keys, an inline JWK Set
+    # `{keys = [{kty, crv, x[, y][, kid][, alg]}, ...]}` (ES256 P-256 or EdDSA Ed25519).
+    jwks: dict[str, Any] | None = None
+    # RFC 7591 §2 / RFC 8414: how the client authenticates at /token, /revoke and on direct
+    # logins. None: client_secret_basic or client_secret_post with a client_secret_hash,
+    # private_key_jwt with jwks (either with both), else none (a public client).
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None
+    ) = None
+
+    @field_validator("jwks")
+    @classmethod
+    def _jwks(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            from did_auth.oauth.jwks import client_public_keys
+
+            client_public_keys(v)  # raises ValueError with the problem
+        return v
+
+    @model_validator(mode="after")
+    def _auth_method_has_credentials(self) -> ClientConfig:
+        method = self.token_endpoint_auth_method
+        if method in ("client_secret_basic", "client_secret_post") and not self.client_secret_hash:
+            raise ValueError(f"token_endpoint_auth_method {method} needs client_secret_hash")
+        if method == "private_key_jwt" and not self.jwks:
+            raise ValueError("token_endpoint_auth_method private_key_jwt needs jwks")
+        if method == "none" and (self.client_secret_hash or self.jwks):
+            # RFC 6749 §3.2.1: a client issued credentials MUST authenticate.
+            raise ValueError("token_endpoint_auth_method none contradicts client credentials")
+        return self
 
     @field_validator("redirect_uris")
     @classmethod

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from did_auth import __version__
 from did_auth.api.context import RequestContextMiddleware, request_context
 from did_auth.api.errors import install_error_handlers
-from did_auth.api.forms import basic_credentials, read_form, required
+from did_auth.api.forms import read_form
 from did_auth.api.hotpath import HotPaths, HotRoute
 from did_auth.api.limits import BodySizeLimit
 from did_auth.api.models import (
@@ -27,7 +27,7 @@ from did_auth.api.models import (
     SiweVerifyRequest,
     TokenResponse,
 )
-from did_auth.api.oidc import authorization_code_grant, discovery_extra, install_oidc
+from did_auth.api.oidc import install_oidc
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
 from did_auth.chain.watcher import WATCHER_REGISTRY
@@ -37,6 +37,7 @@ from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
+from did_auth.oauth.discovery import discovery_document
 from did_auth.policy.clients import get_client
 from did_auth.services import Services, build_services
 from did_auth.settings import Settings
@@ -45,34 +46,6 @@ from did_auth.tokens.issue import Grant
 __all__ = ["create_app"]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def _discovery(settings: Settings) -> dict[str, Any]:
-    iss = settings.issuer
-    scopes = sorted({s for c in settings.clients for s in c.scopes})
-    return {
-        "issuer": iss,
-        "jwks_uri": f"{iss}/.well-known/jwks.json",
-        "token_endpoint": f"{iss}/token",
-        "revocation_endpoint": f"{iss}/revoke",
-        "introspection_endpoint": f"{iss}/introspect",
-        "siwe_nonce_endpoint": f"{iss}/siwe/nonce",
-        "siwe_verify_endpoint": f"{iss}/siwe/verify",
-        "did_challenge_endpoint": f"{iss}/did/challenge",
-        "did_verify_endpoint": f"{iss}/did/verify",
-        "revocation_feed_endpoint": f"{iss}/revocations",
-        "scopes_supported": scopes,
-        "response_types_supported": ["token"],
-        "grant_types_supported": ["refresh_token", "urn:did-auth:grant-type:siwe"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "id_token_signing_alg_values_supported": [settings.signing_alg],
-        "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
-        "authorization_response_iss_parameter_supported": False,
-        "siwe_chain_ids_supported": sorted({i for c in settings.clients for i in c.chain_ids}),
-        "did_methods_supported": ["ethr", "pkh", "key"],
-    }
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -118,7 +91,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     install_oidc(app, svc)
     install_revocation_routes(app, svc)
-    discovery = {**_discovery(settings), **discovery_extra(settings)}
+    discovery = discovery_document(settings)
 
     @app.get("/.well-known/openid-configuration")
     async def openid_configuration() -> dict[str, Any]:
@@ -136,7 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     # The SIWE login handlers are shared by the FastAPI routes below and by the hot path
     # (did_auth/api/hotpath.py), which serves the same two routes with less framework work.
     async def siwe_nonce_handler(
-        ctx: RequestContext, body: NonceRequest, _dpop: list[str]
+        ctx: RequestContext, body: NonceRequest, _dpop: list[str], _authorization: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         await svc.guard.nonce_request(ctx)
         client = get_client(settings, body.client_id)
@@ -150,7 +123,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @app.post("/siwe/nonce", response_model=NonceResponse)
     async def siwe_nonce(request: Request, body: NonceRequest) -> Response:
         request.state.client_id = body.client_id
-        payload, headers = await siwe_nonce_handler(request_context(request), body, [])
+        payload, headers = await siwe_nonce_handler(request_context(request), body, [], None)
         return JSONResponse(payload, headers=headers)
 
     def token_headers() -> dict[str, str]:
@@ -159,21 +132,32 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return _NO_STORE
 
     async def proof_preamble(
-        ctx: RequestContext, client_id: str, dpop: list[str], path: str
+        ctx: RequestContext,
+        body: SiweVerifyRequest | DidVerifyRequest,
+        dpop: list[str],
+        authorization: str | None,
+        path: str,
     ) -> str | None:
-        """What every proof endpoint does first: the per-IP budget, fresh keys, the client,
-        and the DPoP proof (its key's thumbprint binds the tokens)."""
+        """What every proof endpoint does first: the per-IP budget, the client (a
+        confidential client authenticates, as at the token endpoint: RFC 6749 §3.2.1), fresh
+        keys, and the DPoP proof (its key's thumbprint binds the tokens)."""
         await svc.guard.verify_request(ctx)
+        get_client(settings, body.client_id)
+        authenticated = await svc.client_auth.authenticate(
+            authorization, body.client_credentials(), settings.issuer + path
+        )
         await svc.keys.refresh()
-        client = get_client(settings, client_id)
         return await svc.dpop.check(
-            dpop, htm="POST", htu=settings.issuer + path, required=client.require_dpop
+            dpop,
+            htm="POST",
+            htu=settings.issuer + path,
+            required=authenticated.config.require_dpop,
         )
 
     async def siwe_verify_handler(
-        ctx: RequestContext, body: SiweVerifyRequest, dpop: list[str]
+        ctx: RequestContext, body: SiweVerifyRequest, dpop: list[str], authorization: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        jkt = await proof_preamble(ctx, body.client_id, dpop, "/siwe/verify")
+        jkt = await proof_preamble(ctx, body, dpop, authorization, "/siwe/verify")
         response, grant = await svc.siwe.verify(
             SiweRequest(
                 client_id=body.client_id,
@@ -193,7 +177,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def siwe_verify(request: Request, body: SiweVerifyRequest) -> Response:
         request.state.client_id = body.client_id
         payload, headers = await siwe_verify_handler(
-            request_context(request), body, request.headers.getlist("dpop")
+            request_context(request),
+            body,
+            request.headers.getlist("dpop"),
+            request.headers.get("authorization"),
         )
         return JSONResponse(payload, headers=headers)
 
@@ -217,7 +204,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         ctx = request_context(request)
         request.state.client_id = body.client_id
         jkt = await proof_preamble(
-            ctx, body.client_id, request.headers.getlist("dpop"), "/did/verify"
+            ctx,
+            body,
+            request.headers.getlist("dpop"),
+            request.headers.get("authorization"),
+            "/did/verify",
         )
         response, grant = await _did(svc).verify(
             DidRequest(
@@ -235,63 +226,47 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.post("/token", response_model=TokenResponse)
     async def token(request: Request) -> Response:
+        """RFC 6749 §3.2: did_auth.oauth.token_endpoint decides; this reads and writes."""
         form = await read_form(request)
-        grant_type = required(form, "grant_type")
-        request.state.grant_type = grant_type
-        if grant_type == "authorization_code":
-            return JSONResponse(
-                await authorization_code_grant(form, request), headers=token_headers()
-            )
-        if grant_type != "refresh_token":
-            raise InvalidRequest("unsupported grant_type", reason="unsupported_grant_type")
-        ctx = request_context(request)
-        client_id = required(form, "client_id")
-        request.state.client_id = client_id
-        await svc.guard.refresh_request(ctx, client_id)
-        await svc.keys.refresh()
-        response = await svc.tokens.refresh(
-            client_id=client_id,
-            refresh_token=required(form, "refresh_token"),
-            scope=form.get("scope"),
+        request.state.grant_type = form.get("grant_type")
+        request.state.client_id = form.get("client_id")
+        result = await svc.token_endpoint.handle(
+            authorization=request.headers.get("authorization"),
+            params=form,
             dpop_proofs=request.headers.getlist("dpop"),
-            htu=settings.issuer + "/token",
+            ctx=request_context(request),
         )
-        METRICS.tokens_issued.labels(grant="refresh_token").inc()
-        audit.emit(
-            AuditEvent.TOKEN_REFRESHED,
-            Outcome.SUCCESS,
-            request_id=ctx.request_id,
-            client_id=client_id,
-            ip=ctx.ip,
-            scope=response["scope"],
-        )
-        return JSONResponse(response, headers=token_headers())
+        request.state.client_id = result.client.client_id
+        return JSONResponse(result.response, headers=token_headers())
 
     @app.post("/revoke")
     async def revoke(request: Request) -> Response:
+        """RFC 7009: did_auth.oauth.revocation decides; 200 with an empty body (§2.2)."""
         form = await read_form(request)
-        await svc.keys.refresh()
-        sid = await svc.tokens.revoke(required(form, "token"))
-        if sid is not None:
-            ctx = request_context(request)
-            audit.emit(
-                AuditEvent.TOKEN_REVOKED,
-                Outcome.SUCCESS,
-                request_id=ctx.request_id,
-                ip=ctx.ip,
-                sid=sid,
-                reason="rfc7009",
-            )
+        request.state.client_id = form.get("client_id")
+        await svc.revocation.handle(
+            authorization=request.headers.get("authorization"),
+            params=form,
+            ctx=request_context(request),
+        )
         return Response(status_code=200, headers=_NO_STORE)
 
     @app.post("/introspect")
     async def introspect(request: Request) -> Response:
+        """RFC 7662 §2.1: the resource server authenticates like a client (Basic or post)."""
         form = await read_form(request)
-        name, secret = basic_credentials(request, form)
-        svc.tokens.authenticate_resource_server(name, secret)
-        await svc.guard.introspect_request(name)
+        caller = await svc.client_auth.authenticate(
+            request.headers.get("authorization"),
+            form,
+            settings.issuer + "/introspect",
+            resource_server=True,
+        )
+        await svc.guard.introspect_request(caller.client_id)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("missing parameter: token")
         await svc.keys.refresh()
-        result = await svc.tokens.introspect(required(form, "token"))
+        result = await svc.tokens.introspect(token)
         return JSONResponse(result, headers=_NO_STORE)
 
     @app.post("/otp/enroll")

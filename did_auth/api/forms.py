@@ -28,33 +28,3 @@ async def read_form(request: Request) -> dict[str, str]:
             raise InvalidRequest(f"parameter repeated: {k}")
         form[k] = v
     return form
-
-
-def required(form: dict[str, str], name: str) -> str:
-    value = form.get(name)
-    if not value:
-        raise InvalidRequest(f"missing parameter: {name}")
-    return value
-
-
-def basic_credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: HTTP Basic (preferred) or client_id/client_secret in the body."""
-    import base64
-    import binascii
-    from urllib.parse import unquote
-
-    from did_auth.errors import InvalidClient
-
-    auth = request.headers.get("authorization", "")
-    if auth[:6].lower() == "basic ":
-        try:
-            raw = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise InvalidClient("malformed Basic credentials") from None
-        name, sep, secret = raw.partition(":")
-        if not sep:
-            raise InvalidClient("malformed Basic credentials")
-        return unquote(name), unquote(secret)
-    if "client_id" in form and "client_secret" in form:
-        return form["client_id"], form["client_secret"]
-    raise InvalidClient("resource server credentials are required")

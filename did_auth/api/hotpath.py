@@ -32,9 +32,11 @@ from did_auth.flows.guard import RequestContext
 
 __all__ = ["HotPaths", "HotRoute"]
 
-# handler(ctx, validated body, DPoP header values) -> (JSON payload, response headers)
+# handler(ctx, validated body, DPoP header values, Authorization header value)
+#   -> (JSON payload, response headers)
 Handler = Callable[
-    [RequestContext, Any, list[str]], Awaitable[tuple[dict[str, Any], Mapping[str, str]]]
+    [RequestContext, Any, list[str], str | None],
+    Awaitable[tuple[dict[str, Any], Mapping[str, str]]],
 ]
 
 
@@ -89,9 +91,16 @@ class HotPaths:
         if not isinstance(ctx, RequestContext):
             ctx = RequestContext()
         state["client_id"] = getattr(model, "client_id", None)
-        dpop = [v.decode("latin-1") for k, v in scope["headers"] if k == b"dpop"]
+        dpop: list[str] = []
+        authorization: str | None = None
+        for k, v in scope["headers"]:
+            if k == b"dpop":
+                dpop.append(v.decode("latin-1"))
+            elif k == b"authorization":
+                authorization = v.decode("latin-1")
         try:
-            payload, headers = await hot.handler(ctx, model, dpop)
+            # The same handler as the FastAPI route: client authentication included.
+            payload, headers = await hot.handler(ctx, model, dpop, authorization)
         except DidAuthError as exc:
             response = self.on_error(Request(scope, receive), exc)
             if inspect.isawaitable(response):

@@ -9,12 +9,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+class _ClientAuth(_Body):
+    """Client authentication in a JSON login request (RFC 6749 §2.3.1 client_secret_post,
+    RFC 7523 §2.2 private_key_jwt); `Authorization: Basic` works too. Required for
+    confidential clients only."""
+
+    client_id: str = Field(min_length=1, max_length=128)
+    client_secret: str | None = Field(default=None, max_length=1024)
+    client_assertion_type: str | None = Field(default=None, max_length=256)
+    client_assertion: str | None = Field(default=None, max_length=8192)
+
+    def client_credentials(self) -> dict[str, str | None]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "client_assertion_type": self.client_assertion_type,
+            "client_assertion": self.client_assertion,
+        }
+
+
 class NonceRequest(_Body):
     client_id: str = Field(min_length=1, max_length=128)
 
 
-class SiweVerifyRequest(_Body):
-    client_id: str = Field(min_length=1, max_length=128)
+class SiweVerifyRequest(_ClientAuth):
     message: str = Field(min_length=1, max_length=16 * 1024)
     signature: str = Field(min_length=4, max_length=2 + 2 * 16 * 1024)
     audience: str | None = Field(default=None, max_length=256)
@@ -51,8 +69,7 @@ class DidChallengeResponse(BaseModel):
     expires_in: int
 
 
-class DidVerifyRequest(_Body):
-    client_id: str = Field(min_length=1, max_length=128)
+class DidVerifyRequest(_ClientAuth):
     proof: str = Field(min_length=1, max_length=16 * 1024)
     audience: str | None = Field(default=None, max_length=256)
     scope: str | None = Field(default=None, max_length=2048)

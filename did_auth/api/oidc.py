@@ -1,9 +1,8 @@
 """HTTP front of the OIDC code flow, the hosted sign-in page, the demo dApp and static assets.
 
 Wiring (in `create_app`): `install_oidc(app, services)` adds the routes below and CORS for
-the clients' registered `origins`; the existing `/token` route dispatches
-`grant_type=authorization_code` to `authorization_code_grant(form, request)`; discovery
-merges `discovery_extra(settings)`.
+the clients' registered `origins`. The code grant itself is a handler of the token endpoint
+(`did_auth.oauth.grants.authorization_code`); discovery is `did_auth.oauth.discovery`.
 
 | route                         | what                                                       |
 | ----------------------------- | ---------------------------------------------------------- |
@@ -21,13 +20,11 @@ no referrer, and `nosniff`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 from functools import cache
 from importlib import resources
-from typing import Any, Final
-from urllib.parse import parse_qsl, unquote
+from typing import Final
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -36,20 +33,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
 from did_auth.api.context import request_context
-from did_auth.errors import InvalidClient, InvalidGrant, InvalidToken
+from did_auth.errors import InvalidToken
 from did_auth.flows.oidc import (
     AuthorizePageError,
     AuthorizeRedirectError,
     OidcProvider,
     SignInPage,
-    discovery_metadata,
 )
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.services import Services
-from did_auth.settings import Settings
 
-__all__ = ["authorization_code_grant", "discovery_extra", "install_oidc", "router"]
+__all__ = ["install_oidc", "router"]
 
 router = APIRouter()
 
@@ -107,11 +102,6 @@ def install_oidc(app: FastAPI, services: Services) -> None:
         )
 
 
-def discovery_extra(settings: Settings) -> dict[str, Any]:
-    """Discovery members for the code flow; merge *over* the base discovery document."""
-    return discovery_metadata(settings)
-
-
 def _provider(request: Request) -> OidcProvider:
     provider: OidcProvider = request.app.state.oidc
     return provider
@@ -120,62 +110,6 @@ def _provider(request: Request) -> OidcProvider:
 def _services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
-
-
-def _basic(request: Request) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1 client_secret_basic (id and secret form-urlencoded, then Base64)."""
-    auth = request.headers.get("authorization", "")
-    if not auth:
-        return None
-    if auth[:6].lower() != "basic ":
-        raise InvalidClient("unsupported client authentication scheme")
-    try:
-        raw = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient("malformed Basic credentials") from None
-    name, sep, secret = raw.partition(":")
-    if not sep or not name:
-        raise InvalidClient("malformed Basic credentials")
-    return unquote(name), unquote(secret)
-
-
-async def authorization_code_grant(form: dict[str, str], request: Request) -> dict[str, Any]:
-    """POST /token with grant_type=authorization_code (the caller wraps it in JSON with
-    no-store headers, as for the other grants)."""
-    svc = _services(request)
-    ctx = request_context(request)
-    basic = _basic(request)
-    client_id = basic[0] if basic else form.get("client_id", "")
-    request.state.client_id = client_id
-    await svc.guard.refresh_request(ctx, client_id)  # token endpoint budget: client and IP
-    await svc.keys.refresh()
-    try:
-        response = await _provider(request).exchange(
-            form, basic=basic, dpop_proofs=request.headers.getlist("dpop")
-        )
-    except InvalidGrant as exc:
-        if exc.reason == "code_replay":
-            METRICS.anomalies.labels(kind="code_replay").inc()
-            svc.audit.emit(
-                AuditEvent.REPLAY_DETECTED,
-                Outcome.DETECTED,
-                reason="code_replay",
-                request_id=ctx.request_id,
-                client_id=client_id,
-                ip=ctx.ip,
-            )
-        raise
-    METRICS.tokens_issued.labels(grant="authorization_code").inc()
-    svc.audit.emit(
-        AuditEvent.TOKEN_ISSUED,
-        Outcome.SUCCESS,
-        request_id=ctx.request_id,
-        client_id=client_id,
-        ip=ctx.ip,
-        grant="authorization_code",
-        scope=response.get("scope"),
-    )
-    return response
 
 
 # --- pages --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import hmac
 import struct
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidDpopProof, UseDpopNonce
+from did_auth.errors import InvalidDpopProof, InvalidToken, UseDpopNonce
 from did_auth.store.base import Store
 from did_auth.verifier.dpop import DPoPVerifier
 
@@ -85,6 +85,16 @@ class DpopGate:
         except UseDpopNonce:
             raise UseDpopNonce(
                 "a fresh DPoP nonce is required", nonce=self.new_nonce(), reason="dpop_nonce"
+            ) from None
+        except InvalidToken:
+            # The verifier's key-binding failure is a resource-server answer (RFC 9449 §7.1);
+            # at the authorization server every DPoP failure is invalid_dpop_proof (§5: "If
+            # the DPoP proof is invalid, the authorization server issues an error response
+            # per Section 5.2 of [RFC6749] with invalid_dpop_proof as the value of the error
+            # parameter").
+            raise InvalidDpopProof(
+                "the DPoP proof's key is not the one the grant is bound to",
+                reason="dpop_binding",
             ) from None
         # §11.1: the server MUST NOT accept a proof whose jti it has seen within the window.
         ttl = 2 * self._iat_window + 5

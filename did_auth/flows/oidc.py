@@ -22,9 +22,6 @@ so the store (Redis) never holds usable tokens. Pure: no web framework here.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping
@@ -33,14 +30,10 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from did_auth.clock import Clock
 from did_auth.errors import (
     DidAuthError,
-    InvalidClient,
-    InvalidDpopProof,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -49,15 +42,15 @@ from did_auth.errors import (
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweLogin, SiweRequest
-from did_auth.flows.token_grants import hash_secret
-from did_auth.policy.clients import check_domain, check_uri, get_client
+from did_auth.oauth.codes import s256_challenge, seal_code
+from did_auth.policy.clients import check_domain, check_uri
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
 from did_auth.settings import ClientConfig, Settings
 from did_auth.siwe import SiweMessage
 from did_auth.siwe.parse import STATEMENT_RE
 from did_auth.siwe.recaps import build_recap, recap_statement
 from did_auth.store.base import Store
-from did_auth.tokens.issue import Grant, encode_jwt
+from did_auth.tokens.issue import Grant
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
@@ -71,7 +64,6 @@ __all__ = [
     "OidcProvider",
     "SignInPage",
     "build_redirect",
-    "discovery_metadata",
     "redirect_uri_allowed",
     "s256_challenge",
     "scope_words",
@@ -79,14 +71,12 @@ __all__ = [
 
 CODE_TTL: Final = 60  # seconds; RFC 6749 §4.1.2: "a maximum ... of 10 minutes is RECOMMENDED"
 REQUEST_TTL: Final = 600  # how long a parked authorization request waits for the wallet
-USED_TTL: Final = 600  # how long a used code is remembered (replay -> revoke the session)
 
 # OpenID Connect scope values (Core §5.4, §11): they ask for ID-token / UserInfo content,
 # not for did-auth API permissions, and are not passed on to the SIWE login.
 OIDC_SCOPES: Final = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
 
-# RFC 7636 §4.1: code-verifier = 43*128unreserved; an S256 challenge is 43 base64url chars.
-_VERIFIER_RE: Final = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+# RFC 7636 §4.1: an S256 challenge is 43 base64url chars.
 _S256_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _JKT_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -94,8 +84,6 @@ _MAX_STATE: Final = 1024
 _MAX_NONCE: Final = 512
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
-_LIVE: Final = b"\x01"
-_USED: Final = b"\x00used:"
 
 _SCOPE_WORDS: Final = {
     "account:read": "see your account balances and open orders",
@@ -144,12 +132,6 @@ def build_redirect(redirect_uri: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
-def s256_challenge(verifier: str) -> str:
-    """RFC 7636 §4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 def redirect_uri_allowed(client: ClientConfig, uri: str) -> bool:
     """Exact string comparison with a registered URI (RFC 6749 §3.1.2.3, RFC 9700 §2.1).
 
@@ -194,47 +176,6 @@ def _statement_safe(text: str) -> str:
     """Only the characters EIP-4361's statement ABNF allows, single-spaced."""
     kept = "".join(c if STATEMENT_RE.fullmatch(c) else " " for c in text)
     return " ".join(kept.split())
-
-
-def discovery_metadata(settings: Settings) -> dict[str, Any]:
-    """OIDC Discovery 1.0 / RFC 8414 members for the code flow (merged into discovery)."""
-    iss = settings.issuer
-    scopes = sorted({s for c in settings.clients for s in c.scopes} | {"openid"})
-    return {
-        "authorization_endpoint": f"{iss}/authorize",
-        "userinfo_endpoint": f"{iss}/userinfo",
-        "scopes_supported": scopes,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            "urn:did-auth:grant-type:siwe",
-        ],
-        "code_challenge_methods_supported": ["S256"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [settings.signing_alg],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
-        "claims_supported": [
-            "iss",
-            "sub",
-            "aud",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "amr",
-            "azp",
-            "sid",
-            "at_hash",
-            "preferred_username",
-        ],
-        "authorization_response_iss_parameter_supported": True,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "claims_parameter_supported": False,
-        "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
-    }
 
 
 @dataclass(frozen=True)
@@ -301,18 +242,6 @@ class SignInPage:
             if value is not None:
                 out[name] = value
         return out
-
-
-def _b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _code_keys(code: str) -> tuple[str, bytes]:
-    """(store key, AES-256-GCM key), both derived from the code; the store sees neither."""
-    raw = code.encode("ascii", "replace")
-    key_id = hashlib.sha256(b"did-auth code id\x00" + raw).hexdigest()
-    enc = hashlib.sha256(b"did-auth code key\x00" + raw).digest()
-    return f"da:{{code:{key_id}}}", enc
 
 
 def _request_key(request_id: str) -> str:
@@ -581,9 +510,7 @@ class OidcProvider:
         }
         # Sealed with a key derived from the code: only the holder of the code can read the
         # tokens back, the store (Redis) holds nothing usable.
-        key, enc = _code_keys(code)
-        iv = secrets.token_bytes(12)
-        sealed = _LIVE + iv + AESGCM(enc).encrypt(iv, orjson.dumps(record), key.encode())
+        key, sealed = seal_code(code, record)
         await self.store.put(key, sealed, CODE_TTL, nx=True)
         params = {"code": code}
         if request.state is not None:
@@ -602,147 +529,6 @@ class OidcProvider:
             state=request.state,
             issuer=self.issuer,
         ).location
-
-    # --- POST /token (grant_type=authorization_code) --------------------------------------
-
-    def authenticate_client(
-        self, form: Mapping[str, str], basic: tuple[str, str] | None
-    ) -> ClientConfig:
-        """RFC 6749 §2.3 / §3.2.1: public clients name themselves with `client_id`;
-        clients with a `client_secret_hash` must use client_secret_basic."""
-        if basic is not None:
-            name, secret = basic
-            client = self.settings.client(name)
-            if client is None or client.client_secret_hash is None:
-                raise InvalidClient("client authentication failed")
-            if not hmac.compare_digest(hash_secret(secret), client.client_secret_hash):
-                raise InvalidClient("client authentication failed")
-            if form.get("client_id") not in (None, "", name):
-                raise InvalidRequest("client_id does not match the authenticated client")
-            return client
-        if "client_secret" in form:
-            raise InvalidClient("use HTTP Basic (client_secret_basic) for the client secret")
-        client = get_client(self.settings, form.get("client_id"))
-        if client.client_secret_hash is not None:
-            raise InvalidClient("this client must authenticate (client_secret_basic)")
-        return client
-
-    async def exchange(
-        self,
-        form: Mapping[str, str],
-        *,
-        basic: tuple[str, str] | None,
-        dpop_proofs: list[str],
-    ) -> dict[str, Any]:
-        """RFC 6749 §4.1.3 + RFC 7636 §4.6: the token response plus an ID token."""
-        client = self.authenticate_client(form, basic)
-        code = form.get("code")
-        redirect_uri = form.get("redirect_uri")
-        verifier = form.get("code_verifier")
-        if not code:
-            raise InvalidRequest("missing parameter: code")
-        if not redirect_uri:
-            raise InvalidRequest("missing parameter: redirect_uri")
-        if not verifier:
-            raise InvalidRequest("missing parameter: code_verifier (PKCE)")
-        if not _VERIFIER_RE.fullmatch(verifier):
-            raise InvalidRequest("code_verifier must be 43-128 unreserved characters")
-        if len(code) > 128:
-            raise InvalidGrant("authorization code unknown, expired or already used")
-        key, enc = _code_keys(code)
-        raw = await self.store.get(key)
-        if raw is None:
-            raise InvalidGrant("authorization code unknown, expired or already used")
-        if raw.startswith(_USED):
-            await self._replayed(raw)
-        try:
-            record: dict[str, Any] = orjson.loads(
-                AESGCM(enc).decrypt(raw[1:13], raw[13:], key.encode())
-            )
-        except (InvalidTag, ValueError, orjson.JSONDecodeError):
-            raise InvalidGrant("authorization code unknown, expired or already used") from None
-        grant = record["grant"]
-        # RFC 9449 §10: the proof must use the key named by dpop_jkt. Checked before the
-        # code is spent, so a `use_dpop_nonce` round trip does not burn it.
-        jkt = record["dpop_jkt"]
-        try:
-            got_jkt = await self.dpop.check(
-                dpop_proofs,
-                htm="POST",
-                htu=self.issuer + "/token",
-                required=jkt is not None,
-                bound_jkt=jkt,
-            )
-        except InvalidToken:  # the verifier's "key binding" failure, at the token endpoint
-            raise InvalidDpopProof(
-                "the DPoP proof's key is not the one named by dpop_jkt", reason="dpop_binding"
-            ) from None
-        if jkt is None and got_jkt is not None:
-            raise InvalidDpopProof(
-                "DPoP at the token endpoint needs dpop_jkt in the authorization request",
-                reason="dpop_unbound_code",
-            )
-        # Spend the code: compare-and-set, so of two concurrent exchanges exactly one wins.
-        used = _USED + str(grant["sid"]).encode()
-        if not await self.store.swap(key, raw, used, USED_TTL):
-            current = await self.store.get(key)
-            if current is not None and current.startswith(_USED):
-                await self._replayed(current)
-            raise InvalidGrant("authorization code unknown, expired or already used")
-        # From here on any failure also revokes the session the code stood for.
-        problem: str | None = None
-        if self.clock.now() >= float(record["exp"]):
-            problem = "authorization code expired"
-        elif record["client_id"] != client.client_id:
-            problem = "authorization code was issued to another client"
-        elif record["redirect_uri"] != redirect_uri:
-            problem = "redirect_uri does not match the authorization request"
-        elif not hmac.compare_digest(s256_challenge(verifier), record["code_challenge"]):
-            problem = "PKCE verification failed: code_verifier does not match"
-        if problem is not None:
-            await self.sessions.revoke(str(grant["sid"]))
-            raise InvalidGrant(problem, reason="authorization_code")
-        session = await self.sessions.get(str(grant["sid"]))
-        if session is None or session.revoked:
-            raise InvalidGrant("the session of this code has been revoked")
-        return self._token_response(client, record, grant)
-
-    async def _replayed(self, marker: bytes) -> None:
-        """RFC 6749 §4.1.2: a code used twice -> deny, and revoke what it was used for."""
-        sid = marker[len(_USED) :].decode("ascii", "replace")
-        await self.sessions.revoke(sid)
-        raise InvalidGrant("authorization code already used", reason="code_replay")
-
-    def _token_response(
-        self, client: ClientConfig, record: dict[str, Any], grant: dict[str, Any]
-    ) -> dict[str, Any]:
-        tokens: dict[str, Any] = dict(record["tokens"])
-        key = self.keys.signing_key()
-        now = int(self.clock.now())
-        claims: dict[str, Any] = {
-            "iss": self.issuer,
-            "sub": grant["sub"],
-            "aud": client.client_id,
-            "azp": client.client_id,
-            "iat": now,
-            "exp": now + min(self.settings.access_token_ttl, 600),
-            "auth_time": int(grant["auth_time"]),
-            "amr": list(grant["amr"]),
-            "sid": grant["sid"],
-        }
-        if record["nonce"] is not None:
-            claims["nonce"] = record["nonce"]  # OIDC Core §3.1.3.6: echoed unmodified
-        if key.alg == "ES256":
-            # OIDC Core §3.3.2.11: left half of SHA-256 of the access token.
-            half = hashlib.sha256(str(tokens["access_token"]).encode("ascii")).digest()[:16]
-            claims["at_hash"] = _b64u(half)
-        tokens["id_token"] = encode_jwt(
-            claims, key.private_key, key.alg, {"typ": "JWT", "kid": key.kid}
-        )
-        tokens["scope"] = " ".join(
-            dict.fromkeys([*record["scope"].split(" "), *str(tokens["scope"]).split(" ")])
-        )
-        return tokens
 
     # --- GET /userinfo ----------------------------------------------------------------------
 

@@ -142,12 +142,15 @@ class RevocationBook:
         return cursor
 
     async def revoke_sid(self, sid: str, *, reason: str) -> bool:
-        """End one session and announce its sid; True when it existed."""
-        existed = await self.sessions.revoke(sid)
-        await self._emit(
-            {"sid": sid, "exp": int(self.clock.now()) + self.access_ttl + 60, "reason": reason}
-        )
-        return existed
+        """End one session and announce its sid; True when it was live. A session already
+        revoked, expired or unknown adds nothing to the feed (RFC 7009 §2.2: revoking an
+        invalid token is a no-op)."""
+        live = await self.sessions.revoke_live(sid)
+        if live:
+            await self._emit(
+                {"sid": sid, "exp": int(self.clock.now()) + self.access_ttl + 60, "reason": reason}
+            )
+        return live
 
     async def revoke_account(self, account: str, *, before: float | None, reason: str) -> list[str]:
         """End every session of `account` authenticated before `before` (all when None)."""
@@ -172,9 +175,13 @@ class RevocationBook:
                 revoked.append(sid)
         return revoked
 
-    async def revoke_jti(self, jti: str, exp: float, *, reason: str) -> None:
-        await deny_jti(self.store, jti, exp, self.clock.now())
+    async def revoke_jti(self, jti: str, exp: float, *, reason: str) -> bool:
+        """Deny one access token and announce it; True when it was not denied yet (a token
+        denied already adds nothing to the feed)."""
+        if not await deny_jti(self.store, jti, exp, self.clock.now()):
+            return False
         await self._emit({"jti": jti, "exp": int(exp), "reason": reason})
+        return True
 
     async def feed(self, since: str | None, limit: str | int | None = None) -> dict[str, Any]:
         """One page of the feed after cursor `since` (from the start when None).

@@ -16,7 +16,6 @@ from did_auth.monitoring.metrics import METRICS
 from did_auth.policy.backoff import SourceBackoff
 from did_auth.policy.ratelimit import (
     RateLimiter,
-    check_all,
     client_ip_key,
     enforce,
     rates_from_config,
@@ -99,14 +98,22 @@ class AbuseGuard:
 
     # -- other endpoint classes -------------------------------------------------------
 
-    async def refresh_request(self, ctx: RequestContext, client_id: str) -> None:
+    async def endpoint_source(self, ctx: RequestContext, endpoint: str) -> None:
+        """/token and /revoke per IP (`refresh_per_ip`), charged before the client
+        authenticates: failed client authentications are budgeted too."""
+        prefix = "refresh" if endpoint == "token" else endpoint
         enforce(
-            await check_all(
-                self._limiter,
-                [
-                    (f"token:client:{client_id}", self._rates["token_per_client"]),
-                    (f"refresh:ip:{client_ip_key(ctx.ip)}", self._rates["refresh_per_ip"]),
-                ],
+            await self._limiter.hit(
+                f"{prefix}:ip:{client_ip_key(ctx.ip)}", self._rates["refresh_per_ip"]
+            )
+        )
+
+    async def endpoint_client(self, client_id: str, endpoint: str) -> None:
+        """/token and /revoke per authenticated client (`token_per_client`): charged only
+        after authentication, so nobody can spend another client's budget."""
+        enforce(
+            await self._limiter.hit(
+                f"{endpoint}:client:{client_id}", self._rates["token_per_client"]
             )
         )
 

@@ -25,9 +25,10 @@ def jti_key(jti: str) -> str:
     return f"da:{{jti:{jti}}}"
 
 
-async def deny_jti(store: Store, jti: str, exp: float, now: float) -> None:
-    """Deny one access token until it would have expired anyway."""
-    await store.put(jti_key(jti), b"1", max(1.0, exp - now + 60))
+async def deny_jti(store: Store, jti: str, exp: float, now: float) -> bool:
+    """Deny one access token until it would have expired anyway; True when it was not
+    denied yet (one atomic SET NX)."""
+    return await store.put(jti_key(jti), b"1", max(1.0, exp - now + 60), nx=True)
 
 
 class LocalTokenCheck:

@@ -103,7 +103,8 @@ async def test_missing_fields(api: Api) -> None:
     ("data", "headers", "code"),
     [
         ({"grant_type": "refresh_token"}, None, "invalid_request"),
-        ({"grant_type": "password", "client_id": "dapp"}, None, "invalid_request"),
+        # RFC 6749 §5.2: a grant type the server does not support is unsupported_grant_type.
+        ({"grant_type": "password", "client_id": "dapp"}, None, "unsupported_grant_type"),
         ({"grant_type": "refresh_token", "client_id": "dapp", "refresh_token": "nope"}, None, "invalid_grant"),
         (None, {"content-type": "application/json"}, "invalid_request"),
     ],

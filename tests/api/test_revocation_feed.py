@@ -17,7 +17,7 @@ async def test_revoke_appears_in_feed_and_cursor_resumes(api: Api) -> None:
     cursor = start["cursor"]
     tok = (await login(client)).json()
     claims = jwt.decode(tok["access_token"], options={"verify_signature": False})
-    assert (await client.post("/revoke", data={"token": tok["access_token"]})).status_code == 200
+    assert (await client.post("/revoke", data={"token": tok["access_token"], "client_id": "dapp"})).status_code == 200
     feed = (await client.get("/revocations", params={"since": cursor})).json()
     kinds = {(k, e[k]) for e in feed["revoked"] for k in ("sid", "jti") if k in e}
     assert ("sid", claims["sid"]) in kinds and ("jti", claims["jti"]) in kinds

@@ -194,12 +194,12 @@ async def test_refresh_rotates_and_narrows(api: Api) -> None:
 async def test_revoke_kills_refresh(api: Api) -> None:
     client, _ = api
     tok = (await login(client)).json()
-    r = await client.post("/revoke", data={"token": tok["access_token"]})
+    r = await client.post("/revoke", data={"token": tok["access_token"], "client_id": "dapp"})
     assert r.status_code == 200
     r = await client.post("/token", data={"grant_type": "refresh_token", "client_id": "dapp",
                                           "refresh_token": tok["refresh_token"]})
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
-    assert (await client.post("/revoke", data={"token": "garbage"})).status_code == 200
+    assert (await client.post("/revoke", data={"token": "garbage", "client_id": "dapp"})).status_code == 200
 
 
 async def test_discovery_and_jwks(api: Api) -> None:

@@ -170,7 +170,8 @@ async def test_introspection(api: Api) -> None:
         assert r.status_code == 401 and r.json()["error"] == "invalid_client"
         r = await c2.post("/introspect", data={"token": t2["access_token"]})
         assert r.status_code == 401
-        await c2.post("/revoke", data={"token": t2["access_token"]})
+        r = await c2.post("/revoke", data={"token": t2["access_token"], "client_id": "dapp"})
+        assert r.status_code == 200, r.text
         r = await c2.post("/introspect", data={"token": t2["access_token"]}, auth=auth)
         assert r.json() == {"active": False}
         r = await c2.post("/introspect", data={"token": t2["refresh_token"]}, auth=auth)
@@ -190,7 +191,8 @@ async def test_refresh_drops_stale_step_up(api: Api) -> None:
     form = {"grant_type": "refresh_token", "client_id": "dapp", "refresh_token": tok["refresh_token"]}
     r = await client.post("/token", data=form)
     assert r.status_code == 200 and "wallet:withdraw" in r.json()["scope"]  # still fresh
-    svc.tokens.settings = svc.settings.model_copy(update={"step_up_max_age": 1})
+    refresh_grant = svc.token_endpoint.handlers["refresh_token"]
+    refresh_grant.settings = svc.settings.model_copy(update={"step_up_max_age": 1})  # type: ignore[attr-defined]
     import asyncio
 
     await asyncio.sleep(1.2)

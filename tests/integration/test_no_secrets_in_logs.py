@@ -69,7 +69,7 @@ def test_audit_and_logs_hold_no_secrets(redis_server: RedisServer, tmp_path: Pat
                                           "refresh_token": d["refresh_token"]}, headers={"DPoP": proof2})
         httpx.post(base + "/introspect", data={"token": tok["access_token"]},
                    auth=("trading-api", "rs-secret-value-123"))
-        httpx.post(base + "/revoke", data={"token": tok["refresh_token"]})
+        httpx.post(base + "/revoke", data={"token": tok["refresh_token"], "client_id": "dapp"})
     finally:
         stop_server(server)
     text_audit = audit.read_text()

@@ -80,7 +80,7 @@ def test_login_refresh_reuse_and_revocation_on_a_cluster(cluster_server: LiveSer
         tok2 = _login(cluster_server, client)
         feed0 = client.get(cluster_server.url + "/revocations").json()
         assert client.post(cluster_server.url + "/revoke",
-                           data={"token": tok2["refresh_token"]}).status_code == 200
+                           data={"token": tok2["refresh_token"], "client_id": "dapp"}).status_code == 200
         feed = client.get(cluster_server.url + "/revocations",
                           params={"since": feed0["cursor"]}).json()
         sid = jwt.decode(tok2["access_token"], options={"verify_signature": False})["sid"]

@@ -708,7 +708,8 @@ async def test_userinfo_requires_a_live_token(api: Api) -> None:
     token = (await exchange(client, code, verifier)).json()
     r = await client.post("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert r.status_code == 200 and r.json()["sub"].startswith("did:pkh:eip155:31337:")
-    await client.post("/revoke", data={"token": token["refresh_token"]})
+    r = await client.post("/revoke", data={"token": token["refresh_token"], "client_id": "strict"})
+    assert r.status_code == 200, r.text
     r = await client.get("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert r.status_code == 401
 

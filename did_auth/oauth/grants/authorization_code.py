@@ -1,0 +1,148 @@
+"""RFC 6749 §4.1.3 + RFC 7636 §4.6 + OIDC Core §3.1.3: `grant_type=authorization_code`
+trades a single-use code (60 s, bound to the client, redirect_uri, PKCE challenge and DPoP
+key) for the tokens of the login it stands for plus an ID token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from did_auth.clock import Clock
+from did_auth.errors import InvalidDpopProof, InvalidGrant, InvalidRequest
+from did_auth.flows.dpop_gate import DpopGate
+from did_auth.oauth.codes import (
+    USED_TTL,
+    VERIFIER_RE,
+    code_keys,
+    open_code,
+    s256_challenge,
+    used_marker,
+    used_sid,
+)
+from did_auth.oauth.grants.base import TokenRequest
+from did_auth.settings import ClientConfig, Settings
+from did_auth.store.base import Store
+from did_auth.tokens.issue import encode_jwt
+from did_auth.tokens.keys import KeyRing
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["AuthorizationCodeGrant"]
+
+_UNKNOWN = "authorization code unknown, expired or already used"
+
+
+@dataclass
+class AuthorizationCodeGrant:
+    settings: Settings
+    clock: Clock
+    store: Store
+    keys: KeyRing
+    sessions: SessionStore
+    dpop: DpopGate
+    grant_type: str = "authorization_code"
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    async def exchange(self, request: TokenRequest) -> dict[str, Any]:
+        client = request.client.config
+        code = request.required("code")
+        redirect_uri = request.required("redirect_uri")
+        verifier = request.required("code_verifier", " (PKCE)")
+        if not VERIFIER_RE.fullmatch(verifier):
+            raise InvalidRequest("code_verifier must be 43-128 unreserved characters")
+        if len(code) > 128:
+            raise InvalidGrant(_UNKNOWN)
+        key, _ = code_keys(code)
+        raw = await self.store.get(key)
+        if raw is None:
+            raise InvalidGrant(_UNKNOWN)
+        spent = used_sid(raw)
+        if spent is not None:
+            await self._replayed(spent)
+        record = open_code(code, raw)
+        if record is None:
+            raise InvalidGrant(_UNKNOWN)
+        grant = record["grant"]
+        # RFC 9449 §10: the proof must use the key named by dpop_jkt (a failure is
+        # invalid_dpop_proof, §5). Checked before the code is spent, so a `use_dpop_nonce`
+        # round trip does not burn it.
+        jkt = record["dpop_jkt"]
+        got_jkt = await self.dpop.check(
+            request.dpop_proofs,
+            htm="POST",
+            htu=request.htu,
+            required=jkt is not None,
+            bound_jkt=jkt,
+        )
+        if jkt is None and got_jkt is not None:
+            raise InvalidDpopProof(
+                "DPoP at the token endpoint needs dpop_jkt in the authorization request",
+                reason="dpop_unbound_code",
+            )
+        # Spend the code: compare-and-set, so of two concurrent exchanges exactly one wins.
+        if not await self.store.swap(key, raw, used_marker(str(grant["sid"])), USED_TTL):
+            current = await self.store.get(key)
+            spent = used_sid(current) if current is not None else None
+            if spent is not None:
+                await self._replayed(spent)
+            raise InvalidGrant(_UNKNOWN)
+        # From here on any failure also revokes the session the code stood for.
+        problem: str | None = None
+        if self.clock.now() >= float(record["exp"]):
+            problem = "authorization code expired"
+        elif record["client_id"] != client.client_id:
+            # RFC 6749 §4.1.3: "ensure that the authorization code was issued to the
+            # authenticated confidential client, or [...] to the public client".
+            problem = "authorization code was issued to another client"
+        elif record["redirect_uri"] != redirect_uri:
+            problem = "redirect_uri does not match the authorization request"
+        elif not hmac.compare_digest(s256_challenge(verifier), record["code_challenge"]):
+            problem = "PKCE verification failed: code_verifier does not match"
+        if problem is not None:
+            await self.sessions.revoke(str(grant["sid"]))
+            raise InvalidGrant(problem, reason="authorization_code")
+        session = await self.sessions.get(str(grant["sid"]))
+        if session is None or session.revoked:
+            raise InvalidGrant("the session of this code has been revoked")
+        return self._token_response(client, record, grant)
+
+    async def _replayed(self, sid: str) -> None:
+        """RFC 6749 §4.1.2: a code used twice -> deny, and revoke what it was used for."""
+        await self.sessions.revoke(sid)
+        raise InvalidGrant("authorization code already used", reason="code_replay")
+
+    def _token_response(
+        self, client: ClientConfig, record: dict[str, Any], grant: dict[str, Any]
+    ) -> dict[str, Any]:
+        tokens: dict[str, Any] = dict(record["tokens"])
+        key = self.keys.signing_key()
+        now = int(self.clock.now())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": grant["sub"],
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + min(self.settings.access_token_ttl, 600),
+            "auth_time": int(grant["auth_time"]),
+            "amr": list(grant["amr"]),
+            "sid": grant["sid"],
+        }
+        if record["nonce"] is not None:
+            claims["nonce"] = record["nonce"]  # OIDC Core §3.1.3.6: echoed unmodified
+        if key.alg == "ES256":
+            # OIDC Core §3.3.2.11: left half of SHA-256 of the access token.
+            half = hashlib.sha256(str(tokens["access_token"]).encode("ascii")).digest()[:16]
+            claims["at_hash"] = base64.urlsafe_b64encode(half).rstrip(b"=").decode("ascii")
+        tokens["id_token"] = encode_jwt(
+            claims, key.private_key, key.alg, {"typ": "JWT", "kid": key.kid}
+        )
+        tokens["scope"] = " ".join(
+            dict.fromkeys([*record["scope"].split(" "), *str(tokens["scope"]).split(" ")])
+        )
+        return tokens

@@ -1,0 +1,117 @@
+"""RFC 6749 §6: `grant_type=refresh_token` (rotation, reuse detection, scope narrowing,
+step-up freshness, on-chain registry and DID re-checks, DPoP binding)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from did_auth.clock import Clock
+from did_auth.errors import InvalidDpopProof, InvalidGrant, InvalidScope
+from did_auth.flows.dpop_gate import DpopGate
+from did_auth.flows.issuance import token_response
+from did_auth.flows.registry_checks import RegistryGate
+from did_auth.oauth.grants.base import TokenRequest
+from did_auth.policy.scopes import parse_scope, token_ttl
+from did_auth.settings import Settings
+from did_auth.tokens.issue import Grant, TokenIssuer
+from did_auth.tokens.sessions import SessionStore, sid_of_refresh
+
+__all__ = ["RefreshTokenGrant"]
+
+
+@dataclass
+class RefreshTokenGrant:
+    settings: Settings
+    clock: Clock
+    issuer: TokenIssuer
+    sessions: SessionStore
+    dpop: DpopGate
+    registry: RegistryGate | None = None  # on-chain RevocationRegistry checks
+    # A DID session refreshes only while its key still authenticates the DID.
+    did_recheck: Callable[[str, object], Awaitable[None]] | None = None
+    grant_type: str = "refresh_token"
+
+    async def exchange(self, request: TokenRequest) -> dict[str, Any]:
+        client = request.client.config
+        refresh_token = request.required("refresh_token")
+        requested = parse_scope(request.params.get("scope"))
+        sid = sid_of_refresh(refresh_token)
+        current = await self.sessions.get(sid) if sid else None
+        # RFC 6749 §6: the server MUST "ensure that the refresh token was issued to the
+        # authenticated client" (§5.2 invalid_grant: "issued to another client").
+        if current is not None and current.client_id != client.client_id:
+            raise InvalidGrant(
+                "refresh token was issued to another client", reason="client_mismatch"
+            )
+        # RFC 9449 §5: a refresh token issued to a DPoP client is bound to its key; the
+        # request MUST carry a proof made with that same key (failures: invalid_dpop_proof).
+        bound = current.jkt if current is not None else None
+        jkt = await self.dpop.check(
+            request.dpop_proofs,
+            htm="POST",
+            htu=request.htu,
+            required=client.require_dpop,
+            bound_jkt=bound,
+        )
+        if bound is None and jkt is not None and current is not None:
+            raise InvalidDpopProof("this refresh token is not DPoP-bound", reason="dpop_unbound")
+        # RFC 6749 §6: the new scope MUST NOT include any scope not originally granted.
+        # All checks run before the rotation so a refused request changes no state.
+        scopes: tuple[str, ...] | None = None
+        if current is not None:
+            if requested is not None and set(requested) - set(current.scopes):
+                raise InvalidScope("refresh may only narrow the scope")
+            scopes = self._fresh_enough(
+                current.scopes if requested is None else requested,
+                current.auth_time,
+                explicit=requested is not None,
+            )
+        # The RevocationRegistry of the subject's chain (did:pkh chain id, did:ethr
+        # network): suspended, revokeAll after auth_time, revoked sid or key -> refused (and
+        # the session revoked); chain down -> 503.
+        if current is not None and not current.revoked and self.registry is not None:
+            await self.registry.check_session(current)
+        if (
+            current is not None
+            and not current.revoked
+            and self.did_recheck is not None
+            and current.sub.startswith("did:")
+            and not current.sub.startswith("did:pkh:")
+        ):
+            await self.did_recheck(current.sub, current.extra.get("auth_key"))
+        session, new_refresh = await self.sessions.rotate(refresh_token)
+        if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
+            raise InvalidScope("unknown session")
+        grant = Grant(
+            sub=session.sub,
+            client_id=session.client_id,
+            audience=session.audience,
+            scopes=scopes,
+            auth_time=session.auth_time,
+            amr=session.amr,
+            sid=session.sid,
+            jkt=session.jkt,
+            extra=session.extra,
+        )
+        access = self.issuer.issue(grant, token_ttl(self.settings, grant.scopes))
+        return token_response(access.token, access.ttl, new_refresh, grant)
+
+    def _fresh_enough(
+        self, scopes: tuple[str, ...], auth_time: int, *, explicit: bool
+    ) -> tuple[str, ...]:
+        """Step-up scopes survive a refresh only while the login is fresh (auth_time)."""
+        stale = self.clock.now() - auth_time > self.settings.step_up_max_age
+        step_up = [s for s in scopes if self.settings.scope_config(s).step_up]
+        if not (stale and step_up):
+            return scopes
+        if explicit:
+            raise InvalidScope(
+                f"scope {' '.join(step_up)} needs a fresh login with a second factor",
+                reason="step_up_required",
+            )
+        kept = tuple(s for s in scopes if s not in step_up)
+        if not kept:
+            raise InvalidScope("no scope left after dropping stale step-up scopes")
+        return kept

@@ -1,0 +1,111 @@
+"""The token endpoint (RFC 6749 §3.2) as one use case: authenticate the client (§3.2.1),
+budget it, dispatch to the handler of its `grant_type`, count and audit the outcome.
+
+The HTTP edge only reads the request (form, `Authorization`, `DPoP`) and writes the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from did_auth.errors import InvalidGrant, InvalidRequest, UnsupportedGrantType
+from did_auth.flows.guard import RequestContext
+from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
+from did_auth.monitoring.metrics import METRICS
+from did_auth.oauth.client_auth import AuthenticatedClient, ClientAuthenticator
+from did_auth.oauth.grants.base import GrantHandler, TokenRequest
+
+__all__ = ["EndpointGuard", "TokenEndpoint", "TokenResult"]
+
+
+class EndpointGuard(Protocol):
+    """Rate limits of the client-authenticated endpoints (`did_auth.policy.abuse`)."""
+
+    async def endpoint_source(self, ctx: RequestContext, endpoint: str) -> None: ...
+
+    async def endpoint_client(self, client_id: str, endpoint: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    response: dict[str, Any]
+    client: AuthenticatedClient
+    grant_type: str
+
+
+class TokenEndpoint:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        authenticator: ClientAuthenticator,
+        guard: EndpointGuard,
+        handlers: Iterable[GrantHandler],
+        refresh_keys: Callable[[], Awaitable[None]],
+        audit: AuditLog,
+    ) -> None:
+        self.url = issuer + "/token"
+        self._authenticator = authenticator
+        self._guard = guard
+        self._refresh_keys = refresh_keys
+        self._audit = audit
+        # grant_type -> handler: adding a grant is registering a handler.
+        self.handlers: dict[str, GrantHandler] = {h.grant_type: h for h in handlers}
+
+    @property
+    def grant_types(self) -> list[str]:
+        return sorted(self.handlers)
+
+    async def handle(
+        self,
+        *,
+        authorization: str | None,
+        params: Mapping[str, str],
+        dpop_proofs: list[str],
+        ctx: RequestContext,
+    ) -> TokenResult:
+        grant_type = params.get("grant_type")
+        if not grant_type:
+            raise InvalidRequest("missing parameter: grant_type")
+        await self._guard.endpoint_source(ctx, "token")
+        # RFC 6749 §3.2.1: "Confidential clients or other clients issued client credentials
+        # MUST authenticate with the authorization server as described in Section 2.3 when
+        # making requests to the token endpoint." First, for every grant.
+        client = await self._authenticator.authenticate(authorization, params, self.url)
+        await self._guard.endpoint_client(client.client_id, "token")
+        handler = self.handlers.get(grant_type)
+        if handler is None:
+            # RFC 6749 §5.2: "The authorization grant type is not supported by the
+            # authorization server."
+            raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:64]}")
+        await self._refresh_keys()
+        request = TokenRequest(client, params, dpop_proofs, self.url, ctx)
+        try:
+            response = await handler.exchange(request)
+        except InvalidGrant as exc:
+            if exc.reason == "code_replay":
+                METRICS.anomalies.labels(kind="code_replay").inc()
+                self._audit.emit(
+                    AuditEvent.REPLAY_DETECTED,
+                    Outcome.DETECTED,
+                    reason="code_replay",
+                    request_id=ctx.request_id,
+                    client_id=client.client_id,
+                    ip=ctx.ip,
+                )
+            raise
+        METRICS.tokens_issued.labels(grant=grant_type).inc()
+        refreshed = grant_type == "refresh_token"
+        self._audit.emit(
+            AuditEvent.TOKEN_REFRESHED if refreshed else AuditEvent.TOKEN_ISSUED,
+            Outcome.SUCCESS,
+            request_id=ctx.request_id,
+            client_id=client.client_id,
+            ip=ctx.ip,
+            scope=response.get("scope"),
+            client_auth=client.method,
+            **({} if refreshed else {"grant": grant_type}),
+        )
+        return TokenResult(response, client, grant_type)
