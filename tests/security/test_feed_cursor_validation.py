@@ -1,0 +1,105 @@
+"""A malformed `GET /revocations?since=` cursor (or `limit`) is a 400, never a store error.
+
+Attack: the feed is public. A cursor that matches "digits-digits" but is not a stream id
+Redis accepts (more than 64 bits, the very last id, whose exclusive successor does not exist)
+used to reach XRANGE, come back as a Redis error and be answered 503 with the
+`didauth_redis_errors_total` alert metric bumped: anyone could page the operators (and hide
+a real outage in the noise) with one GET. Out-of-range limits were silently clamped.
+Now both parameters are checked before the store is touched: 400 `invalid_request`, no
+XRANGE sent, no Redis-error metric.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import redis
+
+from did_auth.monitoring.metrics import METRICS
+from did_auth.services import Services
+from tests.fixtures.redis_server import RedisServer
+
+Api = tuple[httpx.AsyncClient, Services]
+
+BAD_SINCE = [
+    "garbage",
+    "",
+    "1",
+    "1-2-3",
+    "-1-0",
+    "1--1",
+    "+1-0",
+    " 1-0",
+    "1-0 ",
+    "01-0",
+    "1-00",
+    "1.5-0",
+    "0x10-0",
+    "\u0661-\u0660",  # Arabic-Indic digits match \d in Python regexes
+    "99999999999999999999-0",  # 20 digits, more than 2**64 - 1
+    "18446744073709551616-0",  # 2**64
+    "0-18446744073709551616",
+    "18446744073709551615-18446744073709551615",  # the last id: "(" + it has no successor
+    "1" * 21 + "-0",
+    "1-0" * 200,
+]
+BAD_LIMIT = ["0", "-1", "1001", "100000", "abc", "1e3", "1.0", "", " 5", "+5", "0x10", "05"]
+
+
+def _xrange_calls(server: RedisServer) -> int:
+    stats = redis.Redis.from_url(server.url).info("commandstats")
+    return int(stats.get("cmdstat_xrange", {}).get("calls", 0))
+
+
+def _redis_errors() -> float:
+    return METRICS.redis_errors.labels().value
+
+
+@pytest.fixture
+def xrange_calls(store_kind: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if store_kind != "redis":
+        return lambda: 0
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return lambda: _xrange_calls(server)
+
+
+@pytest.mark.parametrize("since", BAD_SINCE)
+async def test_malformed_cursor_is_400_without_touching_the_store(
+    api: Api, xrange_calls, since: str  # type: ignore[no-untyped-def]
+) -> None:
+    client, _ = api
+    calls, errors = xrange_calls(), _redis_errors()
+    r = await client.get("/revocations", params={"since": since})
+    assert r.status_code == 400, (since, r.status_code, r.text)
+    body = r.json()
+    assert body["error"] == "invalid_request" and "since" in body["error_description"]
+    assert xrange_calls() == calls, "a malformed cursor reached Redis"
+    assert _redis_errors() == errors
+
+
+@pytest.mark.parametrize("limit", BAD_LIMIT)
+async def test_limit_out_of_range_or_not_an_integer_is_400(
+    api: Api, xrange_calls, limit: str  # type: ignore[no-untyped-def]
+) -> None:
+    client, _ = api
+    calls, errors = xrange_calls(), _redis_errors()
+    r = await client.get("/revocations", params={"limit": limit})
+    assert r.status_code == 400, (limit, r.status_code, r.text)
+    assert r.json()["error"] == "invalid_request"
+    assert xrange_calls() == calls and _redis_errors() == errors
+
+
+async def test_valid_cursors_and_limits_still_work(api: Api) -> None:
+    client, _ = api
+    first = await client.get("/revocations", params={"limit": "1000"})
+    assert first.status_code == 200, first.text
+    cursor = first.json()["cursor"]
+    for params in (
+        {"since": cursor},
+        {"since": "0-0", "limit": "1"},
+        {"since": "18446744073709551615-0"},  # the largest ms part: empty, not an error
+        {"since": "18446744073709551614-18446744073709551615"},
+    ):
+        r = await client.get("/revocations", params=params)
+        assert r.status_code == 200, (params, r.text)
+        assert isinstance(r.json()["revoked"], list) and isinstance(r.json()["more"], bool)
