@@ -91,30 +91,34 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="warning",
-            **_uvicorn_options(),
+            **_uvicorn_options(settings),
         )
         return 0
     from did_auth.api.app import create_app
 
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_level="warning",
-        **_uvicorn_options(),
+        **_uvicorn_options(settings),
     )
     return 0
 
 
-def _uvicorn_options() -> dict[str, Any]:
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvloop and httptools when installed (issue 9: the event loop and HTTP parser in C),
     else uvicorn's pure-Python ones. No uvicorn proxy-header rewriting: did-auth reads
     X-Forwarded-For itself, only from its configured `trusted_proxies` (uvicorn would also
-    trust any 127.0.0.1 peer, and redo the work on every request)."""
+    trust any 127.0.0.1 peer, and redo the work on every request). The HTTP protocol
+    closes a connection that has not sent a complete request head within
+    `header_timeout` seconds (slow-header clients); it is pickled to every worker."""
     import importlib.util
+
+    from did_auth.api.header_timeout import protocol_factory
 
     opts: dict[str, Any] = {"proxy_headers": False}
     if importlib.util.find_spec("uvloop") is not None:
         opts["loop"] = "uvloop"
-    if importlib.util.find_spec("httptools") is not None:
-        opts["http"] = "httptools"
+    httptools = importlib.util.find_spec("httptools") is not None
+    opts["http"] = protocol_factory(settings.header_timeout, httptools=httptools)
     return opts
 
 

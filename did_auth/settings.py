@@ -229,6 +229,9 @@ class Settings(_Strict):
     scopes: dict[str, ScopeConfig] = Field(default_factory=dict)
 
     @field_validator("issuer")
+    # Seconds a connection has to send its complete request line and headers (each
+    # request of a keep-alive connection too); then it is closed (slow-header clients).
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
     @classmethod
     def _issuer_is_url(cls, v: str) -> str:
         if not (v.startswith("https://") or v.startswith("http://")) or v.endswith("/"):
