@@ -41,6 +41,8 @@ AUDIENCE = "trading-api"
 # space travels as `+` and a literal `+` as `%2B`; `%`, `:` and `/` test the rest.
 BASIC_SECRET = "correct horse+battery staple %41:/="
 POST_SECRET = "post secret+with spaces"
+# Spaces only: the same bytes whether or not a client form-urlencodes (authlib does not).
+SPACES_SECRET = "correct horse battery staple"
 
 
 def secret_hash(secret: str) -> str:
@@ -97,6 +99,11 @@ def confidential_clients(jwt_public: dict[str, str]) -> list[dict[str, Any]]:
             redirect_uris=[CALLBACK],
             client_secret_hash=secret_hash(BASIC_SECRET),
             token_endpoint_auth_method="client_secret_basic",
+        ),
+        rp_client(
+            "rp-basic-spaces",
+            redirect_uris=[CALLBACK],
+            client_secret_hash=secret_hash(SPACES_SECRET),
         ),
         rp_client(
             "rp-post",
@@ -237,3 +244,15 @@ def run_code_flow(script: str, server: OAuthServer, **settings: Any) -> dict[str
         return result
     finally:
         rp.close()
+
+
+def run_node(script: str, payload: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    """Run a one-shot Node script (one JSON line in, one out) from the repo's node_modules."""
+    out = subprocess.run(
+        ["node", str(HERE / script)], input=json.dumps(payload) + "\n", capture_output=True,
+        text=True, cwd=ROOT, timeout=timeout, check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert out.returncode == 0 and lines, f"{script} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
