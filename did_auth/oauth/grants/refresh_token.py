@@ -37,6 +37,11 @@ class RefreshTokenGrant:
         client = request.client.config
         refresh_token = request.required("refresh_token")
         requested = parse_scope(request.params.get("scope"))
+        if requested is not None and "openid" in requested:
+            # OIDC Core §12.1: an RP may repeat the scope of its authorization request on a
+            # refresh; `openid` marks the OpenID request and is no did-auth scope, so it
+            # is not compared with the session's scopes (authlib sends it by default).
+            requested = tuple(s for s in requested if s != "openid") or None
         sid = sid_of_refresh(refresh_token)
         current = await self.sessions.get(sid) if sid else None
         # RFC 6749 §6: the server MUST "ensure that the refresh token was issued to the
