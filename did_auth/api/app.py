@@ -28,6 +28,7 @@ from did_auth.api.models import (
     TokenResponse,
 )
 from did_auth.api.oidc import install_oidc
+from did_auth.api.openapi import install_openapi
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
 from did_auth.chain.watcher import WATCHER_REGISTRY
@@ -356,6 +357,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             on_error=app.exception_handlers[DidAuthError],
         )
     )
+    install_openapi(app)
     return app
 
 
