@@ -5,7 +5,8 @@
 // client authentication method. Driven by rp_harness.py over JSON lines:
 //
 // stdin 1: {issuer, client_id, redirect_uri, scope, auth: "none" | "client_secret_basic" |
-//           "client_secret_post" | "private_key_jwt", secret?, private_jwk?, dpop?: bool}
+//           "client_secret_post" | "private_key_jwt", secret?, private_jwk?, dpop?: bool,
+//           dpop_jkt?: false (DPoP without binding the code)}
 // stdout:  {"authorize": url}
 // stdin 2: {"redirect": url}
 // stdout:  {"result": {...}}  or  {"error": {...}} (exit 1)
@@ -51,7 +52,8 @@ await main(async () => {
     state,
     nonce,
   };
-  if (dpop) params.dpop_jkt = await dpop.calculateThumbprint();
+  // RFC 9449 §10: dpop_jkt binds the code to the DPoP key (sent unless told not to).
+  if (dpop && s.dpop_jkt !== false) params.dpop_jkt = await dpop.calculateThumbprint();
   send({ authorize: client.buildAuthorizationUrl(config, params).href });
 
   const { redirect } = await readMessage();
