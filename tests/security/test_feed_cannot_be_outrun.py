@@ -87,7 +87,7 @@ def _fetch_through(client: httpx.AsyncClient, limit: int | None) -> Callable[[st
 async def _end_cursor(client: httpx.AsyncClient) -> str:
     r = await client.get("/revocations", params={"limit": "1000"})
     body = r.json()
-    while body["more"]:
+    while body.get("more"):
         r = await client.get("/revocations", params={"since": body["cursor"], "limit": "1000"})
         body = r.json()
     return str(body["cursor"])
