@@ -217,6 +217,9 @@ class Settings(_Strict):
     nonce_ttl: int = Field(default=300, gt=0, le=3600)
     clock_skew: int = Field(default=60, ge=0, le=600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    # Seconds a connection has to send its complete request line and headers (each
+    # request of a keep-alive connection too); then it is closed (slow-header clients).
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
     refresh_grace: int = Field(default=10, ge=0, le=120)
     # Step-up scopes need an authentication (auth_time) at most this old.
     step_up_max_age: int = Field(default=300, gt=0, le=3600)
@@ -229,9 +232,6 @@ class Settings(_Strict):
     scopes: dict[str, ScopeConfig] = Field(default_factory=dict)
 
     @field_validator("issuer")
-    # Seconds a connection has to send its complete request line and headers (each
-    # request of a keep-alive connection too); then it is closed (slow-header clients).
-    header_timeout: float = Field(default=10.0, gt=0, le=300)
     @classmethod
     def _issuer_is_url(cls, v: str) -> str:
         if not (v.startswith("https://") or v.startswith("http://")) or v.endswith("/"):
