@@ -79,6 +79,11 @@ def test_discovery_is_what_openid_client_needs(public_server: OAuthServer) -> No
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "ES256" in meta["dpop_signing_alg_values_supported"]
+    # The client authentication methods the libraries below use, and nothing else.
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+    }
+    assert "ES256" in meta["token_endpoint_auth_signing_alg_values_supported"]
     jwks = httpx.get(meta["jwks_uri"]).json()
     assert all(k["alg"] in meta["id_token_signing_alg_values_supported"] for k in jwks["keys"])
 
