@@ -13,7 +13,7 @@ import pytest
 
 from did_auth.errors import InvalidClient
 from did_auth.oauth.client_auth import parse_basic
-from tests.fixtures.servers import running_app
+from tests.fixtures.servers import CLIENT, running_app
 from tests.security import oauth_clients as oc
 from tests.security.oauth_clients import Api, basic, refresh_form, tokens_for
 
@@ -153,3 +153,27 @@ async def test_resource_servers_authenticate_with_basic_or_post(
         r = await client.post("/introspect", headers=basic("trading-api", rs_secret), data={
             **data, "client_id": "trading-api", "client_secret": rs_secret})
         assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("over", "problem"),
+    [
+        # a private key in the configuration is refused (only public keys are registered)
+        ({"jwks": {"keys": [{**oc.BOT["jwks"]["keys"][0], "d": "AAAA"}]}}, "private"),
+        ({"jwks": {"keys": []}}, "JWK Set"),
+        ({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}, "ES256"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "needs jwks"),
+        ({"token_endpoint_auth_method": "client_secret_basic"}, "needs client_secret_hash"),
+        # RFC 6749 §3.2.1: a client issued credentials MUST authenticate
+        ({"token_endpoint_auth_method": "none", "client_secret_hash": oc.hash_secret("x")},
+         "contradicts"),
+    ],
+)
+def test_client_authentication_settings_are_validated(over: dict[str, object], problem: str) -> None:
+    from did_auth.errors import ConfigError
+    from did_auth.settings import load_settings
+
+    client = {**CLIENT, "client_id": "c", **over}
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={}, overrides={"clients": [client]})
+    assert problem in str(err.value), err.value
