@@ -9,6 +9,13 @@ FastAPI integration lives in `did_auth.verifier.fastapi`, imported explicitly.
     jwks = JWKSCache.for_issuer("https://auth.example")
     verifier = TokenVerifier("https://auth.example", "trading-api", jwks)
     token = verifier.verify(access_token, required_scopes=("trade:write",))
+
+Secure by default: the verifier follows the issuer's revocation feed
+(`https://auth.example/revocations`) in a daemon thread started on first use, and refuses
+every token (503 `temporarily_unavailable`, "the revocation feed is stale ...") while its
+view is older than `max_staleness` (30 s). `follow_revocations=False` disables this and is
+unsafe (revoked tokens are accepted until they expire). Only access tokens whose ES256
+signature is canonical (low s) are accepted.
 """
 
 from __future__ import annotations
