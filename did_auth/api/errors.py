@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from did_auth.api.context import request_context
-from did_auth.errors import DidAuthError, RateLimited, TemporarilyUnavailable, UseDpopNonce
+from did_auth.errors import (
+    DidAuthError,
+    InvalidClient,
+    RateLimited,
+    TemporarilyUnavailable,
+    UseDpopNonce,
+)
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.policy.ratelimit import RateLimitExceeded
@@ -30,7 +36,13 @@ def error_response(exc: DidAuthError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, UseDpopNonce):
         headers["DPoP-Nonce"] = exc.nonce
-    if exc.status == 401 and exc.code == "invalid_client":
+    if isinstance(exc, InvalidClient):
+        # RFC 6749 §5.2: "If the client attempted to authenticate via the Authorization
+        # request header field, the authorization server MUST respond with an HTTP 401
+        # (Unauthorized) status code and include the WWW-Authenticate response header field
+        # matching the authentication scheme used by the client" (exc.basic). Every other
+        # client-authentication failure is a 401 too, and RFC 7235 §3.1 wants a challenge on
+        # every 401: the one scheme a client can answer in a header.
         headers["WWW-Authenticate"] = 'Basic realm="did-auth"'
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
