@@ -251,3 +251,32 @@ def test_verifier_cut_off_from_the_issuer_refuses_tokens(
     assert body["error"] == "temporarily_unavailable"
     assert "revocation feed is stale" in body["error_description"], body
     assert r.headers.get("retry-after")
+
+
+async def test_scan_bound_says_more_and_moves_past_expired_entries(flood_store: Store) -> None:
+    """One request scans a bounded number of entries; when that bound stops it, the page says
+    `more: true` with the cursor behind the expired entries, so nobody mistakes it for the end."""
+    clock = FixedClock(time.time())
+    book = RevocationBook(
+        store=flood_store, sessions=None, clock=clock,  # type: ignore[arg-type]
+        access_ttl=300, session_lifetime=86_400,
+    )
+    expired = 12_000
+    for base in range(0, expired, 2_000):
+        await asyncio.gather(*[
+            book.revoke_jti(f"old-{base + i}", clock.now() + 5, reason="test")
+            for i in range(2_000)
+        ])
+    live = "live-" + secrets.token_hex(8)
+    await book.revoke_jti(live, clock.now() + 300, reason="test")
+    clock.advance(60)
+    pages, cursor, seen = 0, None, []
+    while True:
+        page = await book.feed(cursor, 500)
+        pages += 1
+        seen += [e["jti"] for e in page["revoked"]]
+        assert page["cursor"] != cursor or not page["more"]
+        cursor = page["cursor"]
+        if not page["more"]:
+            break
+    assert seen == [live] and pages == 2

@@ -162,3 +162,58 @@ def test_follower_thread_start_stop():
 def test_insecure_feed_url_refused():
     with pytest.raises(ValueError):
         FeedFollower("http://issuer.example")
+
+
+def test_follower_ends_on_more_false_not_on_an_empty_page(clock: FixedClock):
+    feed = FakeFeed()
+    feed.pages = [
+        # A page the server filled with nothing live but that is not the end.
+        {"revoked": [], "cursor": "c1", "more": True},
+        {"revoked": [{"jti": "behind", "exp": NOW + 300}], "cursor": "c2", "more": False},
+    ]
+    follower = FeedFollower(ISSUER, clock=clock, fetch=feed.fetch, page_size=10)
+    assert follower.poll_once() and follower.is_current()
+    assert feed.urls == [
+        f"{ISSUER}/revocations?limit=10",
+        f"{ISSUER}/revocations?since=c1&limit=10",
+    ]
+    assert follower.is_revoked(claims(jti="behind"))
+
+
+def test_follower_not_current_before_the_end(clock: FixedClock):
+    feed = FakeFeed()
+    feed.pages = [{"revoked": [], "cursor": f"c{i}", "more": True} for i in range(5)]
+    follower = FeedFollower(ISSUER, clock=clock, fetch=feed.fetch, max_pages=3)
+    assert not follower.poll_once() and not follower.is_current()
+    assert follower.cursor == "c2"  # progress is kept for the next poll
+    with pytest.raises(TemporarilyUnavailable) as info:
+        follower.is_revoked(claims())
+    assert "not been read to its end" in info.value.description
+    feed.pages.append({"revoked": [], "cursor": "end", "more": False})
+    assert follower.poll_once() and follower.is_current()
+
+
+def test_follower_refuses_a_feed_that_says_more_without_advancing(clock: FixedClock):
+    def fetch(url: str) -> Any:
+        return {"revoked": [], "cursor": "stuck", "more": True}
+
+    follower = FeedFollower(ISSUER, clock=clock, fetch=fetch)
+    assert not follower.poll_once()
+    assert not follower.is_current()
+
+
+def test_stale_description_and_max_staleness(clock: FixedClock):
+    follower = FeedFollower(ISSUER, clock=clock, fetch=FakeFeed().fetch, max_staleness=30)
+    assert follower.max_staleness == 30
+    assert follower.poll_once()
+    clock.advance(31)
+    with pytest.raises(TemporarilyUnavailable) as info:
+        follower.is_revoked(claims())
+    assert info.value.reason == "revocation_feed_stale"
+    assert "revocation feed is stale" in info.value.description
+    assert "max_staleness 30 s" in info.value.description
+    assert FeedFollower(ISSUER, fetch=FakeFeed().fetch).max_staleness == 30.0
+    with pytest.raises(ValueError):
+        FeedFollower(ISSUER, fetch=FakeFeed().fetch, interval=30, max_staleness=30)
+    with pytest.raises(ValueError):
+        FeedFollower(ISSUER, fetch=FakeFeed().fetch, page_size=0)
