@@ -79,7 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"did-auth {settings.issuer} ({mode})", flush=True)
     print(f"  issuer:    {settings.issuer}", flush=True)
     print(f"  discovery: {settings.issuer}/.well-known/openid-configuration", flush=True)
-    print(f"  demo page: {settings.issuer}/demo/", flush=True)
+    if settings.demo_client is not None:
+        print(f"  demo page: {settings.issuer}/demo/", flush=True)
     if args.workers > 1:
         os.environ[CONFIG_ENV] = os.path.abspath(path) if path else ""
         for k, v in overrides.items():

@@ -77,6 +77,12 @@ class ClientConfig(_Strict):
     client_secret_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     origins: list[str] = Field(default_factory=list)
     name: str | None = Field(default=None, min_length=1, max_length=64)
+    # The demo dApp (GET /demo/, served only when one client has `demo = true`) signs in as
+    # this client and sends its access token only to `demo_api_origins`: exact lowercase
+    # `scheme://host[:port]` origins, or `http://127.0.0.1:*` / `http://localhost:*` for a
+    # loopback API on any port. They are also the page's CSP connect-src.
+    demo: bool = False
+    demo_api_origins: list[str] = Field(default_factory=list)
     # RFC 7523 private_key_jwt: the client's public keys, an inline JWK Set
     # `{keys = [{kty, crv, x[, y][, kid][, alg]}, ...]}` (ES256 P-256 or EdDSA Ed25519).
     jwks: dict[str, Any] | None = None
@@ -134,6 +140,37 @@ class ClientConfig(_Strict):
                 raise ValueError(f"origin {origin[:100]!r}: must be lowercase scheme://host[:port]")
         return v
 
+    @field_validator("demo_api_origins")
+    @classmethod
+    def _demo_api_origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            if origin in _DEMO_LOOPBACK_ANY_PORT:
+                continue
+            u = urlsplit(origin)
+            try:
+                u.port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                u = urlsplit("invalid:")
+            if (
+                u.scheme not in ("http", "https")
+                or not u.hostname
+                or f"{u.scheme}://{u.netloc}" != origin
+                or "@" in u.netloc
+                or origin != origin.lower()
+                or "*" in origin
+            ):
+                raise ValueError(
+                    f"demo_api_origin {origin[:100]!r}: must be lowercase scheme://host[:port] "
+                    f"or one of {sorted(_DEMO_LOOPBACK_ANY_PORT)}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _demo_api_origins_need_demo(self) -> ClientConfig:
+        if self.demo_api_origins and not self.demo:
+            raise ValueError("demo_api_origins is only for the demo client (demo = true)")
+        return self
+
     @model_validator(mode="after")
     def _defaults_within_scopes(self) -> ClientConfig:
         extra = set(self.default_scopes) - set(self.scopes)
@@ -147,6 +184,8 @@ class ClientConfig(_Strict):
 
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# A loopback trading API on any port (CSP source expressions; Chromium refuses `[::1]:*`).
+_DEMO_LOOPBACK_ANY_PORT = frozenset({"http://127.0.0.1:*", "http://localhost:*"})
 
 
 def _redirect_uri_problem(uri: str) -> str | None:
@@ -257,6 +296,18 @@ class Settings(_Strict):
             raise ValueError(f"duplicate chain_id: {sorted(dupc)}")
         return self
 
+    @model_validator(mode="after")
+    def _one_demo_client(self) -> Settings:
+        demos = [c.client_id for c in self.clients if c.demo]
+        if len(demos) > 1:
+            raise ValueError(f"clients: at most one client may have demo = true, not {demos}")
+        return self
+
+    @property
+    def demo_client(self) -> ClientConfig | None:
+        """The client the /demo/ page signs in as; None: no /demo/ page."""
+        return next((c for c in self.clients if c.demo), None)
+
     def client(self, client_id: str) -> ClientConfig | None:
         for c in self.clients:
             if c.client_id == client_id:
@@ -300,6 +351,10 @@ def embedded_defaults() -> dict[str, Any]:
                 # The demo page is also an OIDC public client (code + PKCE); loopback
                 # redirect URIs match on any port for this client (RFC 8252 §7.3).
                 "redirect_uris": ["http://127.0.0.1/demo/", "http://localhost/demo/"],
+                # GET /demo/ is this client's page; it may call a trading API on loopback
+                # only (the token never leaves the machine).
+                "demo": True,
+                "demo_api_origins": ["http://127.0.0.1:*", "http://localhost:*"],
             }
         ],
         "scopes": default_scope_table(),

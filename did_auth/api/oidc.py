@@ -11,7 +11,7 @@ the clients' registered `origins`. The code grant itself is a handler of the tok
 | POST `/authorize/cancel`      | `{request_id}` -> `{"redirect": url?error=access_denied}`   |
 | GET/POST `/userinfo`          | Bearer (or DPoP) access token -> `{"sub", ...}`            |
 | GET `/signin`                 | hosted page for plain dApp logins (client_id, scope, ...)  |
-| GET `/demo/`                  | the demo dApp                                              |
+| GET `/demo/`                  | the demo dApp (only with a `demo = true` client; else 404) |
 | GET `/static/<file>`          | JS, CSS and images of the pages, `did-auth-client.js`      |
 
 HTML is served with a CSP that allows no inline script (all JS is in files), no framing,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 from functools import cache
 from importlib import resources
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
@@ -43,6 +43,7 @@ from did_auth.flows.oidc import (
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.services import Services
+from did_auth.settings import ClientConfig
 
 __all__ = ["install_oidc", "router"]
 
@@ -53,9 +54,10 @@ _CSP_BASE: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-# The demo calls a trading API on another origin chosen at run time (a query parameter).
-# (Chromium rejects an IPv6 literal with a port wildcard in CSP, so [::1] is not listed.)
-_DEMO_CONNECT: Final = "'self' http://127.0.0.1:* http://localhost:* https:"
+# The demo sends its access token to a trading API: only to the demo client's configured
+# `demo_api_origins`, which are exactly the page's CSP connect-src (besides 'self').
+_DEMO_SCOPES: Final = ("account:read", "trade:write")
+_DEMO_API_PORT: Final = "9000"  # examples/trading_api.py's default port
 _LOOPBACK_ORIGIN_REGEX: Final = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 _STATIC_TYPES: Final = {
     ".js": "text/javascript; charset=utf-8",
@@ -304,17 +306,55 @@ async def signin(request: Request) -> Response:
     return _page_response(page)
 
 
+def _demo_client(request: Request) -> ClientConfig | None:
+    client: ClientConfig | None = _services(request).settings.demo_client
+    return client
+
+
+def _not_found() -> Response:
+    body = {"error": "not_found", "error_description": "no such page"}
+    return JSONResponse(body, status_code=404)
+
+
+def demo_page_config(client: ClientConfig) -> dict[str, Any]:
+    """What the demo page may do, fixed by the server: the client it signs in as and the
+    trading-API origins it may send that client's tokens to (nothing from the query)."""
+    audience = "trading-api" if "trading-api" in client.audiences else client.audiences[0]
+    scopes = [s for s in _DEMO_SCOPES if s in client.scopes] or list(client.default_scopes)
+    defaults = [
+        o.removesuffix("*") + _DEMO_API_PORT if o.endswith(":*") else o
+        for o in client.demo_api_origins
+    ]
+    return {
+        "client_id": client.client_id,
+        "audience": audience,
+        "scope": " ".join(scopes),
+        "api_origins": list(client.demo_api_origins),
+        "api_default": defaults[0] if defaults else "",
+    }
+
+
 @router.get("/demo", include_in_schema=False)
-async def demo_redirect() -> Response:
+async def demo_redirect(request: Request) -> Response:
+    if _demo_client(request) is None:
+        return _not_found()
     return RedirectResponse("/demo/", status_code=308)
 
 
 @router.get("/demo/", include_in_schema=False)
 async def demo(request: Request) -> Response:
+    """The demo dApp, only where a client is flagged `demo = true` (the embedded default)."""
+    client = _demo_client(request)
+    if client is None:
+        return _not_found()
+    config = orjson.dumps(demo_page_config(client)).decode("utf-8")
+    # CSP connect-src: this server and exactly the configured API origins, no wildcard
+    # scheme: even a page script that ignored its config could not reach another origin.
+    connect = " ".join(["'self'", *client.demo_api_origins])
     return Response(
-        _asset("demo.html"),
+        _render("demo.html", CONFIG=config),
         media_type="text/html; charset=utf-8",
-        headers=_html_headers(connect_src=_DEMO_CONNECT),
+        headers=_html_headers(connect_src=connect),
     )
 
 

@@ -583,13 +583,32 @@ class OidcProvider:
         origin = params.get("origin")
         if return_to is not None and not _local_path(return_to):
             raise AuthorizePageError("Invalid request", "return_to must be a path on this site.")
-        if origin is not None and not self.origin_allowed(client, origin):
+        # The tokens go to the client's own registered origins only, compared exactly (as
+        # RFC 9700 §2.1 has it for redirect URIs), never to a destination the request alone
+        # names. `origin`: posted to the opener, which
+        # must be exactly a registered origin (or loopback, for an any_localhost_port
+        # client). Without it they stay in this tab, on did-auth's own origin: only for a
+        # client whose origin that is (the demo, or one registering the issuer's origin).
+        if origin is not None:
+            if return_to is not None:
+                raise AuthorizePageError(
+                    "Invalid request", "Give either origin (pop-up) or return_to, not both."
+                )
+            if not self.origin_allowed(client, origin):
+                raise AuthorizePageError(
+                    "Invalid request", "origin is not a registered origin of this application."
+                )
+        elif not (client.demo or self.origin_allowed(client, _origin_of(self.issuer))):
             raise AuthorizePageError(
-                "Invalid request", "origin is not a registered origin of this application."
+                "Invalid request",
+                "This application receives its tokens on its own site: it must open this page "
+                "with its registered origin (origin=...).",
             )
         return self._page("signin", client, audience, scopes, return_to=return_to, origin=origin)
 
     def origin_allowed(self, client: ClientConfig, origin: str) -> bool:
+        """Exactly one of the client's registered `origins` (RFC 6454 serialisation), or a
+        loopback origin for an `any_localhost_port` client (RFC 8252 §7.3)."""
         if origin in client.origins:
             return True
         return client.any_localhost_port and _loopback_origin(origin)
@@ -607,6 +626,12 @@ def _local_path(path: str) -> bool:
 
 
 _LOOPBACK_ORIGIN_RE: Final = re.compile(r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?")
+
+
+def _origin_of(url: str) -> str:
+    """RFC 6454 §6.2 serialisation of a URL's origin: scheme "://" host [":" port]."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _loopback_origin(origin: str) -> bool:

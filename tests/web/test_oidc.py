@@ -763,8 +763,8 @@ async def test_pages_have_security_headers_and_no_inline_script(api: Api) -> Non
     pages = [
         await client.get("/authorize", params=auth_params()),
         await client.get("/authorize", params=auth_params(client_id="nobody")),
+        await client.get("/signin", params={"client_id": "strict", "origin": "https://rp.example"}),
         await client.get("/signin", params={"client_id": "strict", "return_to": "/demo/"}),
-        await client.get("/demo/"),
     ]
     for r in pages:
         csp = r.headers["content-security-policy"]
@@ -783,7 +783,12 @@ async def test_pages_have_security_headers_and_no_inline_script(api: Api) -> Non
 async def test_signin_page_parameters(api: Api) -> None:
     client, _ = api
     r = await client.get(
-        "/signin", params={"client_id": "strict", "scope": "account:read trade:write"}
+        "/signin",
+        params={
+            "client_id": "strict",
+            "scope": "account:read trade:write",
+            "origin": "https://rp.example",
+        },
     )
     config = page_config(r.text)
     assert config["mode"] == "signin" and "request_id" not in config
@@ -797,6 +802,9 @@ async def test_signin_page_parameters(api: Api) -> None:
         {"client_id": "strict", "origin": "https://attacker.example"},
         {"client_id": "strict", "scope": "wallet:withdraw"},
         {"client_id": "not-hosted"},
+        # Tokens of a client registered for https://rp.example never stay on the issuer.
+        {"client_id": "strict"},
+        {"client_id": "strict", "return_to": "/demo/"},
     ):
         r = await client.get("/signin", params=bad)
         assert r.status_code == 400, bad

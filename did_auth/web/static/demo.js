@@ -7,9 +7,13 @@
 import { DidAuthClient, DidAuthError, decodeJwt } from "/static/did-auth-client.js";
 
 const $ = (id) => document.getElementById(id);
-const CLIENT_ID = "demo";
-const AUDIENCE = "trading-api";
-const SCOPE = "account:read trade:write";
+// Set by the server (the demo client's configuration), never by the address bar: the
+// client, and the only trading-API origins this page may send its tokens to.
+const CONFIG = JSON.parse($("demo").dataset.config);
+const CLIENT_ID = CONFIG.client_id;
+const AUDIENCE = CONFIG.audience;
+const SCOPE = CONFIG.scope;
+const API_ORIGINS = CONFIG.api_origins;
 const SESSION_KEY = "did-auth:session";
 const OIDC_KEY = "did-auth:oidc-request";
 const API_KEY = "did-auth:demo-api";
@@ -33,32 +37,60 @@ function clearError() {
 
 // --- trading API URL -------------------------------------------------------------------
 
+// An allowed origin is listed exactly, or as "http://127.0.0.1:*" (that host, any port).
+function apiOriginAllowed(origin) {
+  return API_ORIGINS.some((allowed) => {
+    if (!allowed.endsWith(":*")) return origin === allowed;
+    const base = allowed.slice(0, -2);
+    return origin === base || (origin.startsWith(base + ":") && /^[0-9]+$/.test(origin.slice(base.length + 1)));
+  });
+}
+
+// The URL the page may call with the access token, or null: http(s), no credentials, and
+// on one of the configured origins only (whatever ?api=, storage or the input say).
 function validApiUrl(value) {
   try {
     const u = new URL(value);
-    return (u.protocol === "http:" || u.protocol === "https:") && !u.username ? u.origin + u.pathname.replace(/\/+$/, "") : null;
+    if ((u.protocol !== "http:" && u.protocol !== "https:") || u.username || u.password) return null;
+    if (!apiOriginAllowed(u.origin)) return null;
+    return u.origin + u.pathname.replace(/\/+$/, "");
   } catch {
     return null;
   }
 }
 
+function allowedText() {
+  return API_ORIGINS.length
+    ? `Allowed trading API origins: ${API_ORIGINS.join(", ")}.`
+    : "No trading API is configured for this demo (demo_api_origins).";
+}
+
+const refusedApi = [];
+
 function initialApi() {
   const fromQuery = new URLSearchParams(location.search).get("api");
-  return validApiUrl(fromQuery ?? "") ?? validApiUrl(sessionStorage.getItem(API_KEY) ?? "") ?? "http://127.0.0.1:9000";
+  if (fromQuery !== null && !validApiUrl(fromQuery)) refusedApi.push(fromQuery);
+  return validApiUrl(fromQuery ?? "") ?? validApiUrl(sessionStorage.getItem(API_KEY) ?? "") ?? CONFIG.api_default;
 }
 
 const apiInput = $("api-url");
 apiInput.value = initialApi();
-sessionStorage.setItem(API_KEY, apiInput.value);
+$("api-allowed").textContent = allowedText();
+if (validApiUrl(apiInput.value)) sessionStorage.setItem(API_KEY, apiInput.value);
+else sessionStorage.removeItem(API_KEY);
 apiInput.addEventListener("change", () => {
   const v = validApiUrl(apiInput.value);
-  if (v) sessionStorage.setItem(API_KEY, v);
-  else showError("The trading API URL must be an http(s) URL.");
+  if (v) {
+    clearError();
+    sessionStorage.setItem(API_KEY, v);
+  } else {
+    showError(`This demo does not send tokens to ${apiInput.value}. ${allowedText()}`);
+  }
 });
 
 function api() {
   const v = validApiUrl(apiInput.value);
-  if (!v) throw new DidAuthError("config", "Enter the trading API URL first (for example http://127.0.0.1:9000).");
+  if (!v) throw new DidAuthError("config", `This demo does not send tokens to ${apiInput.value || "an empty URL"}. ${allowedText()}`);
   return v;
 }
 
@@ -298,6 +330,9 @@ if (query.has("code") || query.has("error")) {
   });
 } else if (loadSession()) {
   setStatus("Signed in.", true);
+}
+if (refusedApi.length) {
+  showError(`Ignored ?api=${refusedApi[0]}: this demo sends tokens only to its configured trading API. ${allowedText()}`);
 }
 render();
 document.documentElement.dataset.ready = "true";

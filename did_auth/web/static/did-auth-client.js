@@ -490,8 +490,9 @@ export class DidAuthClient {
     return this._post("/token", form, { form: true });
   }
 
-  /** RFC 7009 revocation: either token of a session ends the whole session. */
+  /** RFC 7009 revocation: either token of a session ends the whole session. A public
+   * client identifies itself with client_id (RFC 7009 §2.1, RFC 6749 §2.3). */
   async revoke(token) {
-    await this._post("/revoke", { token }, { form: true });
+    await this._post("/revoke", { token, client_id: this.clientId }, { form: true });
   }
 }

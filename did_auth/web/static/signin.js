@@ -148,8 +148,12 @@ function deliver(result) {
     tokens: result.tokens,
     received_at: Math.floor(Date.now() / 1000),
   };
-  if (config.origin && window.opener) {
-    // Popup mode: hand the tokens to the registered opener origin only.
+  if (config.origin) {
+    // Popup mode: hand the tokens to the registered opener origin only (checked by the
+    // server; never "*"), and never keep them here when there is no opener.
+    if (!window.opener || config.origin === "*" || new URL(config.origin).origin !== config.origin) {
+      throw new DidAuthError("no_opener", NO_OPENER);
+    }
     window.opener.postMessage({ type: "did-auth:signed-in", session }, config.origin);
     setStatus("Signed in. You can close this window.", true);
     window.close();
@@ -165,7 +169,7 @@ function deliver(result) {
 }
 
 async function signIn() {
-  if (busy) return;
+  if (busy || noOpener) return;
   clearError();
   if (!wallets.length) await findWallets();
   if (!wallets.length) {
@@ -239,9 +243,17 @@ async function cancelAuthorize() {
 }
 
 renderPermissions();
+const NO_OPENER = "Open this sign-in from the application's own page: it was not opened by the application, so the tokens cannot be handed over.";
+// Pop-up mode without the application window: nothing to hand the tokens to, and they
+// are never kept on this site instead.
+const noOpener = config.mode === "signin" && Boolean(config.origin) && !window.opener;
+if (noOpener) {
+  showError(NO_OPENER, { focus: false });
+  button.disabled = true;
+}
 button.addEventListener("click", signIn);
 cancel.addEventListener("click", cancelAuthorize);
 findWallets().then((found) => {
-  if (!found.length) missingWallet(false);
+  if (!found.length && !noOpener) missingWallet(false);
   document.documentElement.dataset.walletsReady = String(found.length);
 });
