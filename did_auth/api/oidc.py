@@ -320,7 +320,8 @@ def demo_page_config(client: ClientConfig) -> dict[str, Any]:
     """What the demo page may do, fixed by the server: the client it signs in as and the
     trading-API origins it may send that client's tokens to (nothing from the query)."""
     audience = "trading-api" if "trading-api" in client.audiences else client.audiences[0]
-    scopes = [s for s in _DEMO_SCOPES if s in client.scopes] or list(client.default_scopes)
+    scopes: list[str] = [s for s in _DEMO_SCOPES if s in client.scopes]
+    scopes = scopes or list(client.default_scopes)
     defaults = [
         o.removesuffix("*") + _DEMO_API_PORT if o.endswith(":*") else o
         for o in client.demo_api_origins
