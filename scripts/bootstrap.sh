@@ -16,13 +16,15 @@ if [ ! -x .venv/bin/python ]; then
   }
 fi
 stamp=.venv/.did-auth-installed
-want="$(cat pyproject.toml | sha256sum | cut -c1-16)${1:-}"
+want="$(cat pyproject.toml verifier/pyproject.toml | sha256sum | cut -c1-16)${1:-}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
+  # did-auth depends on did-auth-verifier (verifier/, its own distribution); naming both in
+  # one pip call makes pip take that requirement from ./verifier, never from an index.
   if [ "${1:-}" = "--dev" ]; then
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -e ./verifier -e '.[dev]'
   else
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -e ./verifier -e .
   fi
   echo "$want" > "$stamp"
 fi

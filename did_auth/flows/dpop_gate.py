@@ -1,6 +1,6 @@
 """RFC 9449 at the authorization server: check a DPoP proof, bind tokens to its key.
 
-Proof checks are those of `did_auth.verifier.dpop` (§4.3); here we add what needs shared
+Proof checks are those of `did_auth_verifier.dpop` (§4.3); here we add what needs shared
 state: `jti` single use across replicas (the store), and server-provided nonces (§8), which
 are stateless HMACs over a time window so that every replica accepts every other's nonces.
 """
@@ -12,10 +12,18 @@ import hashlib
 import hmac
 import struct
 
+from did_auth_verifier import errors as verifier_errors
+from did_auth_verifier.dpop import DPoPVerifier
+
 from did_auth.clock import Clock
-from did_auth.errors import InvalidDpopProof, InvalidToken, UseDpopNonce
+from did_auth.errors import (
+    DidAuthError,
+    InvalidDpopProof,
+    InvalidToken,
+    TemporarilyUnavailable,
+    UseDpopNonce,
+)
 from did_auth.store.base import Store
-from did_auth.verifier.dpop import DPoPVerifier
 
 __all__ = ["DpopGate"]
 
@@ -27,6 +35,18 @@ class _NoReplayCache:
 
     def add_if_absent(self, key: str, ttl: float) -> bool:
         return True
+
+
+def _server_error(exc: verifier_errors.VerifierError) -> DidAuthError:
+    """The server's error for a failure of the verifier's proof checks, same code and
+    description (`did_auth.api.errors` maps only the `did_auth.errors` tree to HTTP)."""
+    if isinstance(exc, verifier_errors.InvalidToken):
+        return InvalidToken(exc.description, reason=exc.reason)
+    if isinstance(exc, verifier_errors.UseDpopNonce):
+        return UseDpopNonce(exc.description, nonce=exc.nonce, reason=exc.reason)
+    if isinstance(exc, verifier_errors.TemporarilyUnavailable):
+        return TemporarilyUnavailable(exc.description, reason=exc.reason)
+    return InvalidDpopProof(exc.description, reason=exc.reason)
 
 
 class DpopGate:
@@ -82,11 +102,11 @@ class DpopGate:
             proof = self._verifier.verify_proof(
                 proofs[0], htm=htm, htu=htu, nonce=nonce_check, jkt=bound_jkt
             )
-        except UseDpopNonce:
+        except verifier_errors.UseDpopNonce:
             raise UseDpopNonce(
                 "a fresh DPoP nonce is required", nonce=self.new_nonce(), reason="dpop_nonce"
             ) from None
-        except InvalidToken:
+        except verifier_errors.InvalidToken:
             # The verifier's key-binding failure is a resource-server answer (RFC 9449 §7.1);
             # at the authorization server every DPoP failure is invalid_dpop_proof (§5: "If
             # the DPoP proof is invalid, the authorization server issues an error response
@@ -96,6 +116,8 @@ class DpopGate:
                 "the DPoP proof's key is not the one the grant is bound to",
                 reason="dpop_binding",
             ) from None
+        except verifier_errors.VerifierError as exc:
+            raise _server_error(exc) from None
         # §11.1: the server MUST NOT accept a proof whose jti it has seen within the window.
         ttl = 2 * self._iat_window + 5
         if not await self._store.put(f"da:{{dpop:{proof.jti}}}", b"1", ttl, nx=True):
@@ -108,9 +130,12 @@ class DpopGate:
         """A proof for a request to one of our own protected endpoints (with `ath`)."""
         if len(proofs) != 1:
             raise InvalidDpopProof("exactly one DPoP proof is required", reason="dpop_missing")
-        proof = self._verifier.verify_proof(
-            proofs[0], htm=htm, htu=htu, access_token=access_token, jkt=jkt
-        )
+        try:
+            proof = self._verifier.verify_proof(
+                proofs[0], htm=htm, htu=htu, access_token=access_token, jkt=jkt
+            )
+        except verifier_errors.VerifierError as exc:
+            raise _server_error(exc) from None
         if not await self._store.put(
             f"da:{{dpop:{proof.jti}}}", b"1", 2 * self._iat_window + 5, nx=True
         ):

@@ -1,10 +1,13 @@
 """Downstream verifier for did-auth access tokens (RFC 9068 JWTs, optionally DPoP-bound).
 
-Importable without the server's dependencies (no web3, redis or fastapi): it needs only
-`cryptography`, the stdlib (plus `orjson` when installed) and `did_auth.errors`/`clock`.
-FastAPI integration lives in `did_auth.verifier.fastapi`, imported explicitly.
+The `did-auth-verifier` distribution: installable without the did-auth server (no web3,
+redis or fastapi); it needs only `cryptography` and the standard library. FastAPI
+integration lives in `did_auth_verifier.fastapi` (extra `fastapi`), imported explicitly; the
+optional Redis push of the revocation feed in `did_auth_verifier.redis_push` (extra `redis`).
+The JOSE primitives the did-auth server shares (base64url, strict JSON, JWK and RFC 7638
+thumbprints, ES256/ES256K/EdDSA JWS) are in `did_auth_verifier.jose`.
 
-    from did_auth.verifier import JWKSCache, TokenVerifier
+    from did_auth_verifier import JWKSCache, TokenVerifier
 
     jwks = JWKSCache.for_issuer("https://auth.example")
     verifier = TokenVerifier("https://auth.example", "trading-api", jwks)
@@ -20,7 +23,7 @@ signature is canonical (low s) are accepted.
 
 from __future__ import annotations
 
-from did_auth.verifier.dpop import (
+from did_auth_verifier.dpop import (
     DEFAULT_DPOP_ALGS,
     DPoPProof,
     DPoPVerifier,
@@ -31,9 +34,8 @@ from did_auth.verifier.dpop import (
     make_dpop_proof,
     normalize_htu,
 )
-from did_auth.verifier.errors import (
+from did_auth_verifier.errors import (
     AccessDenied,
-    DidAuthError,
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidDpopProof,
@@ -41,10 +43,11 @@ from did_auth.verifier.errors import (
     InvalidToken,
     TemporarilyUnavailable,
     UseDpopNonce,
+    VerifierError,
 )
-from did_auth.verifier.jwks import DEFAULT_TOKEN_ALGS, JWKSCache, parse_jwks
-from did_auth.verifier.revocations import FeedFollower, RevocationSet, RevocationView
-from did_auth.verifier.tokens import TokenVerifier, VerifiedToken
+from did_auth_verifier.jwks import DEFAULT_TOKEN_ALGS, JWKSCache, parse_jwks
+from did_auth_verifier.revocations import FeedFollower, RevocationSet, RevocationView
+from did_auth_verifier.tokens import TokenVerifier, VerifiedToken
 
 __all__ = [
     "DEFAULT_DPOP_ALGS",
@@ -52,7 +55,6 @@ __all__ = [
     "AccessDenied",
     "DPoPProof",
     "DPoPVerifier",
-    "DidAuthError",
     "FeedFollower",
     "InMemoryReplayCache",
     "InsufficientScope",
@@ -68,6 +70,7 @@ __all__ = [
     "TokenVerifier",
     "UseDpopNonce",
     "VerifiedToken",
+    "VerifierError",
     "access_token_hash",
     "jwk_thumbprint",
     "make_dpop_proof",

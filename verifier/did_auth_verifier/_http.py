@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from did_auth.verifier._jose import JoseError, json_loads
+from did_auth_verifier.jose import JoseError, json_loads
 
 __all__ = ["JsonFetch", "check_url", "default_fetch", "make_fetch"]
 

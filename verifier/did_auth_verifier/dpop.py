@@ -29,14 +29,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from did_auth.clock import Clock, SystemClock
-from did_auth.errors import (
+from did_auth_verifier.clock import Clock, SystemClock
+from did_auth_verifier.errors import (
     InvalidDpopProof,
     InvalidToken,
     TemporarilyUnavailable,
     UseDpopNonce,
 )
-from did_auth.verifier._jose import (
+from did_auth_verifier.jose import (
     ALG_CURVES,
     JoseError,
     b64url_decode,
@@ -253,7 +253,7 @@ class DPoPVerifier:
     """Checks DPoP proof JWTs against the request they arrived with (RFC 9449 §4.3).
 
     The caller guarantees §4.3 ¶1 ("There is not more than one DPoP HTTP request header
-    field"); `did_auth.verifier.fastapi` does.
+    field"); `did_auth_verifier.fastapi` does.
     """
 
     def __init__(

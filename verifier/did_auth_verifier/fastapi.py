@@ -40,21 +40,22 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from did_auth.errors import (
-    DidAuthError,
+from did_auth_verifier.dpop import NonceCheck, normalize_htu
+from did_auth_verifier.errors import (
+    InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidDpopProof,
     InvalidRequest,
     InvalidToken,
     TemporarilyUnavailable,
     UseDpopNonce,
+    VerifierError,
 )
-from did_auth.verifier.dpop import NonceCheck, normalize_htu
-from did_auth.verifier.errors import InsufficientScope, InsufficientUserAuthentication
-from did_auth.verifier.tokens import TokenVerifier, VerifiedToken
+from did_auth_verifier.tokens import TokenVerifier, VerifiedToken
 
 __all__ = ["AuthError", "TokenGuard", "require_scopes"]
 
-log = logging.getLogger("did_auth.verifier.fastapi")
+log = logging.getLogger("did_auth_verifier.fastapi")
 
 _STATE_KEY = "did_auth_token_guard"
 # RFC 9449 §7.1 / RFC 6750 §2.1: credentials are a token68 / b64token.
@@ -213,7 +214,7 @@ class TokenGuard:
         proof = proofs[0] if proofs else None
         try:
             htu = self.request_url(request) if proof is not None else None
-        except DidAuthError as exc:
+        except VerifierError as exc:
             raise self._error(exc, scheme_l) from None
         verifier = self.verifier
 
@@ -233,7 +234,7 @@ class TokenGuard:
             if self.offload or verifier.would_block(credentials):
                 return await run_in_threadpool(run)
             return run()
-        except DidAuthError as exc:
+        except VerifierError as exc:
             log.info(
                 "access denied: %s (%s) %s %r",
                 exc.code,
@@ -256,7 +257,7 @@ class TokenGuard:
             return "DPoP " + ", ".join(parts)
         return "Bearer " + ", ".join(parts) + f', DPoP algs="{self._algs}"'
 
-    def _error(self, exc: DidAuthError, scheme_l: str) -> AuthError:
+    def _error(self, exc: VerifierError, scheme_l: str) -> AuthError:
         description = _param(exc.description)
         if isinstance(exc, TemporarilyUnavailable):
             return AuthError(503, exc.code, description, headers={"Retry-After": "5"})

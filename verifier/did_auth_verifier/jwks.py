@@ -25,14 +25,14 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from did_auth.clock import Clock, SystemClock
-from did_auth.errors import InvalidToken, TemporarilyUnavailable
-from did_auth.verifier._http import JsonFetch, check_url, make_fetch
-from did_auth.verifier._jose import JoseError, PublicKey, public_key_from_jwk
+from did_auth_verifier._http import JsonFetch, check_url, make_fetch
+from did_auth_verifier.clock import Clock, SystemClock
+from did_auth_verifier.errors import InvalidToken, TemporarilyUnavailable
+from did_auth_verifier.jose import JoseError, PublicKey, public_key_from_jwk
 
 __all__ = ["DEFAULT_TOKEN_ALGS", "JWKSCache", "parse_jwks"]
 
-log = logging.getLogger("did_auth.verifier.jwks")
+log = logging.getLogger("did_auth_verifier.jwks")
 
 DEFAULT_TOKEN_ALGS: tuple[str, ...] = ("ES256", "EdDSA")
 

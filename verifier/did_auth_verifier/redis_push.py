@@ -5,8 +5,8 @@ JSON as `GET /revocations`) on the Redis channel `da:revocations` the moment it 
 written. A trading API that can reach that Redis subscribes here and learns of a
 revocation in milliseconds instead of at its next feed poll:
 
-    from did_auth.verifier import FeedFollower
-    from did_auth.verifier.redis_push import RedisPush
+    from did_auth_verifier import FeedFollower
+    from did_auth_verifier.redis_push import RedisPush
 
     feed = FeedFollower("https://auth.example", interval=5.0)
     push = RedisPush("redis://auth-redis:6379/0", feed)
@@ -19,7 +19,7 @@ messages sent while disconnected are lost, so push is an accelerator, never the 
 source. Keep following the feed (its cursor catches up after any gap, and `FeedFollower`
 fails closed when the feed itself is stale).
 
-Not imported by `did_auth.verifier` (whose import stays free of redis); `redis.asyncio` is
+Not imported by `did_auth_verifier` (whose import stays free of redis); `redis.asyncio` is
 imported only when `run()` starts.
 """
 
@@ -32,11 +32,11 @@ import logging
 import threading
 from typing import Any
 
-from did_auth.verifier.revocations import RevocationSet
+from did_auth_verifier.revocations import RevocationSet
 
 __all__ = ["DEFAULT_CHANNEL", "RedisPush"]
 
-log = logging.getLogger("did_auth.verifier.redis_push")
+log = logging.getLogger("did_auth_verifier.redis_push")
 
 #: did-auth's channel (`did_auth.flows.revocations.FEED_CHANNEL`, not imported: server code).
 DEFAULT_CHANNEL = "da:revocations"

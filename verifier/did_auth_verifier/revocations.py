@@ -32,13 +32,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from did_auth.clock import Clock, SystemClock
-from did_auth.errors import TemporarilyUnavailable
-from did_auth.verifier._http import JsonFetch, check_url, make_fetch
+from did_auth_verifier._http import JsonFetch, check_url, make_fetch
+from did_auth_verifier.clock import Clock, SystemClock
+from did_auth_verifier.errors import TemporarilyUnavailable
 
 __all__ = ["DEFAULT_MAX_STALENESS", "FeedFollower", "RevocationSet", "RevocationView"]
 
-log = logging.getLogger("did_auth.verifier.revocations")
+log = logging.getLogger("did_auth_verifier.revocations")
 
 
 @runtime_checkable

@@ -14,18 +14,19 @@ from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from did_auth.clock import Clock, SystemClock
-from did_auth.errors import (
-    DidAuthError,
+from did_auth_verifier.clock import Clock, SystemClock
+from did_auth_verifier.dpop import DPoPProof, DPoPVerifier, NonceCheck
+from did_auth_verifier.errors import (
+    InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidDpopProof,
     InvalidToken,
     TemporarilyUnavailable,
+    VerifierError,
 )
-from did_auth.verifier._jose import JoseError, PublicKey, b64url_decode, parse_json_object
-from did_auth.verifier.dpop import DPoPProof, DPoPVerifier, NonceCheck
-from did_auth.verifier.errors import InsufficientScope, InsufficientUserAuthentication
-from did_auth.verifier.jwks import JWKSCache
-from did_auth.verifier.revocations import DEFAULT_MAX_STALENESS, FeedFollower, RevocationView
+from did_auth_verifier.jose import JoseError, PublicKey, b64url_decode, parse_json_object
+from did_auth_verifier.jwks import JWKSCache
+from did_auth_verifier.revocations import DEFAULT_MAX_STALENESS, FeedFollower, RevocationView
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
@@ -376,7 +377,7 @@ class TokenVerifier:
         if self._revocations is not None:
             try:
                 revoked = self._revocations.is_revoked(record.claims)
-            except DidAuthError:
+            except VerifierError:
                 raise
             except Exception as exc:  # a broken view must not let tokens through
                 raise TemporarilyUnavailable(
