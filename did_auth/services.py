@@ -186,7 +186,7 @@ def build_services(
             RefreshTokenGrant(
                 settings, clock, issuer, sessions, dpop, registry, did_recheck=did.recheck
             ),
-            AuthorizationCodeGrant(settings, clock, store, keys, sessions, dpop),
+            AuthorizationCodeGrant(settings, clock, store, keys, sessions, dpop, issuer),
         ],
         refresh_keys=keys.refresh,
         audit=audit,

@@ -8,7 +8,8 @@ Specifications followed (section numbers in the comments):
 - RFC 7636 (PKCE): `code_challenge_method=S256` is required, `plain` is refused;
 - RFC 9700 (OAuth 2.0 Security BCP): PKCE for every client, single-use short-lived codes,
   exact redirect URI matching; RFC 9207 `iss` in the authorization response;
-- RFC 9449 §10 (`dpop_jkt`): a DPoP client binds the tokens at the authorization request.
+- RFC 9449 §10 (`dpop_jkt`, OPTIONAL): a DPoP client may bind the tokens at the
+  authorization request; without it, the proof at the code exchange binds them (§5).
 
 The flow: `authorize()` validates a request and parks it server-side under a random id;
 the sign-in page (served by did-auth itself) asks the wallet to sign an EIP-4361 message
@@ -386,8 +387,9 @@ class OidcProvider:
         dpop_jkt = params.get("dpop_jkt")
         if dpop_jkt is not None and not _JKT_RE.fullmatch(dpop_jkt):
             raise fail("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
-        if client.require_dpop and dpop_jkt is None:
-            raise fail("invalid_request", "this client must bind its tokens with dpop_jkt")
+        # RFC 9449 §10: "Use of the dpop_jkt authorization request parameter is OPTIONAL."
+        # A require_dpop client without it binds its tokens with the proof it MUST send at
+        # the code exchange (did_auth.oauth.grants.authorization_code).
 
         # Scopes: `openid` required; OIDC scope values stay out of the did-auth grant.
         raw_scope = params.get("scope")

@@ -157,6 +157,30 @@ class SessionStore:
                 return True
         return True
 
+    async def bind_key(self, sid: str, jkt: str) -> Session:
+        """Bind a live session (its refresh-token family) to a DPoP key, once.
+
+        RFC 9449 §5: "the refresh token MUST be bound to the respective public key" when
+        it is issued with a valid DPoP proof; a session already bound to another key is
+        never re-bound (compare-and-set, so a concurrent writer cannot be overwritten)."""
+        for _ in range(5):
+            raw = await self._store.get(session_key(sid))
+            if raw is None:
+                raise InvalidGrant("the session of this code has been revoked")
+            s = Session.from_bytes(raw)
+            if s.revoked or self._clock.now() >= s.expires_at:
+                raise InvalidGrant("the session of this code has been revoked")
+            if s.jkt == jkt:
+                return s
+            if s.jkt is not None:
+                raise InvalidGrant("the session is bound to another DPoP key", reason="dpop_rebind")
+            bound = replace(s, jkt=jkt)
+            if await self._store.swap(session_key(sid), raw, bound.to_bytes(), self._ttl(s)):
+                return bound
+        raise InvalidGrant(  # pragma: no cover - five lost races on one session record
+            "the session is being changed concurrently", reason="session_race"
+        )
+
     async def revoke_live(self, sid: str) -> bool | None:
         """Revoke a live session: True when this call revoked it, False when it was revoked
         already or is past its lifetime, None when the store does not know it."""

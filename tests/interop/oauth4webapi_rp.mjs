@@ -2,7 +2,8 @@
 // A relying party and a resource server written with panva's oauth4webapi 3 (the low-level,
 // spec-strict OAuth 2.0 / OIDC toolkit under openid-client): discovery, code + PKCE,
 // `validateAuthResponse` (state, RFC 9207 iss), the token response and ID token, UserInfo,
-// refresh, DPoP (RFC 9449) with `dpop_jkt`, and on the resource side
+// refresh, DPoP (RFC 9449) with or without `dpop_jkt` (`dpop_jkt: false` in the first
+// message leaves it out, as the library does by default), and on the resource side
 // `validateJwtAccessToken` (RFC 9068 + RFC 6750 + RFC 9449) against the served JWKS.
 // Driven by rp_harness.py over JSON lines (same protocol as openid_client_rp.mjs).
 import * as oauth from "oauth4webapi";
@@ -68,7 +69,8 @@ await main(async () => {
     state,
     nonce,
   };
-  if (DPoP) params.dpop_jkt = await DPoP.calculateThumbprint();
+  // RFC 9449 §10: dpop_jkt (OPTIONAL) binds the code to the DPoP key; sent unless told not to.
+  if (DPoP && s.dpop_jkt !== false) params.dpop_jkt = await DPoP.calculateThumbprint();
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   send({ authorize: url.href });
 
@@ -131,6 +133,7 @@ await main(async () => {
   send({
     result: {
       dpop_jkt: params.dpop_jkt ?? null,
+      dpop_key_jkt: DPoP ? await DPoP.calculateThumbprint() : null,
       token_type: tokens.token_type,
       scope: tokens.scope,
       id_claims: idClaims,

@@ -77,6 +77,8 @@ await main(async () => {
   send({
     result: {
       dpop_jkt: params.dpop_jkt ?? null,
+      // The thumbprint of the DPoP key used at the token endpoint (sent as dpop_jkt or not).
+      dpop_key_jkt: dpop ? await dpop.calculateThumbprint() : null,
       token_type: tokens.token_type,
       scope: tokens.scope,
       expires_in: tokens.expiresIn(),

@@ -39,7 +39,9 @@ def check_flow(result: dict[str, Any], server: OAuthServer, client_id: str, *, d
         assert at["sub"] == ids["sub"] and at["client_id"] == client_id
         assert set(at["scope"].split()) == {"account:read", "trade:write"}
         if dpop:
-            assert at["cnf"] == {"jkt": result["dpop_jkt"]}
+            # RFC 9449 §5: bound to the proof's key (named by dpop_jkt when it was sent, §10).
+            assert result["dpop_jkt"] in (None, result["dpop_key_jkt"])
+            assert at["cnf"] == {"jkt": result["dpop_key_jkt"]}
         else:
             assert "cnf" not in at
     assert result["at_claims"]["jti"] != result["refreshed"]["at_claims"]["jti"]
@@ -67,6 +69,14 @@ def test_public_client(public_server: OAuthServer) -> None:
 
 def test_public_client_dpop(public_server: OAuthServer) -> None:
     result = run(public_server, "rp-dpop", auth="none", dpop=True)
+    check_flow(result, public_server, "rp-dpop", dpop=True)
+
+
+def test_public_client_dpop_without_dpop_jkt(public_server: OAuthServer) -> None:
+    # RFC 9449 §10: dpop_jkt is OPTIONAL (oauth4webapi leaves it to the caller); the proof
+    # at the code exchange binds the tokens (§5), also for the require_dpop client rp-dpop.
+    result = run(public_server, "rp-dpop", auth="none", dpop=True, dpop_jkt=False)
+    assert result["dpop_jkt"] is None
     check_flow(result, public_server, "rp-dpop", dpop=True)
 
 

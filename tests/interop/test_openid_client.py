@@ -44,11 +44,13 @@ def check_flow(result: dict[str, Any], server: OAuthServer, client_id: str, *, d
     assert result["refreshed"]["access_claims"]["sub"] == ids["sub"]
     assert result["refreshed"]["access_token"] != result["access_token"]
     if dpop:
-        # RFC 9449 §5 / §6: token_type DPoP and both tokens bound to the dpop_jkt key.
+        # RFC 9449 §5 / §6: token_type DPoP and both tokens bound to the proof's key (named
+        # by dpop_jkt when the authorization request carried it, §10).
+        assert result["dpop_jkt"] in (None, result["dpop_key_jkt"])
         assert result["token_type"].lower() == "dpop"
         assert result["refreshed"]["token_type"].lower() == "dpop"
-        assert at["cnf"] == {"jkt": result["dpop_jkt"]}
-        assert result["refreshed"]["access_claims"]["cnf"] == {"jkt": result["dpop_jkt"]}
+        assert at["cnf"] == {"jkt": result["dpop_key_jkt"]}
+        assert result["refreshed"]["access_claims"]["cnf"] == {"jkt": result["dpop_key_jkt"]}
     else:
         assert result["token_type"].lower() == "bearer"
         assert "cnf" not in at
@@ -100,6 +102,18 @@ def test_public_client_dpop_bound_code_and_refresh(public_server: OAuthServer) -
     check_flow(result, public_server, "rp-dpop", dpop=True)
 
 
+def test_public_client_dpop_without_dpop_jkt(public_server: OAuthServer) -> None:
+    # RFC 9449 §10: dpop_jkt is OPTIONAL and openid-client does not send it by default; the
+    # proof at the code exchange binds the tokens (§5), refresh and UserInfo need that key.
+    # rp-dpop is require_dpop: it is not refused at /authorize for leaving dpop_jkt out.
+    result = run_code_flow(
+        SCRIPT, public_server, client_id="rp-dpop", scope=SCOPE, auth="none", dpop=True,
+        dpop_jkt=False,
+    )
+    assert result["dpop_jkt"] is None
+    check_flow(result, public_server, "rp-dpop", dpop=True)
+
+
 def test_confidential_client_secret_basic_with_spaces_and_plus(
     confidential_server: OAuthServer,
 ) -> None:
@@ -134,4 +148,16 @@ def test_confidential_client_private_key_jwt_with_dpop(confidential_server: OAut
         auth="private_key_jwt", private_jwk=confidential_server.client_keys["rp-jwt-dpop"],
         dpop=True,
     )
+    check_flow(result, confidential_server, "rp-jwt-dpop", dpop=True)
+
+
+def test_confidential_client_private_key_jwt_with_dpop_without_dpop_jkt(
+    confidential_server: OAuthServer,
+) -> None:
+    result = run_code_flow(
+        SCRIPT, confidential_server, client_id="rp-jwt-dpop", scope=SCOPE,
+        auth="private_key_jwt", private_jwk=confidential_server.client_keys["rp-jwt-dpop"],
+        dpop=True, dpop_jkt=False,
+    )
+    assert result["dpop_jkt"] is None
     check_flow(result, confidential_server, "rp-jwt-dpop", dpop=True)

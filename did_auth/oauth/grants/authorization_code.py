@@ -1,6 +1,12 @@
 """RFC 6749 §4.1.3 + RFC 7636 §4.6 + OIDC Core §3.1.3: `grant_type=authorization_code`
-trades a single-use code (60 s, bound to the client, redirect_uri, PKCE challenge and DPoP
-key) for the tokens of the login it stands for plus an ID token."""
+trades a single-use code (60 s, bound to the client, redirect_uri, PKCE challenge and, with
+`dpop_jkt`, a DPoP key) for the tokens of the login it stands for plus an ID token.
+
+DPoP (RFC 9449): with `dpop_jkt` in the authorization request the login's tokens are bound
+to that key already and the exchange needs a proof made with it (§10). Without `dpop_jkt`
+(OPTIONAL, §10; openid-client and oauth4webapi do not send it by default) a valid proof at
+the exchange binds the tokens to the proof's key (§5): the session (its refresh tokens) is
+bound and a fresh access token with `cnf.jkt` replaces the unbound one of the login."""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidDpopProof, InvalidGrant, InvalidRequest
+from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.dpop_gate import DpopGate
+from did_auth.flows.issuance import token_response
 from did_auth.oauth.codes import (
     USED_TTL,
     VERIFIER_RE,
@@ -23,9 +30,10 @@ from did_auth.oauth.codes import (
     used_sid,
 )
 from did_auth.oauth.grants.base import TokenRequest
+from did_auth.policy.scopes import token_ttl
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
-from did_auth.tokens.issue import encode_jwt
+from did_auth.tokens.issue import Grant, TokenIssuer, encode_jwt
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import SessionStore
 
@@ -42,6 +50,7 @@ class AuthorizationCodeGrant:
     keys: KeyRing
     sessions: SessionStore
     dpop: DpopGate
+    token_issuer: TokenIssuer
     grant_type: str = "authorization_code"
 
     @property
@@ -68,22 +77,21 @@ class AuthorizationCodeGrant:
         if record is None:
             raise InvalidGrant(_UNKNOWN)
         grant = record["grant"]
-        # RFC 9449 §10: the proof must use the key named by dpop_jkt (a failure is
-        # invalid_dpop_proof, §5). Checked before the code is spent, so a `use_dpop_nonce`
-        # round trip does not burn it.
+        # RFC 9449 §10: "the authorization server computes the JWK Thumbprint of the
+        # proof-of-possession public key in the DPoP proof and verifies that it matches the
+        # dpop_jkt parameter value in the authorization request. If they do not match, it
+        # MUST reject the request" (invalid_dpop_proof, §5). A client registered with
+        # require_dpop gets DPoP-bound tokens only, so it needs a proof with or without
+        # dpop_jkt. Checked before the code is spent, so a `use_dpop_nonce` round trip does
+        # not burn it.
         jkt = record["dpop_jkt"]
         got_jkt = await self.dpop.check(
             request.dpop_proofs,
             htm="POST",
             htu=request.htu,
-            required=jkt is not None,
+            required=jkt is not None or client.require_dpop,
             bound_jkt=jkt,
         )
-        if jkt is None and got_jkt is not None:
-            raise InvalidDpopProof(
-                "DPoP at the token endpoint needs dpop_jkt in the authorization request",
-                reason="dpop_unbound_code",
-            )
         # Spend the code: compare-and-set, so of two concurrent exchanges exactly one wins.
         if not await self.store.swap(key, raw, used_marker(str(grant["sid"])), USED_TTL):
             current = await self.store.get(key)
@@ -106,10 +114,31 @@ class AuthorizationCodeGrant:
         if problem is not None:
             await self.sessions.revoke(str(grant["sid"]))
             raise InvalidGrant(problem, reason="authorization_code")
-        session = await self.sessions.get(str(grant["sid"]))
-        if session is None or session.revoked:
-            raise InvalidGrant("the session of this code has been revoked")
-        return self._token_response(client, record, grant)
+        tokens: dict[str, Any] = dict(record["tokens"])
+        if jkt is None and got_jkt is not None:
+            # RFC 9449 §5: "the authorization server MUST [bind] the issued access token to
+            # the public key from the DPoP proof" and, for a public client, "the refresh
+            # token MUST be bound to the respective public key". The session holds the
+            # refresh-token binding; the login's unbound access token is never handed out.
+            session = await self.sessions.bind_key(str(grant["sid"]), got_jkt)
+            bound = Grant(
+                sub=session.sub,
+                client_id=session.client_id,
+                audience=session.audience,
+                scopes=session.scopes,
+                auth_time=session.auth_time,
+                amr=session.amr,
+                sid=session.sid,
+                jkt=session.jkt,
+                extra=session.extra,
+            )
+            access = self.token_issuer.issue(bound, token_ttl(self.settings, bound.scopes))
+            tokens.update(token_response(access.token, access.ttl, tokens["refresh_token"], bound))
+        else:
+            live = await self.sessions.get(str(grant["sid"]))
+            if live is None or live.revoked:
+                raise InvalidGrant("the session of this code has been revoked")
+        return self._token_response(client, record, grant, tokens)
 
     async def _replayed(self, sid: str) -> None:
         """RFC 6749 §4.1.2: a code used twice -> deny, and revoke what it was used for."""
@@ -117,9 +146,12 @@ class AuthorizationCodeGrant:
         raise InvalidGrant("authorization code already used", reason="code_replay")
 
     def _token_response(
-        self, client: ClientConfig, record: dict[str, Any], grant: dict[str, Any]
+        self,
+        client: ClientConfig,
+        record: dict[str, Any],
+        grant: dict[str, Any],
+        tokens: dict[str, Any],
     ) -> dict[str, Any]:
-        tokens: dict[str, Any] = dict(record["tokens"])
         key = self.keys.signing_key()
         now = int(self.clock.now())
         claims: dict[str, Any] = {
