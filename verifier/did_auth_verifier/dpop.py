@@ -15,9 +15,7 @@ back it by its shared store; `InMemoryReplayCache` is a bounded single-process v
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import re
 import secrets
 import threading
@@ -29,6 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from did_auth_verifier import jose
 from did_auth_verifier.clock import Clock, SystemClock
 from did_auth_verifier.errors import (
     InvalidDpopProof,
@@ -40,7 +39,6 @@ from did_auth_verifier.jose import (
     ALG_CURVES,
     JoseError,
     b64url_decode,
-    b64url_encode,
     parse_json_object,
     public_jwk,
     public_key_from_jwk,
@@ -70,38 +68,14 @@ _MAX_JTI = 256
 
 # -- RFC 7638 thumbprints ---------------------------------------------------------------
 
-# RFC 7638 §3.2: the required members of each key type, in lexicographic order.
-_THUMBPRINT_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "EC": ("crv", "kty", "x", "y"),
-    "OKP": ("crv", "kty", "x"),
-    "RSA": ("e", "kty", "n"),
-    "oct": ("k", "kty"),
-}
-
-
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 JWK SHA-256 thumbprint, base64url without padding (the `cnf.jkt` value).
-
-    RFC 7638 §3: "Construct a JSON object [RFC7159] containing only the required members
-    of a JWK representing the key and with no whitespace or line breaks before or after any
-    syntactic elements and with the required members ordered lexicographically by the
-    Unicode [UNICODE] code points of the member names." then hash its UTF-8 with SHA-256.
-    Supports EC (P-256, secp256k1, ...), OKP (Ed25519), RSA and oct. Raises
-    `InvalidDpopProof` on a malformed JWK.
-    """
-    if not isinstance(jwk, Mapping):
-        raise InvalidDpopProof("JWK is not an object", reason="malformed_jwk")
-    members = _THUMBPRINT_MEMBERS.get(jwk.get("kty"))  # type: ignore[arg-type]
-    if members is None:
-        raise InvalidDpopProof("unsupported JWK key type", reason="malformed_jwk")
-    canonical: dict[str, str] = {}
-    for name in members:
-        value = jwk.get(name)
-        if not isinstance(value, str) or not value:
-            raise InvalidDpopProof(f"JWK member {name!r} missing", reason="malformed_jwk")
-        canonical[name] = value
-    text = json.dumps(canonical, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return b64url_encode(hashlib.sha256(text.encode("utf-8")).digest())
+    """RFC 7638 JWK SHA-256 thumbprint (the `cnf.jkt` value, RFC 9449 §6.1) of a proof's
+    key: `did_auth_verifier.jose.jwk_thumbprint`, raising `InvalidDpopProof` on a malformed
+    JWK."""
+    try:
+        return jose.jwk_thumbprint(jwk)
+    except JoseError as exc:
+        raise InvalidDpopProof(str(exc), reason="malformed_jwk") from None
 
 
 def access_token_hash(access_token: str) -> str:

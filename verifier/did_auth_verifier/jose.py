@@ -1,8 +1,12 @@
-"""Minimal, strict JOSE primitives shared by the verifier modules.
+"""One strict JOSE and encoding module, shared by the verifier and the did-auth server.
 
-Only what a resource server needs: strict base64url, JSON objects, public JWK parsing
-for ES256 (P-256), ES256K (secp256k1, DPoP only when allowed) and EdDSA (Ed25519), and
-raw JWS signature checks through `cryptography`.
+* base64url (RFC 7515 §2): unpadded, URL-safe alphabet only, canonical (no stray bits), so
+  that one value has exactly one serialisation;
+* strict JSON (RFC 8259): UTF-8 only, duplicate member names refused, no NaN / Infinity;
+* JWK <-> public key for ES256 (P-256), ES256K (secp256k1) and EdDSA (Ed25519), and the
+  RFC 7638 JWK SHA-256 thumbprint;
+* compact JWS (RFC 7515 §7.1) parsing, signing (raw r || s, low s) and verification through
+  `cryptography`.
 
 Design rules (RFC 8725 §3.1): "Libraries MUST enable the caller to specify a supported set
 of algorithms and MUST NOT use any other algorithms when performing cryptographic
@@ -15,51 +19,31 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 
-try:  # orjson is a project dependency; the stdlib fallback keeps the package importable.
-    import orjson as _orjson
-
-    def json_loads(data: bytes) -> Any:
-        return _orjson.loads(data)
-
-    def json_dumps(obj: Any) -> bytes:
-        return _orjson.dumps(obj)
-
-    _JSON_ERRORS: tuple[type[Exception], ...] = (_orjson.JSONDecodeError, ValueError, TypeError)
-except ImportError:  # pragma: no cover - exercised only without orjson
-    import json as _json
-
-    def _reject_constant(name: str) -> Any:
-        raise ValueError(f"invalid JSON constant {name}")
-
-    def json_loads(data: bytes) -> Any:
-        return _json.loads(data, parse_constant=_reject_constant)
-
-    def json_dumps(obj: Any) -> bytes:
-        return _json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-    _JSON_ERRORS = (ValueError, TypeError, UnicodeDecodeError)
-
 __all__ = [
     "ALG_CURVES",
+    "CompactJWS",
     "JoseError",
     "PublicKey",
     "b64url_decode",
     "b64url_encode",
     "json_dumps",
     "json_loads",
+    "jwk_thumbprint",
     "low_s",
+    "parse_compact",
     "parse_json_object",
     "public_jwk",
     "public_key_from_jwk",
@@ -97,10 +81,18 @@ PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", 
 # decoding rejects them: a base64url segment of a compact JWS has no padding and only
 # the URL-safe alphabet (RFC 7515 §2, §7.1).
 _B64URL_TO_STD: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+_B64URL_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Characters whose unused low bits are zero, for a final character carrying 4 (length % 4
+# == 2) or 2 (length % 4 == 3) unused bits (RFC 4648 §3.5: "pad bits MUST be set to zero").
+_CANONICAL_LAST: Final = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0xF == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0x3 == 0),
+}
 
 
 def b64url_decode(segment: bytes | str) -> bytes:
-    """Strict unpadded base64url decoding (rejects padding, '+', '/', whitespace, junk)."""
+    """Strict unpadded base64url decoding: refuses padding, '+', '/', whitespace, junk and
+    non-zero pad bits (so that every byte string has exactly one accepted encoding)."""
     if isinstance(segment, str):
         try:
             segment = segment.encode("ascii")
@@ -109,6 +101,8 @@ def b64url_decode(segment: bytes | str) -> bytes:
     rem = len(segment) % 4
     if rem == 1:
         raise JoseError("invalid base64url length")
+    if rem and segment[-1] not in _CANONICAL_LAST[rem]:
+        raise JoseError("non-canonical base64url (pad bits set)")
     try:
         return binascii.a2b_base64(
             segment.translate(_B64URL_TO_STD) + b"=" * ((4 - rem) % 4), strict_mode=True
@@ -126,15 +120,115 @@ def b64url_encode(data: bytes) -> str:
     )
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Parse a JSON object; duplicate names resolve to the last one (RFC 7515 §4)."""
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # RFC 7515 §4: "The Header Parameter names within the JOSE Header MUST be unique;
+        # JWS parsers MUST either reject JWSs with duplicate Header Parameter names or use a
+        # JSON parser that returns only the lexically last duplicate member name". We
+        # reject, here and for every other JSON we parse (RFC 8259 §4: names SHOULD be
+        # unique; parsers disagree on duplicates, so two readers could see two values).
+        raise JoseError("duplicate member name in JSON object")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise JoseError(f"{name} is not JSON")  # RFC 8259 §6: NaN and Infinity are not allowed
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def json_loads(data: bytes | str) -> Any:
+    """Strict JSON: UTF-8 (RFC 8259 §8.1), duplicate names and NaN/Infinity refused."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JoseError("JSON is not UTF-8") from exc
     try:
-        obj = json_loads(data)
-    except _JSON_ERRORS as exc:
+        return _DECODER.decode(data)
+    except JoseError:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:
         raise JoseError("invalid JSON") from exc
+
+
+def json_dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (no whitespace), as JWS headers and payloads are serialised."""
+    try:
+        return _ENCODER.encode(obj).encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        raise JoseError("value is not JSON-serialisable") from exc
+
+
+def parse_json_object(data: bytes | str) -> dict[str, Any]:
+    """A strict JSON object (see `json_loads`); anything else raises `JoseError`."""
+    obj = json_loads(data)
     if not isinstance(obj, dict):
         raise JoseError("JSON value is not an object")
     return obj
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJWS:
+    """A decoded compact JWS whose signature has NOT been checked."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def parse_compact(token: str) -> CompactJWS:
+    """Split and decode `header.payload.signature` (RFC 7515 §7.1) with JSON object header
+    and payload; raises `JoseError` on anything else."""
+    if not isinstance(token, str):
+        raise JoseError("token is not a string")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JoseError("not a compact JWS (three parts)")
+    head, body, sig = parts
+    return CompactJWS(
+        header=parse_json_object(b64url_decode(head)),
+        claims=parse_json_object(b64url_decode(body)),
+        signing_input=f"{head}.{body}".encode("ascii"),
+        signature=b64url_decode(sig),
+    )
+
+
+# RFC 7638 §3.2: the required members of each key type, in lexicographic order.
+_THUMBPRINT_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+    "oct": ("k", "kty"),
+}
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 JWK SHA-256 thumbprint, base64url without padding (`cnf.jkt`, key ids).
+
+    RFC 7638 §3: "Construct a JSON object [RFC7159] containing only the required members
+    of a JWK representing the key and with no whitespace or line breaks before or after any
+    syntactic elements and with the required members ordered lexicographically by the
+    Unicode [UNICODE] code points of the member names." then hash its UTF-8 with SHA-256.
+    Supports EC, OKP, RSA and oct keys; raises `JoseError` on a malformed JWK.
+    """
+    if not isinstance(jwk, Mapping):
+        raise JoseError("JWK is not an object")
+    kty = jwk.get("kty")
+    members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if members is None:
+        raise JoseError("unsupported JWK key type")
+    canonical: dict[str, str] = {}
+    for name in members:
+        value = jwk.get(name)
+        if not isinstance(value, str) or not value:
+            raise JoseError(f"JWK member {name!r} missing")
+        canonical[name] = value  # members are in lexicographic order already
+    return sha256_b64url(json_dumps(canonical))
 
 
 def _coordinate(jwk: Mapping[str, Any], name: str, size: int) -> bytes:
@@ -244,8 +338,6 @@ def public_jwk(
 ) -> tuple[str, dict[str, str]]:
     """(alg, public JWK) for a cryptography public key (P-256, secp256k1 or Ed25519)."""
     if isinstance(key, ed25519.Ed25519PublicKey):
-        from cryptography.hazmat.primitives import serialization
-
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return "EdDSA", {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     if isinstance(key, ec.EllipticCurvePublicKey):
