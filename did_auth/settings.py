@@ -43,6 +43,14 @@ class ChainConfig(_Strict):
     revocation_registry: str | None = None
     confirmations: int = Field(default=0, ge=0, le=256)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Signature checks (EIP-1271 isValidSignature, EIP-6492 deployless validation) run
+    # wallet-chosen code: each such eth_call carries this gas cap (the deployless EIP-6492
+    # validator alone needs about 1,000,000; 16,777,216 is the EIP-7825 transaction cap that
+    # Osaka nodes such as Hardhat apply to eth_call too) ...
+    verify_gas_limit: int = Field(default=5_000_000, ge=1_000_000, le=16_777_216)
+    # ... and this wall-clock cap (seconds). A reachable RPC that does not answer within it
+    # is a failed proof (the wallet's code is too slow), an unreachable one is 503.
+    verify_timeout: float = Field(default=2.0, gt=0, le=60)
     # Revocation watcher (did_auth.chain.watcher): seconds between polls of this chain.
     watch_interval: float = Field(default=1.0, gt=0, le=3600)
     # Gasless revocations (POST /revocations/relay): the key that pays for relaying signed

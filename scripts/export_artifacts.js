@@ -4,7 +4,8 @@
 //                                          canonical ERC-1056 registry (ethr-did-registry's
 //                                          own compiled artifact, never recompiled)
 //   tests/fixtures/artifacts/<Name>.json   Safe v1.4.1 (@safe-global/safe-contracts' build
-//                                          artifacts), only needed by tests
+//                                          artifacts) and our test-only contracts
+//                                          (COMPILED_FOR_TESTS), only needed by tests
 // Each file is {contractName, abi, bytecode, deployedBytecode, source} with sorted keys,
 // 2-space indent and a trailing newline, so the output is byte-for-byte deterministic.
 //
@@ -25,6 +26,9 @@ const COMPILED = [
   "TestERC1271Wallet",
   "TestWalletFactory",
 ];
+
+// Ours, needed by the tests only (written to tests/fixtures/artifacts)
+const COMPILED_FOR_TESTS = ["TestHostileWallet"];
 
 // From npm packages: [name, package, path of the artifact inside the package, destination]
 const FROM_NPM = [
@@ -107,6 +111,10 @@ async function main() {
   for (const name of COMPILED) {
     const artifact = await hre.artifacts.readArtifact(name);
     written.push(write(opts.out, record(name, artifact, artifact.sourceName)));
+  }
+  for (const name of COMPILED_FOR_TESTS) {
+    const artifact = await hre.artifacts.readArtifact(name);
+    written.push(write(opts.testOut, record(name, artifact, artifact.sourceName)));
   }
   for (const [name, pkg, rel, dest] of FROM_NPM) {
     const pkgDir = path.join(ROOT, "node_modules", pkg); // top-level devDependencies

@@ -12,13 +12,23 @@ Rules this module enforces for every caller:
   `eth_call` is an answer (`RpcError.is_revert`), which callers turn into "not valid".
 - Reads that belong to one decision are pinned to one block and sent as one JSON-RPC batch
   (`ChainClient.read`); `rpc_round_trips` counts HTTP requests (batches count once).
+- An `eth_call` the EVM ran and that failed (reverted, ran out of gas, hit an invalid
+  opcode, or was stopped by the node's own execution timeout) is an answer too
+  (`RpcError.is_execution_failure`): the contract misbehaved, the node did not.
+- A read may carry a wall-clock cap (`read(..., timeout=)`, used for signature checks with
+  `verify_timeout`). When the capped request is not answered in time, one probe
+  (`eth_blockNumber`, within `rpc_timeout`) tells a reachable RPC from an unreachable one:
+  reachable means the call itself was too slow, `ExecutionTimeout` (the caller's verdict,
+  e.g. a failed proof); unreachable stays `TemporarilyUnavailable` (503).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,12 +45,15 @@ if TYPE_CHECKING:
     from did_auth.chain.embedded import EmbeddedChain
 
 __all__ = [
+    "REQUEST_BUDGET",
     "BlockCalls",
     "ChainClient",
     "ChainRegistry",
     "CountingHTTPProvider",
+    "ExecutionTimeout",
     "RpcCall",
     "RpcError",
+    "RpcTimedOut",
     "RpcTransport",
 ]
 
@@ -59,6 +72,38 @@ RETRY_BACKOFF = 0.05
 #: request rarely meets a socket the server already closed (a retry covers the rest).
 KEEPALIVE_SECONDS = 4.0
 
+#: The wall-clock cap (seconds) of the request being sent, or None for the transport's own
+#: `rpc_timeout`. Set by `ChainClient.read(..., timeout=)` around the decision's request
+#: only; the HTTP transport uses it as that request's timeout, the embedded chain stops its
+#: EVM when it runs past it.
+REQUEST_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "did_auth_rpc_request_budget", default=None
+)
+
+# What nodes answer when the EVM ran an eth_call and it failed (geth core/vm/errors.go and
+# its RPC execution timeout, Hardhat/EDR, eth-tester), as opposed to the node failing.
+_EXECUTION_FAILURE = re.compile(
+    r"revert|vm exception|out of gas|invalid opcode|invalid jump|stack (?:underflow|overflow|"
+    r"limit)|max call depth|execution aborted|write protection|return data out of bounds|"
+    r"max (?:init)?code size|code storage out of gas|insufficient balance for transfer",
+    re.IGNORECASE,
+)
+
+
+class RpcTimedOut(TemporarilyUnavailable):
+    """The RPC did not answer a request within its timeout (503 unless a caller that capped
+    the request decides otherwise, see `ChainClient.read`)."""
+
+
+class ExecutionTimeout(Exception):
+    """A capped read (`ChainClient.read(..., timeout=)`) was not answered within its cap
+    although the RPC is reachable: the call itself is too slow (for a signature check, the
+    wallet's code). Not a DidAuthError: the caller decides what it means."""
+
+    def __init__(self, chain_id: int, timeout: float) -> None:
+        super().__init__(f"chain {chain_id}: call not finished within {timeout:g} s")
+        self.timeout = timeout
+
 
 class RpcError(Exception):
     """A JSON-RPC error object the node answered with."""
@@ -75,6 +120,13 @@ class RpcError(Exception):
         "VM Exception ... reverted"), as opposed to the node failing to serve the request."""
         text = self.message.lower()
         return self.code == 3 or "revert" in text or "vm exception" in text
+
+    @property
+    def is_execution_failure(self) -> bool:
+        """The EVM ran the call and it failed: a revert, out of gas, an invalid opcode, or the
+        node's own execution timeout (geth: "execution aborted (timeout = 5s)"). The contract
+        misbehaved; the node served the request."""
+        return self.is_revert or _EXECUTION_FAILURE.search(self.message) is not None
 
     @classmethod
     def from_response(cls, error: Any) -> RpcError:
@@ -131,22 +183,23 @@ class CountingHTTPProvider(AsyncHTTPProvider):
 
     def _unavailable(self, what: str) -> TemporarilyUnavailable:
         # The URL may carry an API key: it never goes into a client-visible description.
-        return TemporarilyUnavailable(
-            f"the RPC of {self._chain_label} is unavailable", reason=f"rpc_{what}"
-        )
+        cls = RpcTimedOut if what == "timeout" else TemporarilyUnavailable
+        return cls(f"the RPC of {self._chain_label} is unavailable", reason=f"rpc_{what}")
 
     async def _post(self, body: bytes) -> bytes:
         session = self._current_session()
+        budget = REQUEST_BUDGET.get()
+        timeout = self._timeout if budget is None else aiohttp.ClientTimeout(total=budget)
         for attempt in range(CONNECT_RETRIES + 1):
             self.round_trips += 1
             try:
-                async with session.post(str(self.endpoint_uri), data=body) as resp:
+                async with session.post(str(self.endpoint_uri), data=body, timeout=timeout) as resp:
                     if resp.status >= 400:
                         log.warning("%s: RPC answered HTTP %s", self._chain_label, resp.status)
                         raise self._unavailable("http_status")
                     return await resp.read()
             except TimeoutError:  # includes aiohttp's ServerTimeoutError
-                log.warning("%s: RPC timed out after %ss", self._chain_label, self._timeout.total)
+                log.warning("%s: RPC timed out after %ss", self._chain_label, timeout.total)
                 raise self._unavailable("timeout") from None
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
                 if attempt == CONNECT_RETRIES:
@@ -305,25 +358,48 @@ class ChainClient:
         (head,) = await self._send([("eth_blockNumber", [])])
         return int(self._plain(head, "eth_blockNumber"), 16)
 
-    async def read(self, calls: BlockCalls) -> list[Any]:
+    async def read(self, calls: BlockCalls, *, timeout: float | None = None) -> list[Any]:
         """Run the reads of one decision against one block, in one batch.
 
         With `confirmations = 0` a decision made of a single read runs at "latest" in one
         round trip (one read is consistent with itself). Several reads, or any read on a
         chain that wants confirmations, first fix the block number (one more round trip) and
-        then run together at that block. Results are values or RpcError (reverts only).
+        then run together at that block. Results are values or RpcError (eth_call execution
+        failures only: reverts, out of gas, ...).
+
+        `timeout`: a wall-clock cap for the request that carries `calls` (not for fixing the
+        block number, a plain read). When it passes unanswered, the RPC is probed once: a
+        reachable RPC means the calls themselves were too slow, `ExecutionTimeout`; an
+        unreachable one is `TemporarilyUnavailable`.
         """
         plan = calls("latest")
         if self.config.confirmations == 0 and len(plan) == 1:
-            results = await self._send(plan)
+            results = await self._send_capped(plan, timeout)
         else:
             head = await self.block_number()
             plan = calls(hex(max(head - self.config.confirmations, 0)))
-            results = await self._send(plan)
+            results = await self._send_capped(plan, timeout)
         for (method, _), result in zip(plan, results, strict=True):
-            if isinstance(result, RpcError) and not (method == "eth_call" and result.is_revert):
+            if isinstance(result, RpcError) and not (
+                method == "eth_call" and result.is_execution_failure
+            ):
                 self._plain(result, method)
         return results
+
+    async def _send_capped(self, plan: Sequence[RpcCall], timeout: float | None) -> list[Any]:
+        if timeout is None:
+            return await self._send(plan)
+        token = REQUEST_BUDGET.set(timeout)
+        try:
+            return await self._send(plan)
+        except RpcTimedOut:
+            pass
+        finally:
+            REQUEST_BUDGET.reset(token)
+        # Reachable (the probe is answered within rpc_timeout): the calls were too slow.
+        await self.block_number()
+        log.info("chain %s: a call capped at %gs timed out", self.chain_id, timeout)
+        raise ExecutionTimeout(self.chain_id, timeout)
 
     async def close(self) -> None:
         await self.transport.disconnect()

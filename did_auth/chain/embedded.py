@@ -11,16 +11,31 @@ Chain id: eth-tester hard-codes 131277322940537; the chain here answers the conf
 `chain_id` both to `eth_chainId` and to the CHAINID opcode (EIP-155 transaction signatures
 and EIP-712 domains agree with it), by giving the py-evm chain class that id.
 
-Requests run synchronously on the calling thread (py-evm is not thread-safe and an
-`eth_call` takes milliseconds); that is fine for a development chain.
+Threads: py-evm is pure Python and not thread-safe, and a contract can make it work for
+seconds (a loop, or the BN254 pairing precompile, priced for native code but ~0.15 s a pair
+in py_ecc). So every use of the chain from the server runs on one worker thread of its own
+(`EvmWorker`), never on the event loop: a slow call cannot stall other requests, and the
+chain is never used from two threads at once (other threads, e.g. `sync_w3()` in tests,
+take the same lock). A request with a wall-clock cap (`REQUEST_BUDGET`, set for signature
+checks) is stopped when it runs past the cap, as geth stops an `eth_call` after
+`--rpc.evmtimeout`: the worker raises an exception inside the running EVM
+(`PyThreadState_SetAsyncExc`, CPython), which unwinds it; an `eth_call` runs on a throwaway
+state that is never persisted, so nothing of the chain changes. A capped request that
+waited for the worker longer than its cap is not started at all (503: the chain is busy).
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import ctypes
 import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_abi.abi import encode
 from eth_tester import EthereumTester, PyEVMBackend
@@ -30,16 +45,137 @@ from web3.providers.async_base import AsyncBaseProvider
 from web3.providers.eth_tester import AsyncEthereumTesterProvider, EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from did_auth.chain.client import ChainClient
+from did_auth.chain.client import REQUEST_BUDGET, ChainClient, RpcTimedOut
 from did_auth.chain.contracts import load_artifact
+from did_auth.errors import TemporarilyUnavailable
 from did_auth.settings import ChainConfig
 
-__all__ = ["EmbeddedChain", "EmbeddedTransport", "embedded_client", "start_embedded_chain"]
+__all__ = [
+    "EmbeddedChain",
+    "EmbeddedTransport",
+    "EvmDeadline",
+    "EvmWorker",
+    "embedded_client",
+    "start_embedded_chain",
+]
 
 log = logging.getLogger("did_auth.chain")
 
 _DEPLOY_GAS = 8_000_000
 _BLOCK_TAGS = frozenset({"latest", "pending", "earliest", "safe", "finalized"})
+
+
+_T = TypeVar("_T")
+#: How long a request without a cap may wait for the worker and run (as an RPC timeout).
+DEFAULT_TIMEOUT = 5.0
+
+
+class _Interrupt(BaseException):
+    """Raised inside the worker thread, in the running EVM, when a capped job passes its
+    deadline. A BaseException so that no `except Exception` in py-evm, py_ecc or eth-tester
+    swallows it on the way out."""
+
+
+class EvmDeadline(Exception):
+    """A capped job did not finish in time: `started` False when it waited for the worker
+    longer than its cap and never ran, True when it ran and was stopped at the cap."""
+
+    def __init__(self, budget: float, *, started: bool) -> None:
+        super().__init__(f"EVM job {'stopped' if started else 'not started'} at {budget:g} s")
+        self.budget = budget
+        self.started = started
+
+
+def _set_async_exc(arg: type[Any]) -> Callable[[int, Any], int] | None:
+    """`PyThreadState_SetAsyncExc(thread id, exception)` through its own ctypes prototype
+    (the shared `ctypes.pythonapi` attribute is left untouched); `arg` is `py_object` to
+    raise an exception, `c_void_p` to pass NULL (clear a pending one)."""
+    api = getattr(ctypes, "pythonapi", None)  # CPython only
+    if api is None:  # pragma: no cover - other interpreters: caps are checked at start only
+        return None
+    prototype = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, arg)
+    fn: Callable[[int, Any], int] = prototype(("PyThreadState_SetAsyncExc", api))
+    return fn
+
+
+_SET_ASYNC_EXC = _set_async_exc(ctypes.py_object)
+_CLEAR_ASYNC_EXC = _set_async_exc(ctypes.c_void_p)
+
+
+@dataclass(eq=False)
+class _Job:
+    fn: Callable[[], Any]
+    budget: float | None
+    queued_at: float
+
+
+class EvmWorker:
+    """One thread that runs every use of one in-process chain, in order.
+
+    `run(fn, budget=)` runs `fn` there (holding `lock`, which other threads that touch the
+    chain take too). With a budget, `fn` is stopped when it runs longer than `budget`
+    seconds, and not started when it waited longer than that (`EvmDeadline`).
+
+    Stopping: a timer thread raises `_Interrupt` inside the worker thread while (and only
+    while) that job is the one running, under `_guard`; the job clears any not yet
+    delivered interrupt under the same guard before it ends, so an interrupt is never
+    delivered outside `_execute`, where it is caught.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.lock = threading.RLock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._guard = threading.Lock()
+        self._current: _Job | None = None
+        self._thread_id = 0
+
+    async def run(self, fn: Callable[[], _T], *, budget: float | None = None) -> _T:
+        job = _Job(fn, budget, time.monotonic())
+        try:
+            future = self._executor.submit(self._execute, job)
+        except RuntimeError:  # shut down
+            raise TemporarilyUnavailable(
+                "the embedded chain is stopped", reason="chain_stopped"
+            ) from None
+        result: _T = await asyncio.wrap_future(future)
+        return result
+
+    def _execute(self, job: _Job) -> Any:
+        with self.lock:
+            if job.budget is not None and time.monotonic() - job.queued_at > job.budget:
+                raise EvmDeadline(job.budget, started=False)
+            timer: threading.Timer | None = None
+            try:
+                try:
+                    with self._guard:
+                        self._current = job
+                        self._thread_id = threading.get_ident()
+                    if job.budget is not None and _SET_ASYNC_EXC is not None:
+                        timer = threading.Timer(job.budget, self._interrupt, (job,))
+                        timer.daemon = True
+                        timer.start()
+                    return job.fn()
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                    with self._guard:
+                        self._current = None
+                        if _CLEAR_ASYNC_EXC is not None:
+                            _CLEAR_ASYNC_EXC(self._thread_id, None)
+            except _Interrupt:
+                with self._guard:
+                    self._current = None
+                assert job.budget is not None
+                raise EvmDeadline(job.budget, started=True) from None
+
+    def _interrupt(self, job: _Job) -> None:
+        with self._guard:
+            if self._current is job and _SET_ASYNC_EXC is not None:
+                log.warning("embedded chain: stopping an EVM call after %ss", job.budget)
+                _SET_ASYNC_EXC(self._thread_id, _Interrupt)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _endpoints(chain_id: int) -> dict[str, dict[str, Any]]:
@@ -51,14 +187,41 @@ def _endpoints(chain_id: int) -> dict[str, dict[str, Any]]:
     return endpoints
 
 
+class _LockedTesterProvider(EthereumTesterProvider):
+    """web3's eth-tester provider that takes the chain's lock around each request, so that
+    a thread using it never runs the EVM at the same time as the worker."""
+
+    def __init__(self, chain: EmbeddedChain) -> None:
+        super().__init__(chain.tester, api_endpoints=_endpoints(chain.chain_id))
+        self._lock = chain.worker.lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 class _AsyncTesterProvider(AsyncEthereumTesterProvider):
     """web3's async eth-tester provider over an existing EthereumTester (the stock one
-    always builds a fresh chain)."""
+    always builds a fresh chain), answering on the chain's worker thread."""
 
-    def __init__(self, tester: EthereumTester, chain_id: int) -> None:
+    def __init__(self, chain: EmbeddedChain, timeout: float = DEFAULT_TIMEOUT) -> None:
         AsyncBaseProvider.__init__(self)
-        self.ethereum_tester = tester
-        self.api_endpoints = _endpoints(chain_id)
+        self.ethereum_tester = chain.tester
+        self.api_endpoints = _endpoints(chain.chain_id)
+        self._sync = EthereumTesterProvider(chain.tester, api_endpoints=self.api_endpoints)
+        self._worker = chain.worker
+        self._timeout = timeout
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that
+        # arrives as the inner future completes (a watcher task could then never stop).
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._worker.run(lambda: self._sync.make_request(method, params))
+        except TimeoutError:
+            raise RpcTimedOut(
+                "the embedded chain did not answer in time", reason="rpc_timeout"
+            ) from None
 
 
 @dataclass
@@ -74,8 +237,10 @@ class EmbeddedChain:
     wallet_factory: str = ""
     deployer: str = ""
     closed: bool = field(default=False, repr=False)
+    worker: EvmWorker = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.worker = EvmWorker(f"embedded-evm-{self.chain_id}")
         if not self.deployer:
             self.deployer = str(self.tester.get_accounts()[0])
 
@@ -83,23 +248,27 @@ class EmbeddedChain:
         """Deploy a package artifact from the first account; returns its address."""
         art = load_artifact(artifact_name)
         data = art.bytecode + (encode(types, args).hex() if types else "")
-        tx_hash = self.tester.send_transaction(
-            {"from": self.deployer, "data": data, "gas": _DEPLOY_GAS}
-        )
-        receipt = self.tester.get_transaction_receipt(tx_hash)
+        with self.worker.lock:
+            tx_hash = self.tester.send_transaction(
+                {"from": self.deployer, "data": data, "gas": _DEPLOY_GAS}
+            )
+            receipt = self.tester.get_transaction_receipt(tx_hash)
         if receipt.get("status") != 1 or not receipt.get("contract_address"):
             raise RuntimeError(f"embedded chain: deploying {artifact_name} failed")
         return str(receipt["contract_address"])
 
     def sync_w3(self) -> Web3:
-        """A synchronous Web3 on this chain (e.g. for deploying test contracts)."""
-        return Web3(EthereumTesterProvider(self.tester, api_endpoints=_endpoints(self.chain_id)))
+        """A synchronous Web3 on this chain (e.g. for deploying test contracts); it runs on
+        the calling thread, taking the chain's lock (never call it on the event loop while
+        the server may be using the chain for long)."""
+        return Web3(_LockedTesterProvider(self))
 
-    def async_w3(self) -> AsyncWeb3[Any]:
-        return AsyncWeb3(_AsyncTesterProvider(self.tester, self.chain_id))
+    def async_w3(self, timeout: float = DEFAULT_TIMEOUT) -> AsyncWeb3[Any]:
+        return AsyncWeb3(_AsyncTesterProvider(self, timeout))
 
     def close(self) -> None:
         self.closed = True
+        self.worker.close()
 
 
 def start_embedded_chain(chain_id: int) -> EmbeddedChain:
@@ -147,11 +316,15 @@ class EmbeddedTransport:
 
     Speaks the same wire format as an HTTP node (hex quantities, `{"error"}` objects, code 3
     for reverts), so ChainClient handles both alike; every call counts as one round trip.
+    Requests run on the chain's worker thread; a request with a cap (`REQUEST_BUDGET`) that
+    runs past it is stopped and is `RpcTimedOut`, one that could not start within it is
+    `TemporarilyUnavailable` (busy); one without waits at most `timeout` (`RpcTimedOut`).
     """
 
-    def __init__(self, chain: EmbeddedChain) -> None:
+    def __init__(self, chain: EmbeddedChain, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.chain = chain
         self.round_trips = 0
+        self.timeout = timeout
         self._next_id = 0
 
     def _answer(self, method: str, params: Any) -> Any:
@@ -202,15 +375,37 @@ class EmbeddedTransport:
             reply["error"] = {"code": -32603, "message": "internal error"}
         return reply
 
+    async def _on_worker(self, fn: Callable[[], _T]) -> _T:
+        budget = REQUEST_BUDGET.get()
+        try:
+            if budget is not None:  # the worker bounds both the wait and the run
+                return await self.chain.worker.run(fn, budget=budget)
+            async with asyncio.timeout(self.timeout):  # not wait_for (see _AsyncTesterProvider)
+                return await self.chain.worker.run(fn)
+        except EvmDeadline as exc:
+            if not exc.started:
+                raise TemporarilyUnavailable(
+                    "the embedded chain is busy", reason="rpc_busy"
+                ) from None
+            raise RpcTimedOut(
+                f"the embedded chain stopped a call after {exc.budget:g} s", reason="rpc_timeout"
+            ) from None
+        except TimeoutError:
+            raise RpcTimedOut(
+                "the embedded chain did not answer in time", reason="rpc_timeout"
+            ) from None
+
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         self.round_trips += 1
-        return self._respond(method, params)  # type: ignore[return-value]
+        reply = await self._on_worker(lambda: self._respond(method, params))
+        return reply  # type: ignore[return-value]
 
     async def make_batch_request(
         self, batch_requests: list[tuple[RPCEndpoint, Any]]
     ) -> list[RPCResponse] | RPCResponse:
         self.round_trips += 1
-        return [self._respond(m, p) for m, p in batch_requests]  # type: ignore[misc]
+        replies = await self._on_worker(lambda: [self._respond(m, p) for m, p in batch_requests])
+        return replies  # type: ignore[return-value]
 
     async def disconnect(self) -> None:
         return None
@@ -219,4 +414,5 @@ class EmbeddedTransport:
 def embedded_client(config: ChainConfig) -> ChainClient:
     """A ChainClient for a `rpc_url = "embedded"` entry (builds and deploys the chain)."""
     chain = start_embedded_chain(config.chain_id)
-    return ChainClient(config, EmbeddedTransport(chain), chain.async_w3(), embedded=chain)
+    transport = EmbeddedTransport(chain, timeout=config.rpc_timeout)
+    return ChainClient(config, transport, chain.async_w3(config.rpc_timeout), embedded=chain)

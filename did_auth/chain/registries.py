@@ -402,15 +402,21 @@ class Relayer:
                     reason="relay_signature",
                 )
             return
-        call = {
-            "to": account,
-            "data": "0x" + eip1271.is_valid_signature_calldata(digest, signature).hex(),
-        }
+        from did_auth.chain.wallet_signatures import capped_call, capped_read
+
+        # The account's code is the signer's choice: gas- and time-capped like login checks.
+        call = capped_call(
+            client,
+            {
+                "to": account,
+                "data": "0x" + eip1271.is_valid_signature_calldata(digest, signature).hex(),
+            },
+        )
 
         def wallet(tag: str) -> Sequence[RpcCall]:
             return [("eth_call", [call, tag])]
 
-        (answer,) = await client.read(wallet)
+        (answer,) = await capped_read(client, wallet, "EIP-1271 signature")
         if (
             isinstance(answer, RpcError)
             or not isinstance(answer, str)

@@ -13,6 +13,16 @@ every path verifies is the EIP-191 `personal_sign` hash of the exact EIP-4361 te
    never truncated, to EIP-1271 `isValidSignature(hash, signature)`, which must return
    exactly 0x1626ba7e. An address without code is `InvalidGrant`.
 
+Resource caps (the wallet's code, or a 6492 factory call, is chosen by whoever signs): every
+`eth_call` here carries the chain's `verify_gas_limit` as its `gas` and is capped at
+`verify_timeout` seconds of wall clock (`ChainClient.read(..., timeout=)`; the embedded chain
+stops its EVM there). Running out of gas, reverting, returning anything but the exact
+answer, or not finishing within the cap on a reachable RPC is a failed proof
+(`InvalidGrant`, which the login flow counts for the source's back-off); only an unreachable
+RPC is `TemporarilyUnavailable`. The wall-clock verdict is a choice: with the gas cap
+bounding an honest node's work (well under a second on geth for 5M gas), a reachable node
+that cannot finish in time is spending that time on the wallet's code.
+
 Chains: EOA signatures need no chain, so a chain without a `[[chains]]` entry still works
 for them (docs/interface.md); there, a 65-byte signature that does not recover to the
 address is `InvalidGrant` (it is presumably an EOA's), and a wrapped or other-length
@@ -36,17 +46,28 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from eth_abi.abi import encode
 
-from did_auth.chain.client import ChainClient, ChainRegistry, RpcCall, RpcError
+from did_auth.chain.client import (
+    BlockCalls,
+    ChainClient,
+    ChainRegistry,
+    ExecutionTimeout,
+    RpcCall,
+)
 from did_auth.chain.contracts import load_artifact
 from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.signatures import eip1271, eip6492
 from did_auth.signatures.eip191 import personal_message_hash, recover_personal_raw
 
-__all__ = ["ChainSignatureChecker", "deployless_validation_calldata"]
+__all__ = [
+    "ChainSignatureChecker",
+    "capped_call",
+    "capped_read",
+    "deployless_validation_calldata",
+]
 
 DEFAULT_CODE_TTL: Final = 60.0
 DEFAULT_CODE_CACHE_SIZE: Final = 10_000
@@ -59,11 +80,32 @@ def deployless_validation_calldata(signer: str, digest: bytes, signature: bytes)
     return creation + encode(["address", "bytes32", "bytes"], [signer, digest, signature]).hex()
 
 
-def _bytes(result: str | RpcError) -> bytes | None:
-    """Return data of an eth_call; None when it reverted."""
-    if isinstance(result, RpcError):
+def _bytes(result: object) -> bytes | None:
+    """Return data of an eth_call; None when it failed (reverted, ran out of gas, ...) or the
+    answer is not hex data."""
+    if not isinstance(result, str):
         return None
-    return bytes.fromhex(result[2:] if result.startswith("0x") else result)
+    try:
+        return bytes.fromhex(result[2:] if result.startswith("0x") else result)
+    except ValueError:
+        return None
+
+
+def capped_call(client: ChainClient, call: dict[str, str]) -> dict[str, str]:
+    """`call` with the chain's gas cap for signature checks (the `gas` of the call object)."""
+    return {**call, "gas": hex(client.config.verify_gas_limit)}
+
+
+async def capped_read(client: ChainClient, calls: BlockCalls, what: str) -> list[Any]:
+    """`client.read(calls)` within the chain's `verify_timeout`; a reachable RPC that does not
+    answer in time is a failed proof (`InvalidGrant`, reason `signature_timeout`)."""
+    try:
+        return await client.read(calls, timeout=client.config.verify_timeout)
+    except ExecutionTimeout as exc:
+        raise InvalidGrant(
+            f"the {what} check did not finish within {exc.timeout:g} s",
+            reason="signature_timeout",
+        ) from None
 
 
 class ChainSignatureChecker:
@@ -127,12 +169,17 @@ class ChainSignatureChecker:
     async def _check_6492(
         self, client: ChainClient, address: str, digest: bytes, signature: bytes
     ) -> None:
-        data = deployless_validation_calldata(address, digest, signature)
+        call = capped_call(
+            client, {"data": deployless_validation_calldata(address, digest, signature)}
+        )
 
         def calls(tag: str) -> Sequence[RpcCall]:
-            return [("eth_call", [{"data": data}, tag])]
+            return [("eth_call", [call, tag])]
 
-        (result,) = await client.read(calls)
+        # EIP-6492: a wrapped signature means "do an `eth_call` to a multicall contract that
+        # will call the factory first with the `factoryCalldata`": the factory and its
+        # calldata are the signer's choice, so the call runs under the gas and time caps.
+        (result,) = await capped_read(client, calls, "EIP-6492 signature")
         if _bytes(result) != _VALID:
             raise InvalidGrant(
                 "the EIP-6492 signature is not valid for this address on this chain",
@@ -142,28 +189,36 @@ class ChainSignatureChecker:
     async def _check_1271(
         self, client: ChainClient, address: str, digest: bytes, signature: bytes
     ) -> None:
-        call = {"to": address, "data": "0x" + eip1271.is_valid_signature_calldata(
-            digest, signature
-        ).hex()}
+        call = capped_call(
+            client,
+            {
+                "to": address,
+                "data": "0x" + eip1271.is_valid_signature_calldata(digest, signature).hex(),
+            },
+        )
         key = (client.chain_id, address.lower())
         if self._cached_has_code(key):
 
             def warm(tag: str) -> Sequence[RpcCall]:
                 return [("eth_call", [call, tag])]
 
-            (result,) = await client.read(warm)
+            (result,) = await capped_read(client, warm, "EIP-1271 signature")
         else:
 
             def cold(tag: str) -> Sequence[RpcCall]:
                 return [("eth_getCode", [address, tag]), ("eth_call", [call, tag])]
 
-            code, result = await client.read(cold)
+            code, result = await capped_read(client, cold, "EIP-1271 signature")
             if not isinstance(code, str) or code in ("0x", "0x0", ""):
                 raise InvalidGrant(
                     "signature does not match the message's address", reason="signature"
                 )
             self._remember_has_code(key)
         returned = _bytes(result)
+        # EIP-1271: isValidSignature "MUST return the bytes4 magic value 0x1626ba7e when
+        # function passes"; a revert, running out of gas, or any other data is "not valid".
+        # (EIP-1271 warns callers against hardcoding a small gas amount for on-chain calls;
+        # off chain the cap is a generous, configurable bound on an attacker's contract.)
         if returned is None or not eip1271.is_magic_value(returned):
             raise InvalidGrant(
                 "the contract wallet did not accept the signature (EIP-1271)",
