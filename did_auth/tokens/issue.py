@@ -6,12 +6,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from did_auth_verifier.jose import sign_jws
 
 from did_auth.clock import Clock
 from did_auth.tokens.keys import KeyRing, PrivateKey
-from did_auth.verifier._jose import b64url_decode, b64url_encode, low_s
 
 __all__ = ["AccessToken", "Grant", "TokenIssuer", "encode_jwt", "new_sid"]
 
@@ -19,23 +17,13 @@ __all__ = ["AccessToken", "Grant", "TokenIssuer", "encode_jwt", "new_sid"]
 def encode_jwt(
     claims: dict[str, Any], key: PrivateKey, alg: str, headers: dict[str, Any]
 ) -> str:
-    """A compact JWS whose ECDSA signature is canonical (low s).
+    """A compact JWS (RFC 7515 §7.1) of `claims` under `alg`, with `headers` (typ, kid).
 
-    PyJWT emits whatever `s` OpenSSL drew; half of those are the high-s twin (r, n - s), which
-    `did_auth.verifier` refuses as malleable. RFC 7518 §3.4 lets either form verify, so
-    rewriting s to n - s keeps the signature valid for every other verifier too.
+    ECDSA signatures are canonical (low s): for every valid (r, s), (r, n - s) is valid
+    too, and `did_auth_verifier` refuses the high-s form as malleable; RFC 7518 §3.4 lets
+    either form verify, so every other verifier accepts these tokens as well.
     """
-    token = jwt.encode(claims, key, algorithm=alg, headers=headers)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        return token  # Ed25519 signatures are canonical by construction (RFC 8032)
-    signing_input, _, sig64 = token.rpartition(".")
-    sig = b64url_decode(sig64)
-    half = len(sig) // 2
-    s = int.from_bytes(sig[half:], "big")
-    canonical = low_s(s, key.curve)
-    if canonical == s:
-        return token
-    return signing_input + "." + b64url_encode(sig[:half] + canonical.to_bytes(half, "big"))
+    return sign_jws(key, {"alg": alg, **headers}, claims)
 
 
 def new_sid() -> str:

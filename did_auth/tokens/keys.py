@@ -6,14 +6,14 @@ before it signs, and the previous key stays published until its last token has e
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from did_auth_verifier.jose import b64url_decode, b64url_encode, jwk_thumbprint
+from did_auth_verifier.jose import public_jwk as _public_jwk
 
 from did_auth.clock import Clock
 from did_auth.store.base import Store
@@ -30,32 +30,9 @@ REFRESH_INTERVAL = 5.0
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
-def _b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwk_thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace."""
-    if jwk["kty"] == "EC":
-        members = {"crv": jwk["crv"], "kty": "EC", "x": jwk["x"], "y": jwk["y"]}
-    elif jwk["kty"] == "OKP":
-        members = {"crv": jwk["crv"], "kty": "OKP", "x": jwk["x"]}
-    else:
-        raise ValueError("unsupported kty")
-    return _b64u(hashlib.sha256(orjson.dumps(members, option=orjson.OPT_SORT_KEYS)).digest())
-
-
 def public_jwk(key: PrivateKey) -> dict[str, Any]:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        nums = key.public_key().public_numbers()
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": _b64u(nums.x.to_bytes(32, "big")),
-            "y": _b64u(nums.y.to_bytes(32, "big")),
-        }
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": _b64u(raw)}
+    """The public JWK of a signing key (RFC 7517; `did_auth_verifier.jose.public_jwk`)."""
+    return _public_jwk(key.public_key())[1]
 
 
 def generate_private_key(alg: Alg) -> PrivateKey:
@@ -88,12 +65,12 @@ def _seal_key(sealer: Sealer, key: SigningKey) -> dict[str, Any]:
         "created_at": key.created_at,
         "active_from": key.active_from,
         "retire_at": key.retire_at,
-        "sealed": _b64u(sealer.seal(der, key.kid.encode())),
+        "sealed": b64url_encode(sealer.seal(der, key.kid.encode())),
     }
 
 
 def _unseal_key(sealer: Sealer, rec: dict[str, Any]) -> SigningKey:
-    sealed = base64.urlsafe_b64decode(rec["sealed"] + "=" * (-len(rec["sealed"]) % 4))
+    sealed = b64url_decode(rec["sealed"])
     der = sealer.open(sealed, rec["kid"].encode())
     private = serialization.load_der_private_key(der, password=None)
     assert isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)

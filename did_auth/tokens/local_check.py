@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-import jwt
+from did_auth_verifier.jose import JoseError, parse_compact, public_key_from_jwk
 
 from did_auth.clock import Clock
 from did_auth.store.base import Store
@@ -12,6 +12,14 @@ from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import Session, SessionStore
 
 __all__ = ["LocalTokenCheck", "SessionCheck", "deny_jti", "jti_key"]
+
+_LEEWAY: Final = 30  # seconds of clock skew tolerated on exp, iat and nbf
+_REQUIRED: Final = ("exp", "iat", "jti", "sub", "sid")
+
+
+def _numeric_date(value: object) -> bool:
+    # RFC 7519 §2 NumericDate: a JSON number (a bool is not one).
+    return type(value) is int or type(value) is float
 
 
 class SessionCheck(Protocol):
@@ -46,28 +54,34 @@ class LocalTokenCheck:
     def signed_claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
         """Claims of an access token we signed (typ at+jwt, our iss), else None."""
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            jws = parse_compact(token)
+        except JoseError:
             return None
+        header, claims = jws.header, jws.claims
+        # RFC 9068 §2.1: access tokens carry typ "at+jwt" (an ID token is not one).
         if header.get("typ") != "at+jwt":
             return None
         key = next((k for k in self._keys.published() if k.kid == header.get("kid")), None)
-        if key is None:
+        # RFC 8725 §3.1: the key's own algorithm, never the one the header names.
+        if key is None or header.get("alg") != key.alg:
             return None
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.private_key.public_key(),
-                algorithms=[key.alg],
-                issuer=self._issuer,
-                leeway=30,
-                options={
-                    "verify_aud": False,
-                    "verify_exp": verify_exp,
-                    "require": ["exp", "iat", "jti", "sub", "sid"],
-                },
-            )
-        except jwt.PyJWTError:
+            public = public_key_from_jwk(key.jwk, alg=key.alg, allowed_algs=(key.alg,))
+        except JoseError:
+            return None
+        if not public.verify(jws.signing_input, jws.signature, canonical_only=True):
+            return None
+        if any(name not in claims for name in _REQUIRED) or claims.get("iss") != self._issuer:
+            return None
+        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
+        if not (_numeric_date(exp) and _numeric_date(iat) and _numeric_date(nbf)):
+            return None
+        now = self._clock.now()
+        # RFC 7519 §4.1.4: "the current date/time MUST be before the expiration date/time".
+        if verify_exp and exp <= now - _LEEWAY:
+            return None
+        # RFC 7519 §4.1.5: not before `nbf`; a token from the future is not ours to trust.
+        if iat > now + _LEEWAY or nbf > now + _LEEWAY:
             return None
         return claims
 
