@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
 
+from did_auth_verifier.jose import JoseError, PublicKey, parse_compact
+
 from did_auth.clock import Clock
 from did_auth.errors import InvalidClient, InvalidRequest
 from did_auth.oauth.jwks import ASSERTION_ALGS, client_public_keys
 from did_auth.settings import ClientConfig, ResourceServerConfig, Settings
 from did_auth.store.base import Store
-from did_auth.verifier._jose import JoseError, PublicKey, b64url_decode, parse_json_object
 
 __all__ = [
     "AUTH_METHODS",
@@ -367,16 +368,12 @@ def _split(assertion: str) -> tuple[dict[str, object], dict[str, object], bytes,
     if len(assertion) > _MAX_ASSERTION_LENGTH:
         raise InvalidClient("client assertion too long", reason="client_assertion")
     try:
-        raw = assertion.encode("ascii")
-        head, body, sig = raw.split(b".")
-        header = parse_json_object(b64url_decode(head))
-        claims = parse_json_object(b64url_decode(body))
-        signature = b64url_decode(sig)
-    except (UnicodeEncodeError, ValueError, JoseError):
+        jws = parse_compact(assertion)
+    except JoseError:
         raise InvalidClient(
             "client assertion is not a signed JWT", reason="client_assertion"
         ) from None
-    return header, claims, head + b"." + body, signature
+    return jws.header, jws.claims, jws.signing_input, jws.signature
 
 
 def _assertion_subject(assertion: str) -> str:

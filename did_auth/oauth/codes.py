@@ -8,7 +8,6 @@ session, so that a second use revokes what the first one gave (RFC 6749 §4.1.2)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
@@ -17,6 +16,7 @@ from typing import Any, Final
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from did_auth_verifier.jose import sha256_b64url
 
 __all__ = [
     "USED_TTL",
@@ -39,8 +39,7 @@ _USED: Final = b"\x00used:"
 
 def s256_challenge(verifier: str) -> str:
     """RFC 7636 §4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return sha256_b64url(verifier.encode("ascii"))
 
 
 def code_keys(code: str) -> tuple[str, bytes]:

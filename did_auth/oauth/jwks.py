@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from did_auth.verifier._jose import JoseError, PublicKey, public_key_from_jwk
+from did_auth_verifier.jose import JoseError, PublicKey, public_key_from_jwk
 
 __all__ = ["ASSERTION_ALGS", "client_public_keys"]
 

@@ -11,8 +11,6 @@ record) decide a rotation, which also keeps Redis Cluster happy (one hash slot).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -20,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+from did_auth_verifier.jose import JoseError, b64url_decode, b64url_encode
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant
@@ -76,15 +75,15 @@ class Session:
 
 def _new_refresh(sid: str) -> str:
     body = bytes.fromhex(sid[2:]) + secrets.token_bytes(32)
-    return _PREFIX + base64.urlsafe_b64encode(body).rstrip(b"=").decode()
+    return _PREFIX + b64url_encode(body)
 
 
 def sid_of_refresh(token: str) -> str | None:
     if not token.startswith(_PREFIX) or len(token) != len(_PREFIX) + 86:
         return None
     try:
-        body = base64.urlsafe_b64decode(token[len(_PREFIX) :] + "==")
-    except (binascii.Error, ValueError):
+        body = b64url_decode(token[len(_PREFIX) :])
+    except JoseError:
         return None
     if len(body) != 64:
         return None

@@ -10,11 +10,12 @@ bound and a fresh access token with `cnf.jkt` replaces the unbound one of the lo
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
+
+from did_auth_verifier.jose import b64url_encode
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
@@ -170,7 +171,7 @@ class AuthorizationCodeGrant:
         if key.alg == "ES256":
             # OIDC Core §3.3.2.11: left half of SHA-256 of the access token.
             half = hashlib.sha256(str(tokens["access_token"]).encode("ascii")).digest()[:16]
-            claims["at_hash"] = base64.urlsafe_b64encode(half).rstrip(b"=").decode("ascii")
+            claims["at_hash"] = b64url_encode(half)
         tokens["id_token"] = encode_jwt(
             claims, key.private_key, key.alg, {"typ": "JWT", "kid": key.kid}
         )
