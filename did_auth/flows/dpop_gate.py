@@ -7,13 +7,13 @@ are stateless HMACs over a time window so that every replica accepts every other
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import struct
 
 from did_auth_verifier import errors as verifier_errors
 from did_auth_verifier.dpop import DPoPVerifier
+from did_auth_verifier.jose import b64url_encode
 
 from did_auth.clock import Clock
 from did_auth.errors import (
@@ -73,7 +73,7 @@ class DpopGate:
     def _nonce_for(self, window: int) -> str:
         raw = struct.pack(">Q", window)
         mac = hmac.new(self._secret, raw, hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(raw + mac).rstrip(b"=").decode()
+        return b64url_encode(raw + mac)
 
     def _nonce_ok(self, nonce: str | None) -> bool:
         if not nonce:
