@@ -32,14 +32,13 @@ requested/default scopes), else the set of granted scopes (possibly empty).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from did_auth_verifier.jose import JoseError, b64url_decode, b64url_encode, json_dumps, json_loads
 
 from did_auth.errors import InvalidRequest, InvalidScope, SiweParseError
 from did_auth.siwe.message import SiweMessage
@@ -71,7 +70,6 @@ AUDIENCE_RESOURCE_PREFIX: Final = "urn:did-auth:aud:"
 # class `a-zA-z`, a typo that would also admit [\]^_`; the prose is followed here.)
 _ABILITY_RE: Final = re.compile("([a-zA-Z0-9.*_+-]+)/([a-zA-Z0-9.*_+-]+)")
 _SCOPE_RE: Final = re.compile("([a-zA-Z0-9.*_+-]+):([a-zA-Z0-9.*_+-]+)")
-_B64URL_RE: Final = re.compile("[A-Za-z0-9_-]+")
 # A CID as a multibase/base58 string (CIDv0 "Qm...", base32 "bafy...", base58btc "z..."):
 # only its alphabet is checked, its contents are not used.
 _CID_RE: Final = re.compile("[A-Za-z0-9]+")
@@ -105,19 +103,6 @@ class Recap:
         """Abilities on `resource` offered without restrictions (nota-bene list holds {})."""
         abilities = self.att.get(resource, {})
         return {name for name, notes in abilities.items() if {} in notes}
-
-
-def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _fail(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise _fail(f"{name} is not JSON")
 
 
 def _check_nested_order(root: object) -> None:
@@ -174,30 +159,20 @@ def decode_recap_uri(uri: str) -> Recap:
     if not isinstance(uri, str) or not uri.startswith(RECAP_PREFIX):
         raise _fail(f"a ReCap URI starts with {RECAP_PREFIX!r}")
     payload = uri[len(RECAP_PREFIX) :]
-    # EIP-5573: "followed by the unpadded base64url-encoded payload" (RFC 4648 section 5).
-    if _B64URL_RE.fullmatch(payload) is None or len(payload) % 4 == 1:
+    # EIP-5573: "followed by the unpadded base64url-encoded payload" (RFC 4648 section 5);
+    # canonical encoding only (non-zero pad bits would give several URIs per object).
+    if not payload:
         raise _fail("payload is not unpadded base64url")
     try:
-        raw = base64.b64decode(
-            payload.replace("-", "+").replace("_", "/") + "=" * (-len(payload) % 4),
-            validate=True,
-        )
-    except (binascii.Error, ValueError) as exc:
-        raise _fail("payload is not unpadded base64url") from exc
-    # Canonical encoding only (non-zero trailing bits would give several URIs per object).
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != payload:
-        raise _fail("payload is not canonical base64url")
+        raw = b64url_decode(payload)
+    except JoseError as exc:
+        raise _fail(f"payload is not canonical unpadded base64url ({exc})") from exc
+    # EIP-5573: objects in `att` "MUST NOT contain duplicate keys"; strict JSON refuses
+    # duplicate names (and NaN / Infinity) at every level.
     try:
-        text = raw.decode("utf-8")
-        obj = json.loads(
-            text,
-            object_pairs_hook=_pairs_without_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except SiweParseError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail("payload is not a JSON document") from exc
+        obj = json_loads(raw)
+    except JoseError as exc:
+        raise _fail(f"payload is not a JSON document ({exc})") from exc
     return _validate_details(obj)
 
 
@@ -285,8 +260,7 @@ def encode_recap(
         return node
 
     document = {"att": ordered(att), "prf": list(prf)}
-    raw = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    uri = RECAP_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    uri = RECAP_PREFIX + b64url_encode(json_dumps(document))
     decode_recap_uri(uri)  # whatever we emit must pass our own strict decoder
     return uri
 
