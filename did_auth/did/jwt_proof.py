@@ -38,9 +38,7 @@ relationship may sign a login proof. Outcomes:
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -52,6 +50,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
+)
+from did_auth_verifier.jose import (
+    JoseError,
+    b64url_decode,
+    b64url_encode,
+    json_dumps,
+    parse_json_object,
 )
 
 from did_auth.did.document import Resolution, VerificationMethod
@@ -74,7 +79,6 @@ MAX_PROOF_CHARS: Final = 8 * 1024
 #: A proof may not claim a lifetime (exp - iat) longer than this.
 MAX_PROOF_LIFETIME: Final = 3600
 
-_B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]*")
 _NONCE_RE: Final = re.compile(r"[A-Za-z0-9]{8,128}")
 
 _SECP256K1_TYPES: Final = frozenset(
@@ -101,44 +105,20 @@ _CAIP10_EIP155_RE: Final = re.compile(r"eip155:[0-9]{1,32}:(0x[0-9a-fA-F]{40})")
 def _b64url_decode(part: str, what: str) -> bytes:
     # RFC 7515 §2: base64url "with all trailing '=' characters omitted"; the canonical
     # encoding only (no stray bits), so one proof has exactly one serialisation.
-    if _B64URL_RE.fullmatch(part) is None or len(part) % 4 == 1:
-        raise InvalidRequest(f"proof {what} is not base64url", reason="proof_syntax")
     try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidRequest(f"proof {what} is not base64url", reason="proof_syntax") from None
-    if _b64url(raw) != part:
-        raise InvalidRequest(f"proof {what} is not canonical base64url", reason="proof_syntax")
-    return raw
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate member {k!r}")
-        out[k] = v
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+        return b64url_decode(part)
+    except JoseError:
+        raise InvalidRequest(
+            f"proof {what} is not canonical base64url", reason="proof_syntax"
+        ) from None
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    # Strict JSON: duplicate member names (RFC 7515 §4) and NaN / Infinity are refused.
     try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
-    except (UnicodeDecodeError, ValueError):
+        return parse_json_object(raw)
+    except JoseError:
         raise InvalidRequest(f"proof {what} is not a JSON object", reason="proof_syntax") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"proof {what} is not a JSON object", reason="proof_syntax")
-    return value
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
@@ -454,7 +434,7 @@ def sign_proof(
     header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
     if kid is not None:
         header["kid"] = kid
-    enc = [_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
+    enc = [b64url_encode(json_dumps(part)) for part in (header, claims)]
     signing_input = ".".join(enc).encode("ascii")
     if alg == "EdDSA":
         sig = Ed25519PrivateKey.from_private_bytes(private_key).sign(signing_input)
@@ -462,4 +442,4 @@ def sign_proof(
         digest = hashlib.sha256(signing_input).digest()
         rec = PrivateKey(private_key).sign_recoverable(digest, hasher=None)
         sig = rec if alg == "ES256K-R" else rec[:64]
-    return ".".join([*enc, _b64url(sig)])
+    return ".".join([*enc, b64url_encode(sig)])
