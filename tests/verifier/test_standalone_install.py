@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -110,12 +111,17 @@ def _login(server: LiveServer) -> str:
 @pytest.fixture(scope="module")
 def verifier_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with `pip install ./verifier` (a regular, non-editable install)."""
-    venv = tmp_path_factory.mktemp("verifier-venv") / "venv"
+    base = tmp_path_factory.mktemp("verifier-venv")
+    venv = base / "venv"
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = base / "src"
+    shutil.copytree(VERIFIER, source, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     result = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(VERIFIER)],
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
         capture_output=True, text=True, timeout=300, cwd=venv,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -146,8 +152,8 @@ def test_installed_alone_verifies_live_tokens_and_refuses_tampering(
     extra = set(out["distributions"]) - ALLOWED_DISTRIBUTIONS  # type: ignore[arg-type]
     assert not extra, f"pip install ./verifier brought {sorted(extra)}"
     assert "did-auth-verifier" in out["distributions"]  # type: ignore[operator]
-    # The installed copy, not the checkout.
-    assert str(verifier_venv.parent.parent) in str(out["module"])
+    # The installed copy (site-packages of the venv), not the checkout.
+    assert str(out["module"]).startswith(str(verifier_venv.parent.parent) + "/lib/")
     assert out["fastapi_extra"] == "absent"
     assert str(out["sub"]).startswith("did:pkh:eip155:")
     assert "account:read" in out["scopes"]  # type: ignore[operator]
