@@ -31,7 +31,8 @@ signature is `InvalidRequest` ("chain not configured"). An unreachable RPC is
 
 RPC cost (confirmations = 0): EOA 0; EIP-1271 cold 2 (`eth_blockNumber`, then one batch
 `eth_getCode` + `eth_call` pinned to that block), warm 1 (`eth_call`); EIP-6492 1. A chain
-with `confirmations > 0` adds one `eth_blockNumber` to the warm and 6492 paths.
+with `confirmations > 0` adds one `eth_blockNumber` to the warm and 6492 paths. A capped
+request that times out adds one `eth_blockNumber` probe (reachable or not).
 
 "Has code" cache: positive answers only, per (chain, address), for `code_ttl` seconds.
 Contract code does not disappear (SELFDESTRUCT only clears code created in the same
