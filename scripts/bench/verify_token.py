@@ -1,4 +1,4 @@
-"""Benchmark: did_auth.verifier.TokenVerifier.verify vs PyJWT jwt.decode + PyJWKClient.
+"""Benchmark: did_auth_verifier.TokenVerifier.verify vs PyJWT jwt.decode + PyJWKClient.
 
 Both verify the same pre-minted RFC 9068 access tokens against the same JWKS, served by a
 tiny HTTP server on loopback (each side fetches it once, then works from its cache; the
@@ -36,9 +36,8 @@ if str(ROOT) not in sys.path:
 
 import jwt  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: E402
-
-from did_auth.verifier import JWKSCache, TokenVerifier  # noqa: E402
-from did_auth.verifier._jose import public_jwk, sign_jws  # noqa: E402
+from did_auth_verifier import JWKSCache, TokenVerifier  # noqa: E402
+from did_auth_verifier.jose import public_jwk, sign_jws  # noqa: E402
 
 AUDIENCE = "trading-api"
 COLD_TARGET = 1.2  # ours / pyjwt must be <= this
