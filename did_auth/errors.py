@@ -11,6 +11,8 @@
     ├── InvalidToken            401 invalid_token
     ├── InvalidDpopProof        400 invalid_dpop_proof
     ├── UseDpopNonce            400 use_dpop_nonce
+    ├── ResourceAccessError     401 invalid_token / invalid_dpop_proof / use_dpop_nonce
+    │                               (did-auth's own protected resources: a challenge)
     ├── RateLimited             429 slow_down            (carries retry_after)
     ├── TemporarilyUnavailable  503 temporarily_unavailable (Redis or a chain is down: fail closed)
     └── ConfigError             --  (CLI exit 1; never reaches HTTP)
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidScope",
     "InvalidToken",
     "RateLimited",
+    "ResourceAccessError",
     "SiweParseError",
     "TemporarilyUnavailable",
     "UnsupportedGrantType",
@@ -116,6 +119,34 @@ class UseDpopNonce(DidAuthError):
 
     def __init__(self, description: str = "", *, nonce: str, reason: str | None = None) -> None:
         super().__init__(description or "a DPoP nonce is required", reason=reason)
+        self.nonce = nonce
+
+
+class ResourceAccessError(DidAuthError):
+    """A request to one of did-auth's own protected resources (`/userinfo`, `/otp/*`) did
+    not pass the access-token check (RFC 6750 §3, RFC 9449 §7.1). Always 401; the HTTP edge
+    answers with a `WWW-Authenticate` challenge of the scheme the client used (`scheme`),
+    naming `challenge_error`. Without usable credentials (`scheme` None) the challenge has no
+    error code (RFC 6750 §3.1) and offers both schemes; `algs` are the DPoP proof algorithms
+    accepted (RFC 9449 §7.1), `nonce` a DPoP nonce to use (§9)."""
+
+    status = 401
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        error: str | None,
+        scheme: str | None,
+        algs: tuple[str, ...],
+        nonce: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(description, reason=reason or error or "token_missing")
+        self.code = error or "invalid_token"
+        self.challenge_error = error
+        self.scheme = scheme
+        self.algs = algs
         self.nonce = nonce
 
 

@@ -25,6 +25,7 @@ from did_auth.monitoring.audit import AuditLog
 from did_auth.oauth.client_auth import ClientAuthenticator
 from did_auth.oauth.grants.authorization_code import AuthorizationCodeGrant
 from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.oauth.protected_resource import ProtectedResource
 from did_auth.oauth.revocation import RevocationEndpoint
 from did_auth.oauth.token_endpoint import TokenEndpoint
 from did_auth.policy.abuse import AbuseGuard
@@ -66,6 +67,8 @@ class Services:
     client_auth: ClientAuthenticator
     token_endpoint: TokenEndpoint
     revocation: RevocationEndpoint
+    # The access-token check of did-auth's own protected resources (/userinfo, /otp/*).
+    resource: ProtectedResource
     # Issue 6: RevocationRegistry reads (login/refresh/introspection checks, relay) and
     # the chain watchers (background tasks between start() and close()).
     registry_reader: RegistryReader | None = None
@@ -226,6 +229,7 @@ def build_services(
         client_auth=client_auth,
         token_endpoint=token_endpoint,
         revocation=revocation,
+        resource=ProtectedResource(local=local, dpop=dpop, refresh_keys=keys.refresh),
         registry_reader=registry_reader,
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),

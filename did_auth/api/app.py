@@ -29,10 +29,11 @@ from did_auth.api.models import (
 )
 from did_auth.api.oidc import install_oidc
 from did_auth.api.openapi import install_openapi
+from did_auth.api.resource_auth import access_claims
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
 from did_auth.chain.watcher import WATCHER_REGISTRY
-from did_auth.errors import DidAuthError, InvalidRequest, InvalidToken, TemporarilyUnavailable
+from did_auth.errors import DidAuthError, InvalidRequest, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweRequest
@@ -284,28 +285,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         await svc.otp.confirm(str(claims["sub"]), body.otp)
         return JSONResponse({"enrolled": True}, headers=_NO_STORE)
 
-    async def bearer_claims(request: Request) -> dict[str, Any]:
-        """Our own access token from `Authorization: Bearer|DPoP` (DPoP-bound: with proof)."""
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "dpop") or not token:
-            raise InvalidToken("an access token is required")
-        await svc.keys.refresh()
-        claims = await svc.local.active_claims(token.strip())
-        if claims is None:
-            raise InvalidToken("the access token is invalid, expired or revoked")
-        jkt = (claims.get("cnf") or {}).get("jkt")
-        if jkt is not None:
-            if scheme.lower() != "dpop":
-                raise InvalidToken("DPoP-bound token presented as a bearer token")
-            await svc.dpop.check_resource(
-                request.headers.getlist("dpop"),
-                htm=request.method,
-                htu=settings.issuer + request.url.path,
-                access_token=token.strip(),
-                jkt=jkt,
-            )
-        return claims
+    # Our own access token from `Authorization: Bearer|DPoP` (DPoP-bound: with its proof),
+    # the same check and challenges as /userinfo (did_auth.api.resource_auth).
+    bearer_claims = access_claims
 
     @app.get("/revocations")
     async def revocations(since: str | None = None, limit: str | None = None) -> Response:

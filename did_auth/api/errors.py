@@ -14,6 +14,7 @@ from did_auth.errors import (
     DidAuthError,
     InvalidClient,
     RateLimited,
+    ResourceAccessError,
     TemporarilyUnavailable,
     UseDpopNonce,
 )
@@ -21,7 +22,7 @@ from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.policy.ratelimit import RateLimitExceeded
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "resource_challenge"]
 
 log = logging.getLogger("did_auth.api")
 
@@ -44,7 +45,34 @@ def error_response(exc: DidAuthError) -> JSONResponse:
         # client-authentication failure is a 401 too, and RFC 7235 §3.1 wants a challenge on
         # every 401: the one scheme a client can answer in a header.
         headers["WWW-Authenticate"] = 'Basic realm="did-auth"'
+    if isinstance(exc, ResourceAccessError):
+        headers["WWW-Authenticate"] = resource_challenge(exc)
+        if exc.nonce is not None:
+            headers["DPoP-Nonce"] = exc.nonce  # RFC 9449 §9
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+def _quoted(text: str) -> str:
+    """RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (no quote, no
+    backslash), inside a quoted-string."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
+
+
+def resource_challenge(exc: ResourceAccessError) -> str:
+    """The `WWW-Authenticate` value for a refused request to a protected resource.
+
+    RFC 6750 §3 for the Bearer scheme; RFC 9449 §7.1 for the DPoP scheme, whose challenge
+    carries `algs` ("a space-delimited list of the JWS alg values that the resource server
+    supports"). The challenge is in the scheme the client used; without credentials, no
+    error code (RFC 6750 §3.1) and both schemes, either of which the client may answer.
+    """
+    algs = f'algs="{" ".join(exc.algs)}"'
+    if exc.scheme is None or exc.challenge_error is None:
+        return f'Bearer realm="did-auth", DPoP {algs}'
+    params = f'error="{exc.challenge_error}", error_description="{_quoted(exc.description)}"'
+    if exc.scheme == "DPoP":
+        return f"DPoP {params}, {algs}"
+    return f"Bearer {params}"
 
 
 def _validation_text(exc: RequestValidationError) -> str:

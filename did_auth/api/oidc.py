@@ -33,12 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
 from did_auth.api.context import request_context
-from did_auth.errors import InvalidToken
+from did_auth.api.resource_auth import access_claims
 from did_auth.flows.oidc import (
     AuthorizePageError,
     AuthorizeRedirectError,
     OidcProvider,
     SignInPage,
+    userinfo_claims,
 )
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import METRICS
@@ -83,8 +84,6 @@ def install_oidc(app: FastAPI, services: Services) -> None:
         keys=services.keys,
         sessions=services.sessions,
         siwe=services.siwe,
-        dpop=services.dpop,
-        local=services.local,
     )
     app.include_router(router)
     settings = services.settings
@@ -261,26 +260,9 @@ async def authorize_cancel(request: Request, body: CancelRequest) -> Response:
 
 
 async def _userinfo(request: Request) -> Response:
-    svc = _services(request)
-    await svc.keys.refresh()
-    try:
-        info = await _provider(request).userinfo(
-            request.headers.get("authorization", ""),
-            dpop_proofs=request.headers.getlist("dpop"),
-            htm=request.method,
-            htu=svc.settings.issuer + request.url.path,
-        )
-    except InvalidToken as exc:
-        # RFC 6750 §3: the challenge names the error.
-        desc = exc.description.replace('"', "'")
-        return JSONResponse(
-            exc.to_dict(),
-            status_code=401,
-            headers={
-                **_NO_STORE,
-                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{desc}"',
-            },
-        )
+    # OIDC Core §5.3.1 / RFC 6750 / RFC 9449 §7: the shared protected-resource check; its
+    # failures are answered with their challenge by did_auth.api.errors.
+    info = userinfo_claims(await access_claims(request))
     return JSONResponse(info, headers=_NO_STORE)
 
 

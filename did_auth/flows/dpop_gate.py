@@ -66,6 +66,11 @@ class DpopGate:
         self._iat_window = iat_window
         self._verifier = DPoPVerifier(_NoReplayCache(), clock=clock, iat_window=iat_window)
 
+    @property
+    def algs(self) -> tuple[str, ...]:
+        """The proof algorithms accepted (RFC 9449 §7.1 `algs`, §5.1 discovery)."""
+        return self._verifier.allowed_algs
+
     def new_nonce(self) -> str:
         window = int(self._clock.now()) // _NONCE_WINDOW
         return self._nonce_for(window)

@@ -38,9 +38,7 @@ from did_auth.errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
-    InvalidToken,
 )
-from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweLogin, SiweRequest
 from did_auth.oauth.codes import s256_challenge, seal_code
@@ -53,7 +51,6 @@ from did_auth.siwe.recaps import build_recap, recap_statement
 from did_auth.store.base import Store
 from did_auth.tokens.issue import Grant
 from did_auth.tokens.keys import KeyRing
-from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
 
 __all__ = [
@@ -68,6 +65,7 @@ __all__ = [
     "redirect_uri_allowed",
     "s256_challenge",
     "scope_words",
+    "userinfo_claims",
 ]
 
 CODE_TTL: Final = 60  # seconds; RFC 6749 §4.1.2: "a maximum ... of 10 minutes is RECOMMENDED"
@@ -253,6 +251,16 @@ def _authority(issuer: str) -> str:
     return urlsplit(issuer).netloc
 
 
+def userinfo_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """OIDC Core §5.3.2: the UserInfo response for the claims of a live access token we
+    issued (checked by `did_auth.oauth.protected_resource`): its subject."""
+    sub = str(claims["sub"])
+    info: dict[str, Any] = {"sub": sub}
+    if sub.startswith("did:pkh:eip155:"):
+        info["preferred_username"] = sub.rsplit(":", 1)[-1]
+    return info
+
+
 @dataclass
 class OidcProvider:
     settings: Settings
@@ -261,8 +269,6 @@ class OidcProvider:
     keys: KeyRing
     sessions: SessionStore
     siwe: SiweLogin
-    dpop: DpopGate
-    local: LocalTokenCheck
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -531,32 +537,6 @@ class OidcProvider:
             state=request.state,
             issuer=self.issuer,
         ).location
-
-    # --- GET /userinfo ----------------------------------------------------------------------
-
-    async def userinfo(
-        self, authorization: str, *, dpop_proofs: list[str], htm: str, htu: str
-    ) -> dict[str, Any]:
-        """OIDC Core §5.3: the subject of a live access token we issued."""
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() not in ("bearer", "dpop") or not token:
-            raise InvalidToken("an access token is required")
-        claims = await self.local.active_claims(token)
-        if claims is None:
-            raise InvalidToken("the access token is invalid, expired or revoked")
-        jkt = (claims.get("cnf") or {}).get("jkt")
-        if jkt is not None:
-            if scheme.lower() != "dpop":
-                raise InvalidToken("DPoP-bound token presented as a bearer token")
-            await self.dpop.check_resource(
-                dpop_proofs, htm=htm, htu=htu, access_token=token, jkt=jkt
-            )
-        sub = str(claims["sub"])
-        info: dict[str, Any] = {"sub": sub}
-        if sub.startswith("did:pkh:eip155:"):
-            info["preferred_username"] = sub.rsplit(":", 1)[-1]
-        return info
 
     # --- GET /signin (plain dApp login on the hosted page) ---------------------------------
 

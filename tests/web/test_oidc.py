@@ -701,9 +701,11 @@ async def test_userinfo_requires_a_live_token(api: Api) -> None:
     client, _ = api
     r = await client.get("/userinfo")
     assert r.status_code == 401
-    assert r.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    # RFC 6750 §3.1: a request without credentials gets a challenge without error code.
+    assert r.headers["www-authenticate"] == 'Bearer realm="did-auth", DPoP algs="ES256 EdDSA"'
     r = await client.get("/userinfo", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
     code, verifier, _ = await code_for(client)
     token = (await exchange(client, code, verifier)).json()
     r = await client.post("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})

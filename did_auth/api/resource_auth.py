@@ -1,0 +1,28 @@
+"""The access token of a request to one of did-auth's own protected resources (`/userinfo`,
+`/otp/*`): read from the request here, checked by `did_auth.oauth.protected_resource`, and
+failures answered with their `WWW-Authenticate` challenge by `did_auth.api.errors`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from did_auth.oauth.protected_resource import ResourceRequest
+from did_auth.services import Services
+
+__all__ = ["access_claims"]
+
+
+async def access_claims(request: Request) -> dict[str, Any]:
+    """The claims of the request's live access token (Bearer, or DPoP with its proof)."""
+    svc: Services = request.app.state.services
+    return await svc.resource.claims(
+        ResourceRequest(
+            authorization=request.headers.get("authorization"),
+            dpop_proofs=request.headers.getlist("dpop"),
+            htm=request.method,
+            # RFC 9449 §4.3: htu from the configured issuer URL, never from Host headers.
+            htu=svc.settings.issuer + request.url.path,
+        )
+    )
