@@ -153,6 +153,24 @@ async def test_other_requests_are_answered_while_a_crafted_call_runs(app: Api) -
     assert max(latencies) < 0.75, latencies
 
 
+async def test_the_evm_is_never_used_from_two_threads(app: Api) -> None:
+    """py-evm is not thread-safe: while the worker runs the crafted call, another thread's
+    use of the chain (`sync_w3()`) waits for the chain's lock until the call is stopped."""
+    client, svc = app
+    chain = embedded(svc).embedded
+    assert chain is not None
+    crafted = asyncio.create_task(
+        login(client, address_of(new_key()), lambda _text: crafted_6492())
+    )
+    await asyncio.sleep(0.3)  # the crafted call is on the EVM now
+    started = time.monotonic()
+    head = await asyncio.to_thread(lambda: chain.sync_w3().eth.block_number)
+    waited = time.monotonic() - started
+    assert_error(await crafted, 400, "invalid_grant")
+    assert head >= 1
+    assert waited > 1.0, waited  # the call holds the chain until its 2 s cap
+
+
 async def test_gas_burning_wallet_is_refused_and_backs_off_the_source(
     app: Api, hostile: dict[int, str]
 ) -> None:
