@@ -1,4 +1,4 @@
-"""A demo trading API protected by did-auth access tokens (`did_auth.verifier`).
+"""A demo trading API protected by did-auth access tokens (`did_auth_verifier`).
 
     python examples/trading_api.py --issuer http://127.0.0.1:8000 --audience trading-api \
         --port 9000 [--public-url https://api.example] [--max-staleness 30]
@@ -37,23 +37,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 try:
-    import did_auth  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import did_auth_verifier  # noqa: F401
+except ImportError:  # running from a checkout without `pip install ./verifier`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "verifier"))
 
 import orjson
 import uvicorn
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from did_auth.verifier import (
+from did_auth_verifier import (
     FeedFollower,
     JWKSCache,
     TokenVerifier,
     VerifiedToken,
 )
-from did_auth.verifier.fastapi import TokenGuard
+from did_auth_verifier.fastapi import TokenGuard
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_BODY = 16 * 1024
 Amount = Annotated[Decimal, Field(gt=0, max_digits=28, decimal_places=8)]
