@@ -20,11 +20,11 @@ from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
-from did_auth.flows.token_grants import TokenGrants
 from did_auth.monitoring.audit import AuditLog
 from did_auth.oauth.client_auth import ClientAuthenticator
 from did_auth.oauth.grants.authorization_code import AuthorizationCodeGrant
 from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.oauth.introspection import IntrospectionEndpoint
 from did_auth.oauth.protected_resource import ProtectedResource
 from did_auth.oauth.revocation import RevocationEndpoint
 from did_auth.oauth.token_endpoint import TokenEndpoint
@@ -57,16 +57,17 @@ class Services:
     dpop: DpopGate
     otp: OtpService
     siwe: SiweLogin
-    tokens: TokenGrants
     audit: AuditLog
     guard: AbuseGuard
     revocations: RevocationBook
     chains: ChainRegistry
-    # OAuth endpoints: one client authenticator for /token, /revoke, /introspect and the
-    # direct logins; the token endpoint dispatches to one handler per grant_type.
+    # OAuth endpoints: one client authenticator for /token, /revoke (RFC 7009), /introspect
+    # (RFC 7662) and the direct logins; the token endpoint dispatches to one handler per
+    # grant_type.
     client_auth: ClientAuthenticator
     token_endpoint: TokenEndpoint
     revocation: RevocationEndpoint
+    introspection: IntrospectionEndpoint
     # The access-token check of did-auth's own protected resources (/userinfo, /otp/*).
     resource: ProtectedResource
     # Issue 6: RevocationRegistry reads (login/refresh/introspection checks, relay) and
@@ -179,7 +180,6 @@ def build_services(
         revocations=revocations,
         registry=registry,
     )
-    tokens = TokenGrants(sessions, local)
     client_auth = ClientAuthenticator(settings, store, clock, issuer=settings.issuer)
     token_endpoint = TokenEndpoint(
         issuer=settings.issuer,
@@ -221,7 +221,6 @@ def build_services(
         siwe=SiweLogin(
             settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations, registry
         ),
-        tokens=tokens,
         audit=audit,
         guard=guard,
         revocations=revocations,
@@ -229,6 +228,14 @@ def build_services(
         client_auth=client_auth,
         token_endpoint=token_endpoint,
         revocation=revocation,
+        introspection=IntrospectionEndpoint(
+            issuer=settings.issuer,
+            authenticator=client_auth,
+            guard=guard,
+            refresh_keys=keys.refresh,
+            sessions=sessions,
+            local=local,
+        ),
         resource=ProtectedResource(local=local, dpop=dpop, refresh_keys=keys.refresh),
         registry_reader=registry_reader,
         registry=registry,

@@ -33,7 +33,7 @@ from did_auth.api.resource_auth import access_claims
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
 from did_auth.chain.watcher import WATCHER_REGISTRY
-from did_auth.errors import DidAuthError, InvalidRequest, TemporarilyUnavailable
+from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.siwe_login import SiweRequest
@@ -255,20 +255,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.post("/introspect")
     async def introspect(request: Request) -> Response:
-        """RFC 7662 §2.1: the resource server authenticates like a client (Basic or post)."""
-        form = await read_form(request)
-        caller = await svc.client_auth.authenticate(
-            request.headers.get("authorization"),
-            form,
-            settings.issuer + "/introspect",
-            resource_server=True,
+        """RFC 7662 (did_auth.oauth.introspection): the caller authenticates like a client."""
+        result = await svc.introspection.handle(
+            authorization=request.headers.get("authorization"), params=await read_form(request)
         )
-        await svc.guard.introspect_request(caller.client_id)
-        token = form.get("token")
-        if not token:
-            raise InvalidRequest("missing parameter: token")
-        await svc.keys.refresh()
-        result = await svc.tokens.introspect(token)
         return JSONResponse(result, headers=_NO_STORE)
 
     @app.post("/otp/enroll")

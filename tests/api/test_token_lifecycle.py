@@ -10,7 +10,7 @@ import jwt
 import pyotp
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.flows.token_grants import hash_secret
+from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services
 from did_auth.verifier._jose import public_jwk
 from did_auth.verifier.dpop import jwk_thumbprint, make_dpop_proof

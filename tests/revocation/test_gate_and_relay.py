@@ -28,7 +28,7 @@ from did_auth.chain.contracts import load_artifact
 from did_auth.clock import SystemClock
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.revocations import RevocationBook
-from did_auth.flows.token_grants import hash_secret
+from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services, build_services
 from did_auth.settings import Settings
 from did_auth.store.redis import RedisStore

@@ -34,7 +34,7 @@ import redis as redis_sync
 from did_auth.api.app import create_app
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.flows.issuance import issue_for_grant
-from did_auth.flows.token_grants import hash_secret
+from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services, build_services
 from did_auth.settings import Settings
 from did_auth.tokens.issue import Grant, new_sid

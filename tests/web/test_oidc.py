@@ -35,7 +35,7 @@ from joserfc.jws import JWSRegistry
 
 from did_auth.api.app import create_app
 from did_auth.clock import FixedClock
-from did_auth.flows.token_grants import hash_secret
+from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services, build_services
 from did_auth.settings import Settings
 from did_auth.siwe.recaps import build_recap

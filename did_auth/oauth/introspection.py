@@ -1,0 +1,82 @@
+"""RFC 7662 token introspection as one use case: authenticate the caller (a resource server
+or a client), budget it, and describe the token.
+
+An access token is active while `LocalTokenCheck` accepts it (signature, expiry, session,
+deny lists, on-chain registry); a refresh token while it is the current one of a live
+session. An inactive token tells nothing more (RFC 7662 §2.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from did_auth.errors import InvalidRequest
+from did_auth.oauth.client_auth import ClientAuthenticator
+from did_auth.tokens.local_check import LocalTokenCheck
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["IntrospectionEndpoint", "IntrospectionGuard"]
+
+
+class IntrospectionGuard(Protocol):
+    """The introspection budget per caller (`did_auth.policy.abuse`)."""
+
+    async def introspect_request(self, resource_server: str) -> None: ...
+
+
+class IntrospectionEndpoint:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        authenticator: ClientAuthenticator,
+        guard: IntrospectionGuard,
+        refresh_keys: Callable[[], Awaitable[None]],
+        sessions: SessionStore,
+        local: LocalTokenCheck,
+    ) -> None:
+        self.url = issuer + "/introspect"
+        self._authenticator = authenticator
+        self._guard = guard
+        self._refresh_keys = refresh_keys
+        self._sessions = sessions
+        self._local = local
+
+    async def handle(
+        self, *, authorization: str | None, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The introspection response (RFC 7662 §2.2) for `params["token"]`."""
+        # RFC 7662 §2.1: "To prevent token scanning attacks, the endpoint MUST also require
+        # some form of authorization to access this endpoint": a configured resource server
+        # or client, authenticated like a client at the token endpoint (Basic or post).
+        caller = await self._authenticator.authenticate(
+            authorization, params, self.url, resource_server=True
+        )
+        await self._guard.introspect_request(caller.client_id)
+        token = params.get("token")
+        if not token:
+            raise InvalidRequest("missing parameter: token")
+        await self._refresh_keys()
+        return await self.introspect(token)
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 §2.2: `active` plus the token's claims; inactive tells nothing more."""
+        claims = await self._local.active_claims(token)
+        if claims is not None:
+            out = {k: v for k, v in claims.items() if k != "cnf"}
+            if "cnf" in claims:
+                out["cnf"] = claims["cnf"]
+            return {"active": True, "token_type": "access_token", **out}
+        session = await self._sessions.current(token)
+        if session is not None:
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": session.client_id,
+                "sub": session.sub,
+                "scope": " ".join(session.scopes),
+                "exp": int(session.refresh_expires_at),
+                "sid": session.sid,
+            }
+        return {"active": False}
