@@ -263,7 +263,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.post("/otp/enroll")
     async def otp_enroll(request: Request) -> Response:
-        claims = await bearer_claims(request)
+        claims = await access_claims(request)
         enrollment = await svc.otp.enroll(str(claims["sub"]))
         return JSONResponse(
             {"secret": enrollment.secret, "otpauth_uri": enrollment.uri}, headers=_NO_STORE
@@ -271,13 +271,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @app.post("/otp/confirm")
     async def otp_confirm(request: Request, body: OtpConfirmRequest) -> Response:
-        claims = await bearer_claims(request)
+        claims = await access_claims(request)
         await svc.otp.confirm(str(claims["sub"]), body.otp)
         return JSONResponse({"enrolled": True}, headers=_NO_STORE)
-
-    # Our own access token from `Authorization: Bearer|DPoP` (DPoP-bound: with its proof),
-    # the same check and challenges as /userinfo (did_auth.api.resource_auth).
-    bearer_claims = access_claims
 
     @app.get("/revocations")
     async def revocations(since: str | None = None, limit: str | None = None) -> Response:
