@@ -8,6 +8,7 @@
     ├── InvalidGrant            400 invalid_grant        (bad signature, replayed nonce, expired)
     ├── InvalidScope            400 invalid_scope
     ├── AccessDenied            403 access_denied        (revoked, suspended, not allowed)
+    ├── InsufficientUserAuthentication 401 insufficient_user_authentication (RFC 9470)
     ├── InvalidToken            401 invalid_token
     ├── InvalidDpopProof        400 invalid_dpop_proof
     ├── UseDpopNonce            400 use_dpop_nonce
@@ -28,6 +29,7 @@ __all__ = [
     "AccessDenied",
     "ConfigError",
     "DidAuthError",
+    "InsufficientUserAuthentication",
     "InvalidClient",
     "InvalidDpopProof",
     "InvalidGrant",
@@ -101,6 +103,18 @@ class InvalidScope(DidAuthError):
 class AccessDenied(DidAuthError):
     code = "access_denied"
     status = 403
+
+
+class InsufficientUserAuthentication(DidAuthError):
+    """RFC 9470 §3: the token's authentication event is too old for this resource;
+    `max_age` (seconds) is what it needs. The HTTP edge adds the Bearer challenge."""
+
+    code = "insufficient_user_authentication"
+    status = 401
+
+    def __init__(self, description: str = "", *, max_age: int, reason: str | None = None) -> None:
+        super().__init__(description, reason=reason)
+        self.max_age = max_age
 
 
 class InvalidToken(DidAuthError):

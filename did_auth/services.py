@@ -16,6 +16,7 @@ from did_auth.flows.did_login import DidLogin, build_did_login
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.otp_enrolment import OtpEnrolment
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
@@ -77,6 +78,8 @@ class Services:
     watchers: WatcherPool | None = None
     # Issue 4: DID challenge-response logins (did:ethr resolvers are added per chain at start).
     did: DidLogin | None = None
+    # Who may enrol or replace a second factor (POST /otp/enroll).
+    otp_enrolment: OtpEnrolment | None = None
 
     async def start(self) -> None:
         await self.chains.start()
@@ -241,4 +244,7 @@ def build_services(
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),
         did=did,
+        otp_enrolment=OtpEnrolment(
+            settings, clock, otp, nonces, checker, guard=guard, registry=registry
+        ),
     )

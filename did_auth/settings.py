@@ -41,6 +41,10 @@ class ChainConfig(_Strict):
     rpc_url: str = "embedded"
     did_registry: str | None = None
     revocation_registry: str | None = None
+    # The other chain ids whose accounts this chain's RevocationRegistry governs (its own
+    # chain id is implied): suspension and revokeAll() bind to the account (an EOA is the
+    # same account on every EVM chain), not to the chain a login message names.
+    revocation_registry_for: list[int] = Field(default_factory=list)
     confirmations: int = Field(default=0, ge=0, le=256)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
     # Signature checks (EIP-1271 isValidSignature, EIP-6492 deployless validation) run
@@ -316,6 +320,54 @@ class Settings(_Strict):
         """The client the /demo/ page signs in as; None: no /demo/ page."""
         return next((c for c in self.clients if c.demo), None)
 
+    @model_validator(mode="after")
+    def _revocation_authority(self) -> Settings:
+        """Every chain id has at most one authoritative RevocationRegistry, and once any
+        registry is configured every chain id a client allows has one (fail closed: a
+        chain without a registry must not be a way around a suspension)."""
+        authority: dict[int, int] = {}
+        for i, chain in enumerate(self.chains):
+            if not _has_revocation_registry(chain):
+                if chain.revocation_registry_for:
+                    raise ValueError(
+                        f"chains.{i}.revocation_registry_for: chain {chain.chain_id} has no "
+                        "revocation_registry"
+                    )
+                continue
+            for covered in (chain.chain_id, *chain.revocation_registry_for):
+                if covered in authority:
+                    raise ValueError(
+                        f"chains.revocation_registry_for: chain id {covered} would be governed "
+                        f"by the RevocationRegistry of chain {authority[covered]} and of chain "
+                        f"{chain.chain_id}; each chain id needs exactly one"
+                    )
+                authority[covered] = chain.chain_id
+        if authority:
+            for i, client in enumerate(self.clients):
+                for chain_id in client.chain_ids:
+                    if chain_id not in authority:
+                        raise ValueError(
+                            f"clients.{i}.chain_ids: chain {chain_id} has no authoritative "
+                            "RevocationRegistry; add it to a [[chains]] entry's "
+                            "revocation_registry_for, or remove it from chain_ids"
+                        )
+        return self
+
+    def revocation_authority(self, chain_id: int) -> int | None:
+        """The chain whose RevocationRegistry governs accounts logging in on `chain_id`
+        (itself, or the chain listing it in `revocation_registry_for`); None when none does."""
+        for chain in self.chains:
+            if _has_revocation_registry(chain) and (
+                chain.chain_id == chain_id or chain_id in chain.revocation_registry_for
+            ):
+                return chain.chain_id
+        return None
+
+    @property
+    def has_revocation_registries(self) -> bool:
+        """Whether any configured chain has a RevocationRegistry (the embedded chain has)."""
+        return any(_has_revocation_registry(c) for c in self.chains)
+
     def client(self, client_id: str) -> ClientConfig | None:
         for c in self.clients:
             if c.client_id == client_id:
@@ -336,6 +388,11 @@ class Settings(_Strict):
         return self.redis_url is None
 
 
+def _has_revocation_registry(chain: ChainConfig) -> bool:
+    """Configured, or deployed by the embedded development chain at start."""
+    return chain.revocation_registry is not None or chain.rpc_url == "embedded"
+
+
 def default_scope_table() -> dict[str, Any]:
     return {"wallet:withdraw": {"step_up": True, "max_ttl": 60}}
 
@@ -349,7 +406,8 @@ def embedded_defaults() -> dict[str, Any]:
                 "client_id": "demo",
                 "domains": ["localhost", "127.0.0.1"],
                 "uris": ["http://localhost", "http://127.0.0.1"],
-                "chain_ids": [1, 31337],
+                # Only the embedded chain: its RevocationRegistry governs these accounts.
+                "chain_ids": [31337],
                 "audiences": ["trading-api"],
                 "scopes": ["account:read", "trade:write", "wallet:withdraw"],
                 "default_scopes": ["account:read"],
@@ -406,6 +464,10 @@ def _problems(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         msg = err["msg"]
+        if err["type"] == "value_error" and not err["loc"]:
+            # A whole-config rule names its own key path in its message.
+            out.append(str(err.get("ctx", {}).get("error", msg)))
+            continue
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         out.append(f"{loc}: {msg}")

@@ -24,6 +24,7 @@ from did_auth.api.models import (
     NonceRequest,
     NonceResponse,
     OtpConfirmRequest,
+    OtpEnrollRequest,
     SiweVerifyRequest,
     TokenResponse,
 )
@@ -36,6 +37,7 @@ from did_auth.chain.watcher import WATCHER_REGISTRY
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
+from did_auth.flows.otp_enrolment import OtpEnrolment, OtpEnrolRequest
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
@@ -262,18 +264,54 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return JSONResponse(result, headers=_NO_STORE)
 
     @app.post("/otp/enroll")
-    async def otp_enroll(request: Request) -> Response:
+    async def otp_enroll(request: Request, body: OtpEnrollRequest | None = None) -> Response:
+        # Enrolling or replacing a second factor: a fresh login, the current factor, or a
+        # wallet signature for re-enrolment (did_auth.flows.otp_enrolment); always audited.
         claims = await access_claims(request)
-        enrollment = await svc.otp.enroll(str(claims["sub"]))
+        ctx = request_context(request)
+        body = body or OtpEnrollRequest()
+        sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
+        request.state.client_id = client_id
+        try:
+            enrollment, method, replaces = await _otp_enrolment(svc).enroll(
+                OtpEnrolRequest(
+                    sub=sub,
+                    client_id=client_id,
+                    auth_time=float(claims.get("auth_time", 0)),
+                    otp=body.otp,
+                    siwe=body.siwe.model_dump() if body.siwe is not None else None,
+                    ctx=ctx,
+                )
+            )
+        except DidAuthError as exc:
+            audit.emit(
+                AuditEvent.SECOND_FACTOR_ENROLMENT, Outcome.DENIED, reason=exc.reason,
+                request_id=ctx.request_id, client_id=client_id, subject=sub, ip=ctx.ip,
+                method="wallet_signature" if body.siwe is not None else
+                ("current_otp" if body.otp is not None else "fresh_login"),
+            )
+            raise
+        audit.emit(
+            AuditEvent.SECOND_FACTOR_ENROLMENT, Outcome.SUCCESS, reason=method,
+            request_id=ctx.request_id, client_id=client_id, subject=sub, ip=ctx.ip,
+            method=method, replaces=replaces,
+        )
         return JSONResponse(
-            {"secret": enrollment.secret, "otpauth_uri": enrollment.uri}, headers=_NO_STORE
+            {"secret": enrollment.secret, "otpauth_uri": enrollment.uri, "replaces": replaces},
+            headers=_NO_STORE,
         )
 
     @app.post("/otp/confirm")
     async def otp_confirm(request: Request, body: OtpConfirmRequest) -> Response:
         claims = await access_claims(request)
-        await svc.otp.confirm(str(claims["sub"]), body.otp)
-        return JSONResponse({"enrolled": True}, headers=_NO_STORE)
+        ctx = request_context(request)
+        confirmed = await svc.otp.confirm(str(claims["sub"]), body.otp)
+        audit.emit(
+            AuditEvent.SECOND_FACTOR_ENROLLED, Outcome.SUCCESS, reason=confirmed.method,
+            request_id=ctx.request_id, client_id=claims.get("client_id"),
+            subject=str(claims["sub"]), ip=ctx.ip, replaced=confirmed.replaced,
+        )
+        return JSONResponse({"enrolled": True, "replaced": confirmed.replaced}, headers=_NO_STORE)
 
     @app.get("/revocations")
     async def revocations(since: str | None = None, limit: str | None = None) -> Response:
@@ -327,6 +365,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     install_openapi(app)
     return app
+
+
+def _otp_enrolment(svc: Services) -> OtpEnrolment:
+    if svc.otp_enrolment is None:  # pragma: no cover - always wired by build_services
+        raise TemporarilyUnavailable("OTP enrolment is not available", reason="otp_unwired")
+    return svc.otp_enrolment
 
 
 def _did(svc: Services) -> DidLogin:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from did_auth.api.context import request_context
 from did_auth.errors import (
     DidAuthError,
+    InsufficientUserAuthentication,
     InvalidClient,
     RateLimited,
     ResourceAccessError,
@@ -37,6 +38,11 @@ def error_response(exc: DidAuthError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, UseDpopNonce):
         headers["DPoP-Nonce"] = exc.nonce
+    if isinstance(exc, InsufficientUserAuthentication):
+        # RFC 9470 §3: the challenge names the error and the max_age the resource needs.
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="insufficient_user_authentication", max_age="{exc.max_age}"'
+        )
     if isinstance(exc, InvalidClient):
         # RFC 6749 §5.2: "If the client attempted to authenticate via the Authorization
         # request header field, the authorization server MUST respond with an HTTP 401

@@ -57,6 +57,21 @@ class OtpConfirmRequest(_Body):
     otp: str = Field(min_length=1, max_length=16)
 
 
+class SiweProof(_Body):
+    """An EIP-4361 message and its signature (OTP re-enrolment)."""
+
+    message: str = Field(min_length=1, max_length=16 * 1024)
+    signature: str = Field(min_length=4, max_length=2 + 2 * 16 * 1024)
+
+
+class OtpEnrollRequest(_Body):
+    """`POST /otp/enroll`: nothing (first factor, fresh login), `otp` (a code of the current
+    factor) or `siwe` (a wallet signature for re-enrolment) to replace an enrolled factor."""
+
+    otp: str | None = Field(default=None, max_length=16)
+    siwe: SiweProof | None = None
+
+
 class DidChallengeRequest(_Body):
     client_id: str = Field(min_length=1, max_length=128)
     did: str = Field(min_length=1, max_length=512)

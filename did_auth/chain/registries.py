@@ -144,6 +144,14 @@ class RegistryReader:
             config.revocation_registry is not None or config.rpc_url == "embedded"
         )
 
+    def authority(self, chain_id: int) -> int | None:
+        """The chain whose RevocationRegistry governs accounts on `chain_id` (settings
+        `revocation_registry_for`), else None."""
+        return self.settings.revocation_authority(chain_id)
+
+    def any_registry(self) -> bool:
+        return self.settings.has_revocation_registries
+
     def registry_address(self, chain_id: int) -> str | None:
         config = self.settings.chain(chain_id)
         if config is None:

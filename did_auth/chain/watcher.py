@@ -30,11 +30,14 @@ Effects (on sessions of *this* chain's subjects only):
   when that state cannot be read, every session of the identity not authenticated with the
   new owner). To `0x0` (deactivation): all of the identity's did:ethr sessions.
 
-"This chain's subjects": a `did:pkh:eip155:<chainId>:…` or did:ethr subject on the watched
-chain. The same address on another chain can be another owner's contract wallet, so it
-must not be able to revoke sessions there (the login/refresh checks read the subject's own
-chain's registry for the same reason). Sessions are found through `RevocationBook`'s
-indexes (by account address and by `auth_key`, a bare address or a CAIP-10 account).
+"This chain's subjects": for RevocationRegistry events, a `did:pkh:eip155:<chainId>:…` or
+did:ethr subject on any chain this chain's registry governs (the chain itself and its
+`revocation_registry_for` chain ids: suspension and revokeAll() bind to the account, the
+same address on every governed chain, as the login/refresh checks read it); for ERC-1056
+events, did:ethr subjects of the watched chain only (a DID document lives on one chain).
+Chains no registry governs are never touched: the same address there can be another
+owner's contract wallet. Sessions are found through `RevocationBook`'s indexes (by
+account address and by `auth_key`, a bare address or a CAIP-10 account).
 
 Restart: the cursor `da:{watch:<chain_id>}:cursor` (JSON: block number and hash, the hashes
 of recently processed blocks, and a scope = genesis hash + registry addresses) is written
@@ -291,10 +294,13 @@ class Watcher:
         chunk_size: int = DEFAULT_CHUNK,
         lease_ttl: float | None = None,
         owner: str | None = None,
+        governs: Iterable[int] = (),
     ) -> None:
         if revocation_registry is None and did_registry is None:
             raise ValueError("a watcher needs at least one registry")
         self.chain_id = chain_id
+        #: Chain ids whose subjects this chain's RevocationRegistry governs (itself included).
+        self.governs = frozenset((chain_id, *governs))
         self.client = client
         self.revocation_registry = revocation_registry.lower() if revocation_registry else None
         self.did_registry = did_registry.lower() if did_registry else None
@@ -563,7 +569,7 @@ class Watcher:
 
     async def _key_sessions(self, address: str) -> list[Session]:
         seen: dict[str, Session] = {}
-        for key in (address, f"eip155:{self.chain_id}:{address}"):
+        for key in (address, *(f"eip155:{c}:{address}" for c in sorted(self.governs))):
             for session in await self._sessions_in(_key_key(key)):
                 seen.setdefault(session.sid, session)
         return list(seen.values())
@@ -572,7 +578,8 @@ class Watcher:
         subject = subject_account(session.sub)
         return (
             subject is not None
-            and subject.chain_id == self.chain_id
+            # ERC-1056 events: the watched chain's DIDs; registry events: governed chains.
+            and subject.chain_id in ((self.chain_id,) if ethr_only else self.governs)
             and subject.account == account
             and (subject.ethr or not ethr_only)
         )
@@ -736,6 +743,7 @@ class WatcherPool:
                 audit=self.audit,
                 interval=config.watch_interval,
                 confirmations=config.confirmations,
+                governs=config.revocation_registry_for if revocation is not None else (),
             )
             self.watchers.append(watcher)
             self._tasks.append(

@@ -12,7 +12,9 @@
    binding), so a rejected proof never burns it and two concurrent submissions of one proof
    cannot both pass. Step-up (`otp`) is checked after that, like SIWE logins.
 
-The access token's `sub` is the DID exactly as presented, `amr` is `["did"]` (+ `"otp"`).
+The access token's `sub` is the DID as presented (a did:pkh in its canonical EIP-55 form),
+`amr` is `["did"]` (+ `"otp"`). The second factor, rate limits and suspension are the
+account's (`account_key`), shared by every chain and DID method of one EOA.
 A key other than the DID's controller (a bot's delegate key) gets the client's narrower
 `delegate_scopes`. The session (and token) carry `auth_key`, the signing key's id (CAIP-10
 account for Ethereum keys), which `RevocationBook` indexes and `recheck` re-validates, so a
@@ -35,7 +37,7 @@ from typing import Any
 from did_auth.clock import Clock
 from did_auth.did.ethr import EthrDid
 from did_auth.did.jwt_proof import check_claims, match_signer, parse_proof
-from did_auth.did.pkh import PkhDid
+from did_auth.did.pkh import PkhDid, pkh_did
 from did_auth.did.resolver import ChainReader, DidResolver, ParsedDid
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
 from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
@@ -158,7 +160,9 @@ class DidLogin:
         await self.challenges.consume(
             proof.nonce, challenge_binding(client.client_id, did.did, proof.audience)
         )
-        sub = did.did
+        # One wallet, one subject: a did:pkh is issued in its canonical form (EIP-55
+        # address), whatever letter case the proof used, as SIWE logins issue it.
+        sub = pkh_did(did.chain_id, did.address) if isinstance(did, PkhDid) else did.did
         amr: tuple[str, ...] = ("did",)
         if req.otp is not None:
             await self.otp.verify(sub, req.otp)

@@ -1,8 +1,15 @@
 """Second factor for step-up: TOTP (RFC 6238) enrolled by an authenticated user.
 
-Secrets are sealed with the key-encryption key (AES-256-GCM) before they reach the store.
-A code is accepted once (the time step is remembered) and failures back off the account
-with exponential, capped delays (a 6-digit code can be guessed, unlike a signature).
+One wallet is one subject: the factor is keyed by the account (`account_key`: the same EOA
+as did:pkh on any chain, as did:ethr, or as a bare address shares one factor, one backoff),
+so another chain or DID method is no way around it. Other subjects (did:key) are their own.
+
+Secrets are sealed with the key-encryption key (AES-256-GCM, the account key as associated
+data) before they reach the store. An enrolment is *pending* (its own key, 15 minutes) until
+confirmed with a code of the new secret; confirming replaces the active factor, if any.
+Who may start an enrolment is decided by `did_auth.flows.otp_enrolment`. A code is accepted
+once (the time step is remembered, compare-and-set) and failures back off the account with
+exponential, capped delays (a 6-digit code can be guessed, unlike a signature).
 """
 
 from __future__ import annotations
@@ -15,24 +22,38 @@ import pyotp
 
 from did_auth.clock import Clock
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
+from did_auth.flows.revocations import account_key
 from did_auth.policy.backoff import OtpBackoff
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
 
-__all__ = ["OtpService"]
+__all__ = ["Confirmed", "Enrollment", "OtpService"]
 
 _TTL = 10 * 365 * 86400
 _PENDING_TTL = 900
 
 
-def _key(sub: str) -> str:
-    return f"da:{{otp:{sub}}}:secret"
+def _key(key: str) -> str:
+    return f"da:{{otp:{key}}}:secret"
+
+
+def _pending_key(key: str) -> str:
+    return f"da:{{otp:{key}}}:pending"
 
 
 @dataclass(frozen=True)
 class Enrollment:
     secret: str
     uri: str
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A confirmed enrolment: whether it replaced an active factor, and how the enrolment
+    was authorised (`OtpEnrolment` methods: fresh_login, current_otp, wallet_signature)."""
+
+    replaced: bool
+    method: str
 
 
 class OtpService:
@@ -51,55 +72,95 @@ class OtpService:
         self._clock = clock
         self._issuer_name = issuer_name
 
-    async def _record(self, sub: str) -> dict[str, object] | None:
-        raw = await self._store.get(_key(sub))
+    async def _active(self, sub: str) -> tuple[str, bytes, dict[str, object]] | None:
+        """(store key, raw value, record) of the account's active factor, else None."""
+        key = _key(account_key(sub))
+        raw = await self._store.get(key)
+        if raw is None and account_key(sub) != sub:
+            # Stored before one key per wallet (keyed by the subject as it logged in):
+            # adopted as the account's factor, sealed as it was.
+            legacy = await self._store.get(_key(sub))
+            if legacy is not None:
+                rec = orjson.loads(legacy)
+                if rec.get("active"):
+                    rec.setdefault("aad", sub)
+                    raw = orjson.dumps(rec)
+                    if not await self._store.put(key, raw, _TTL, nx=True):
+                        raw = await self._store.get(key)
         if raw is None:
             return None
-        rec: dict[str, object] = orjson.loads(raw)
-        return rec
+        rec = orjson.loads(raw)
+        if not rec.get("active"):  # an old-format pending enrolment: not a factor
+            return None
+        return key, raw, rec
 
     def _secret(self, sub: str, rec: dict[str, object]) -> str:
         sealed = base64.b64decode(str(rec["sealed"]))
-        return self._sealer.open(sealed, sub.encode()).decode()
+        aad = str(rec.get("aad") or account_key(sub))
+        return self._sealer.open(sealed, aad.encode()).decode()
 
     async def enrolled(self, sub: str) -> bool:
-        rec = await self._record(sub)
-        return rec is not None and bool(rec.get("active"))
+        return await self._active(sub) is not None
 
-    async def enroll(self, sub: str) -> Enrollment:
-        if await self.enrolled(sub):
+    async def enroll(
+        self, sub: str, *, replace: bool = False, method: str = "fresh_login"
+    ) -> Enrollment:
+        """Start a (pending) enrolment; `replace` when the caller was authorised to replace
+        an active factor (`OtpEnrolment` decides)."""
+        if not replace and await self.enrolled(sub):
             raise InvalidRequest("a second factor is already enrolled for this account")
+        key = account_key(sub)
         secret = pyotp.random_base32()
         rec = {
-            "active": False,
-            "sealed": base64.b64encode(self._sealer.seal(secret.encode(), sub.encode())).decode(),
-            "last_step": -1,
+            "sealed": base64.b64encode(self._sealer.seal(secret.encode(), key.encode())).decode(),
+            "aad": key,
+            "replaces": replace,
+            "method": method,
         }
-        await self._store.put(_key(sub), orjson.dumps(rec), _PENDING_TTL)
+        await self._store.put(_pending_key(key), orjson.dumps(rec), _PENDING_TTL)
         uri = pyotp.TOTP(secret).provisioning_uri(name=sub, issuer_name=self._issuer_name)
         return Enrollment(secret=secret, uri=uri)
 
-    async def confirm(self, sub: str, code: object) -> None:
-        rec = await self._record(sub)
-        if rec is None or rec.get("active"):
+    async def confirm(self, sub: str, code: object) -> Confirmed:
+        """Activate the pending enrolment with a code of its new secret."""
+        key = account_key(sub)
+        pending = _pending_key(key)
+        raw = await self._store.get(pending)
+        if raw is None:
             raise InvalidRequest("no pending enrolment for this account")
-        await self._check(sub, rec, code, activate=True)
+        rec = orjson.loads(raw)
+        step = await self._code_step(key, self._secret(sub, rec), code, last_step=-1)
+        if await self._store.take(pending, expect=raw) != raw:
+            raise InvalidRequest("the pending enrolment changed; enrol again")
+        active = await self._active(sub)
+        record = {"active": True, "sealed": rec["sealed"], "aad": rec["aad"], "last_step": step}
+        await self._store.put(_key(key), orjson.dumps(record), _TTL)
+        await self._backoff.success(key)
+        return Confirmed(replaced=active is not None, method=str(rec.get("method", "")))
 
     async def verify(self, sub: str, code: object) -> None:
-        rec = await self._record(sub)
-        if rec is None or not rec.get("active"):
+        found = await self._active(sub)
+        if found is None:
             raise AccessDenied("no second factor enrolled for this account", reason="otp_missing")
-        await self._check(sub, rec, code, activate=False)
+        store_key, raw, rec = found
+        last = rec.get("last_step", -1)
+        step = await self._code_step(
+            account_key(sub), self._secret(sub, rec), code,
+            last_step=last if isinstance(last, int) else -1,
+        )
+        updated = orjson.dumps({**rec, "last_step": step})
+        # Compare-and-set: two requests carrying the same code cannot both pass.
+        if not await self._store.swap(store_key, raw, updated, _TTL):
+            raise InvalidGrant("otp is wrong or already used", reason="otp_invalid")
+        await self._backoff.success(account_key(sub))
 
-    async def _check(
-        self, sub: str, rec: dict[str, object], code: object, *, activate: bool
-    ) -> None:
+    async def _code_step(self, key: str, secret: str, code: object, *, last_step: int) -> int:
         # The attempt is admitted (and counted) *before* the code is looked at: a burst of
         # parallel guesses gets one attempt per backoff window, never one each.
-        await self._backoff.attempt(sub)
+        await self._backoff.attempt(key)
         if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
             raise InvalidGrant("otp must be a 6-digit code", reason="otp_invalid")
-        totp = pyotp.TOTP(self._secret(sub, rec))
+        totp = pyotp.TOTP(secret)
         now = self._clock.now()
         step = None
         for offset in (0, -1, 1):  # RFC 6238 §5.2: allow one time step of clock drift
@@ -107,10 +168,7 @@ class OtpService:
             if totp.verify(code, for_time=t, valid_window=0):
                 step = int(t // totp.interval)
                 break
-        last_step = rec.get("last_step", -1)
-        if step is None or (isinstance(last_step, int) and step <= last_step):
+        if step is None or step <= last_step:
             # RFC 6238 §5.2: the verifier MUST NOT accept the second attempt of the same OTP.
             raise InvalidGrant("otp is wrong or already used", reason="otp_invalid")
-        updated = {**rec, "last_step": step, "active": True if activate else rec.get("active")}
-        await self._store.put(_key(sub), orjson.dumps(updated), _TTL)
-        await self._backoff.success(sub)
+        return step

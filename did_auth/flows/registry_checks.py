@@ -22,10 +22,16 @@ key's 20-byte address left-padded with 12 zero bytes (the ABI encoding of an `ad
 `revoke(bytes32(uint256(uint160(key))))` revokes every session authenticated with that key.
 A random sid has those 12 zero bytes with probability 2^-96, so the two never collide.
 
-The chain of a subject is the one its identifier names: `did:pkh:eip155:<chainId>:<addr>`
-(SIWE logins) or the did:ethr network; the registry consulted is that chain's `[[chains]]`
-entry's `revocation_registry` (or the embedded chain's). Subjects on a chain without a
-registry, and `did:key`, have no on-chain revocation state: nothing to check.
+Suspension and revokeAll() bind to the *account*, not to the chain a login message names:
+the registry consulted for a subject on chain C (`did:pkh:eip155:<C>:<addr>` from SIWE, or
+the did:ethr network C) is the *authoritative* one for C: C's own `revocation_registry` (or
+the embedded chain's), or that of the `[[chains]]` entry listing C in
+`revocation_registry_for`. An EOA is the same account on every EVM chain, so a suspension
+on the authoritative registry holds for logins signed for any chain it governs. When any
+registry is configured, a login, refresh or DID login on a chain no registry governs is
+refused (`access_denied`, reason `no_registry_authority`; settings validation already
+refuses clients allowing such chains): fail closed, never skipped. With no registry
+configured at all, and for `did:key`, there is no on-chain revocation state to check.
 
 Fail closed: a chain with a registry that cannot be read makes the decision raise
 `TemporarilyUnavailable` (503); a check is never skipped. No web3 here (flows stay pure).
@@ -167,8 +173,12 @@ def check_session(
 class RegistryStatusReader(Protocol):
     """Reads `status(account, ids)` of a chain's RevocationRegistry (one pinned read)."""
 
-    def has_registry(self, chain_id: int) -> bool:
-        """Whether `chain_id` is configured with a RevocationRegistry."""
+    def authority(self, chain_id: int) -> int | None:
+        """The chain whose RevocationRegistry governs accounts on `chain_id`, else None."""
+        ...
+
+    def any_registry(self) -> bool:
+        """Whether any RevocationRegistry is configured at all."""
         ...
 
     async def status(self, chain_id: int, account: str, ids: Sequence[str]) -> RegistryState:
@@ -190,11 +200,26 @@ class RegistryGate:
     reader: RegistryStatusReader
     revocations: RevocationBook | None = None
 
+    def _authority(self, chain_id: int) -> int | None:
+        """The registry chain to read for an account on `chain_id`; None: nothing to read
+        (no registry configured anywhere). Raise when registries exist but none governs
+        `chain_id`: such a chain must not be a way around a suspension (fail closed)."""
+        authority = self.reader.authority(chain_id)
+        if authority is None and self.reader.any_registry():
+            raise AccessDenied(
+                f"chain {chain_id} is governed by no RevocationRegistry "
+                "(revocation_registry_for); logins for it are refused",
+                reason="no_registry_authority",
+            )
+        return authority
+
     async def check_siwe_login(self, *, chain_id: int, address: str, issued_at: float) -> None:
-        """At SIWE login, after the signature verified: suspended / signed before revokeAll."""
-        if not self.reader.has_registry(chain_id):
+        """At SIWE login, after the signature verified: suspended / signed before revokeAll,
+        read from the registry authoritative for the account (not merely the message's chain)."""
+        authority = self._authority(chain_id)
+        if authority is None:
             return
-        state = await self.reader.status(chain_id, address.lower(), [])
+        state = await self.reader.status(authority, address.lower(), [])
         check_login(state, issued_at)
 
     async def check_did_login(
@@ -203,11 +228,12 @@ class RegistryGate:
         """The same for a DID login (did:ethr / did:pkh subject): suspended identity, proof
         issued (`iat`) at or before revokedBefore, or a signing key revoked on chain."""
         subject = subject_account(sub)
-        if subject is None or not self.reader.has_registry(subject.chain_id):
+        authority = None if subject is None else self._authority(subject.chain_id)
+        if subject is None or authority is None:
             return
         address = key_address(auth_key)
         ids = [key_id(address)] if address is not None else []
-        state = await self.reader.status(subject.chain_id, subject.account, ids)
+        state = await self.reader.status(authority, subject.account, ids)
         check_login(state, issued_at)
         for kid in ids:
             if state.is_revoked(kid):
@@ -216,10 +242,18 @@ class RegistryGate:
     async def check_session(self, session: Session) -> None:
         """Raise `AccessDenied` when the registry says `session` is dead (and revoke it)."""
         subject = subject_account(session.sub)
-        if subject is None or not self.reader.has_registry(subject.chain_id):
+        if subject is None:
+            return
+        try:
+            authority = self._authority(subject.chain_id)
+        except AccessDenied:
+            if self.revocations is not None and not session.revoked:
+                await self.revocations.revoke_sid(session.sid, reason="chain_ungoverned")
+            raise
+        if authority is None:
             return
         keys = _session_key_ids(session)
-        state = await self.reader.status(subject.chain_id, subject.account, [session.sid, *keys])
+        state = await self.reader.status(authority, subject.account, [session.sid, *keys])
         try:
             check_session(state, session.auth_time, session.sid, keys)
         except AccessDenied as exc:

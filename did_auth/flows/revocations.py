@@ -27,13 +27,13 @@ from typing import Any
 import orjson
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidRequest
+from did_auth.errors import DidAuthError, InvalidRequest
 from did_auth.settings import MAX_ACCESS_TOKEN_TTL
 from did_auth.store.base import Store
 from did_auth.tokens.local_check import deny_jti
 from did_auth.tokens.sessions import Session, SessionStore
 
-__all__ = ["FEED_CHANNEL", "FEED_STREAM", "RevocationBook", "account_of"]
+__all__ = ["FEED_CHANNEL", "FEED_STREAM", "RevocationBook", "account_key", "account_of"]
 
 FEED_STREAM = "da:{feed}:revocations"
 FEED_CHANNEL = "da:revocations"
@@ -53,15 +53,38 @@ _U64_MAX = 2**64 - 1
 _INDEX_CAP = 1_000_000
 _ETHR = re.compile(r"^did:ethr:(?:[A-Za-z0-9]+:)?(0x[0-9a-fA-F]{40})$")
 _PKH = re.compile(r"^did:pkh:eip155:\d+:(0x[0-9a-fA-F]{40})$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 # A stream id as Redis writes it: two unsigned 64-bit decimals, no sign, no leading zeros.
 _CURSOR = re.compile(r"(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})")
 _LIMIT = re.compile(r"[1-9][0-9]{0,3}")
 
 
 def account_of(sub: str) -> str | None:
-    """The Ethereum account behind a subject (did:pkh eip155, did:ethr address form)."""
+    """The Ethereum account behind a subject (did:pkh eip155, did:ethr), lower case."""
     m = _PKH.match(sub) or _ETHR.match(sub)
-    return m.group(1).lower() if m else None
+    if m:
+        return m.group(1).lower()
+    if sub.startswith("did:ethr:"):
+        # The other did:ethr forms (a public key, a network name with a colon): the
+        # identity address the method derives from the identifier.
+        from did_auth.did.ethr import parse_did_ethr  # no web3: coincurve + stdlib
+
+        try:
+            return parse_did_ethr(sub).address.lower()
+        except DidAuthError:
+            return None
+    return None
+
+
+def account_key(subject: str) -> str:
+    """One key per wallet for second factors, rate limits and backoff: an EOA is the same
+    account on every EVM chain, so `did:pkh:eip155:<any chain>:<addr>`, `did:ethr:[<net>:]<addr>`
+    and a bare `0x` address (any letter case) all map to `eip155:<lower-case address>`.
+    Any other subject (did:key) is its own key."""
+    if _ADDRESS.match(subject):
+        return f"eip155:{subject.lower()}"
+    account = account_of(subject)
+    return f"eip155:{account}" if account is not None else subject
 
 
 def parse_feed_query(since: str | None, limit: str | int | None) -> tuple[str | None, int]:

@@ -62,6 +62,9 @@ class AuditEvent(StrEnum):
     REFRESH_REUSE = "refresh_reuse"
     SIGNATURE_FAILURE_BURST = "signature_failure_burst"
     REVOKED_USE = "revoked_use"  # a revoked/suspended session, token or key was presented
+    # POST /otp/enroll (reason: fresh_login, current_otp, wallet_signature; or why denied)
+    SECOND_FACTOR_ENROLMENT = "second_factor_enrolment"
+    SECOND_FACTOR_ENROLLED = "second_factor_enrolled"  # POST /otp/confirm: factor active
 
 
 class Outcome(StrEnum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from did_auth.errors import RateLimited
 from did_auth.flows.guard import RequestContext
+from did_auth.flows.revocations import account_key
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.policy.backoff import SourceBackoff
@@ -75,11 +76,14 @@ class AbuseGuard:
             )
         )
 
+    # One wallet is one subject: the claimed address / DID is keyed by its account
+    # (`account_key`), so the same EOA on another chain or as a did:ethr shares its budgets.
+
     async def before_proof(self, ctx: RequestContext, client_id: str, claimed: str) -> None:
-        await self._backoff.check(ctx.ip, claimed)
+        await self._backoff.check(ctx.ip, account_key(claimed))
 
     async def proof_failed(self, ctx: RequestContext, client_id: str, claimed: str) -> None:
-        decision = await self._backoff.failure(ctx.ip, claimed)
+        decision = await self._backoff.failure(ctx.ip, account_key(claimed))
         if decision.burst:
             METRICS.anomalies.labels(kind="signature_failure_burst").inc()
             self._audit.emit(
@@ -93,8 +97,9 @@ class AbuseGuard:
             )
 
     async def proof_verified(self, ctx: RequestContext, client_id: str, subject: str) -> None:
-        enforce(await self._limiter.hit(f"verify:sub:{subject}", self._rates["verify_per_subject"]))
-        await self._backoff.success(ctx.ip, subject)
+        key = account_key(subject)
+        enforce(await self._limiter.hit(f"verify:sub:{key}", self._rates["verify_per_subject"]))
+        await self._backoff.success(ctx.ip, key)
 
     # -- other endpoint classes -------------------------------------------------------
 

@@ -21,7 +21,7 @@ async def test_ready_with_embedded_chain_and_store() -> None:
 async def test_rpc_calls_are_counted_per_chain_and_outcome() -> None:
     cfg = settings_for(chains=[
         {"chain_id": 31337, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 1},
-        {"chain_id": 1337, "rpc_url": "embedded"},
+        {"chain_id": 1337, "rpc_url": "embedded", "revocation_registry_for": [31337]},
     ])
     async with running_app(cfg) as (c, _):
         await c.get("/readyz")
@@ -33,7 +33,8 @@ async def test_rpc_calls_are_counted_per_chain_and_outcome() -> None:
 async def test_not_ready_when_a_chain_is_down_or_stale() -> None:
     cfg = settings_for(chains=[
         {"chain_id": 31337, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 1},
-        {"chain_id": 1337, "rpc_url": "embedded", "max_head_age": 60},
+        {"chain_id": 1337, "rpc_url": "embedded", "max_head_age": 60,
+         "revocation_registry_for": [31337]},
     ])
     # an hour after the embedded chain's last block: its head is stale
     async with running_app(cfg, clock=FixedClock(time.time() + 3600)) as (c, _):

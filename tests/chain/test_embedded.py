@@ -157,7 +157,8 @@ async def test_counterfactual_wallet_login(app: Api) -> None:
 async def test_configured_registry_addresses_win() -> None:
     mine = "0x" + "ab" * 20
     settings = settings_for(
-        chains=[{"chain_id": 1337, "rpc_url": "embedded", "did_registry": mine}]
+        chains=[{"chain_id": 1337, "rpc_url": "embedded", "did_registry": mine,
+                 "revocation_registry_for": [31337]}]
     )
     async with running_app(settings) as (_, svc):
         client = svc.chains.require(1337)

@@ -132,9 +132,15 @@ class FakeReader:
     chains: set[int]
     answer: RegistryState | Exception
     reads: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
+    governed: dict[int, int] = field(default_factory=dict)  # chain id -> authoritative chain
 
-    def has_registry(self, chain_id: int) -> bool:
-        return chain_id in self.chains
+    def authority(self, chain_id: int) -> int | None:
+        if chain_id in self.chains:
+            return chain_id
+        return self.governed.get(chain_id)
+
+    def any_registry(self) -> bool:
+        return bool(self.chains)
 
     async def status(self, chain_id: int, account: str, ids: Sequence[str]) -> RegistryState:
         self.reads.append((chain_id, account, tuple(ids)))
@@ -158,13 +164,27 @@ def _session(sub: str, **extra: object) -> Session:
     )
 
 
-async def test_gate_skips_chains_without_a_registry() -> None:
+async def test_gate_refuses_chains_no_registry_governs() -> None:
+    # Fail closed: with a registry configured, a chain none governs is no way around it
+    # (this test used to assert the insecure skip).
     reader = FakeReader({31337}, state(suspended=True))
     gate = RegistryGate(reader)
-    await gate.check_siwe_login(chain_id=1, address=ACCOUNT, issued_at=T)
-    await gate.check_session(_session(f"did:pkh:eip155:1:{ACCOUNT}"))
+    with pytest.raises(AccessDenied) as e:
+        await gate.check_siwe_login(chain_id=1, address=ACCOUNT, issued_at=T)
+    assert e.value.reason == "no_registry_authority"
+    with pytest.raises(AccessDenied):
+        await gate.check_session(_session(f"did:pkh:eip155:1:{ACCOUNT}"))
     await gate.check_session(_session("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"))
     assert reader.reads == []
+    # No registry anywhere: nothing to check.
+    await RegistryGate(FakeReader(set(), state(suspended=True))).check_siwe_login(
+        chain_id=1, address=ACCOUNT, issued_at=T
+    )
+    # Chain 1 governed by 31337's registry: the suspension there holds for chain 1 logins.
+    governed = FakeReader({31337}, state(suspended=True), governed={1: 31337})
+    with pytest.raises(AccessDenied) as e:
+        await RegistryGate(governed).check_siwe_login(chain_id=1, address=ACCOUNT, issued_at=T)
+    assert e.value.reason == "suspended" and governed.reads == [(31337, ACCOUNT, ())]
     with pytest.raises(AccessDenied):
         await gate.check_siwe_login(chain_id=31337, address=ACCOUNT.upper().replace("0X", "0x"),
                                     issued_at=T)

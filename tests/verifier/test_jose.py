@@ -45,11 +45,17 @@ def test_base64url_refuses_non_zero_pad_bits():
         b'{"a": "\xff"}',
         b"[1, 2]",
         b"",
+        b'{"htu": "https://api.example/\\ud800"}',
+        b'{"\\udc00": 1}',
     ],
 )
 def test_strict_json_objects(text: bytes):
     with pytest.raises(JoseError):
         jose.parse_json_object(text)
+
+
+def test_paired_surrogate_escapes_are_text():
+    assert jose.parse_json_object(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
 
 
 def test_json_dumps_is_compact_utf8():

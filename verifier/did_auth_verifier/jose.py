@@ -140,19 +140,46 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_const
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _refuse_lone_surrogates(value: Any) -> None:
+    # RFC 8259 §8.2: a string escaping an unpaired surrogate ("\ud800") is not Unicode text;
+    # it would fail later wherever the string is encoded (hashing a DPoP htu, a log line).
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JoseError("JSON string with an unpaired surrogate") from None
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def json_loads(data: bytes | str) -> Any:
-    """Strict JSON: UTF-8 (RFC 8259 §8.1), duplicate names and NaN/Infinity refused."""
+    """Strict JSON: UTF-8 (RFC 8259 §8.1), duplicate names, NaN/Infinity and unpaired
+    surrogates refused."""
     if isinstance(data, bytes | bytearray):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JoseError("JSON is not UTF-8") from exc
+    else:
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JoseError("JSON is not UTF-8") from exc
     try:
-        return _DECODER.decode(data)
+        value = _DECODER.decode(data)
     except JoseError:
         raise
     except (ValueError, TypeError, RecursionError) as exc:
         raise JoseError("invalid JSON") from exc
+    if "\\u" in data:  # only an escape can produce a surrogate in UTF-8 text
+        _refuse_lone_surrogates(value)
+    return value
 
 
 def json_dumps(obj: Any) -> bytes:

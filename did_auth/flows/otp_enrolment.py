@@ -1,0 +1,175 @@
+"""Who may enrol or replace a second factor (`POST /otp/enroll`).
+
+A second factor protects step-up scopes against a stolen access token, so a token alone
+must never be enough to choose the factor:
+
+* No factor enrolled yet: the token must come from a *fresh* login, `auth_time` at most
+  `step_up_max_age` seconds old (OpenID Connect Core §2 `auth_time`; RFC 9470 §3: a
+  resource that needs a more recent authentication answers `insufficient_user_authentication`
+  with `max_age`). A leaked `account:read` token with an old `auth_time` cannot enrol an
+  attacker's TOTP.
+* A factor enrolled: replacing it needs the *current* factor (`otp`, a code of the enrolled
+  secret, with the account's OTP backoff) or, when that factor is lost, a wallet signature
+  made for this purpose (`siwe`). A fresh login alone is not enough: a token stolen right
+  after a login would otherwise replace the victim's factor.
+* The re-enrolment signature is an EIP-4361 message checked like a login (client domain,
+  uri and chain, times, signature incl. EIP-1271/6492, suspension and revokeAll on the
+  authoritative RevocationRegistry, single-use nonce from `/siwe/nonce`, consumed last), and
+  in addition: its statement is exactly `REENROL_STATEMENT` and its resources include
+  `REENROL_RESOURCE`, so the wallet shows the user what is signed and no login message can
+  serve; it is at most `step_up_max_age` old; its address is the token subject's account.
+  The route audits every attempt (`second_factor_enrolment`, reason `wallet_signature`, or
+  the refusal's reason) and the confirmation (`second_factor_enrolled`).
+
+The factor is the account's (`account_key`): the same EOA on any chain or as did:ethr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from did_auth.clock import Clock
+from did_auth.errors import (
+    AccessDenied,
+    InsufficientUserAuthentication,
+    InvalidGrant,
+    InvalidRequest,
+)
+from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
+from did_auth.flows.nonces import NonceBook
+from did_auth.flows.otp import Enrollment, OtpService
+from did_auth.flows.registry_checks import RegistryGate
+from did_auth.flows.revocations import account_key
+from did_auth.flows.signatures import SignatureChecker
+from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
+from did_auth.settings import Settings
+from did_auth.signatures.eip191 import parse_hex_signature
+from did_auth.siwe import SiweMessage
+from did_auth.siwe.verify import check_times
+
+__all__ = [
+    "REENROL_RESOURCE",
+    "REENROL_STATEMENT",
+    "OtpEnrolRequest",
+    "OtpEnrolment",
+]
+
+REENROL_STATEMENT: Final = "Replace the second factor (OTP) of this account."
+REENROL_RESOURCE: Final = "urn:did-auth:otp:reenrol"
+_MAX_MESSAGE_CHARS: Final = 16 * 1024
+_MAX_SIGNATURE_HEX: Final = 2 + 2 * 16 * 1024
+
+
+@dataclass(frozen=True)
+class OtpEnrolRequest:
+    sub: str  # from the verified access token
+    client_id: str  # the token's client
+    auth_time: float  # the token's auth_time
+    otp: Any = None  # a code of the currently enrolled factor
+    siwe: Any = None  # {"message", "signature"}: a wallet signature for re-enrolment
+    ctx: RequestContext = field(default_factory=RequestContext)
+
+
+@dataclass
+class OtpEnrolment:
+    settings: Settings
+    clock: Clock
+    otp: OtpService
+    nonces: NonceBook
+    signatures: SignatureChecker
+    guard: LoginGuard = field(default_factory=OpenGuard)
+    registry: RegistryGate | None = None
+
+    async def enroll(self, req: OtpEnrolRequest) -> tuple[Enrollment, str, bool]:
+        """Start a pending enrolment: (enrolment, method, replaces). `method` is how it was
+        authorised: `fresh_login`, `current_otp` or `wallet_signature`."""
+        if req.otp is not None and req.siwe is not None:
+            raise InvalidRequest("send either otp or siwe, not both")
+        enrolled = await self.otp.enrolled(req.sub)
+        if req.siwe is not None:
+            await self._check_reenrol_signature(req)
+            method = "wallet_signature"
+        elif enrolled:
+            if req.otp is None:
+                raise AccessDenied(
+                    "a second factor is already enrolled: send otp (a code of the current "
+                    "factor) or, if it is lost, siwe (a wallet signature for OTP "
+                    "re-enrolment) to replace it",
+                    reason="second_factor_required",
+                )
+            await self.otp.verify(req.sub, req.otp)
+            method = "current_otp"
+        else:
+            if req.otp is not None:
+                raise InvalidRequest(
+                    "no second factor is enrolled for this account: otp cannot be checked"
+                )
+            self._check_fresh(req.auth_time)
+            method = "fresh_login"
+        enrollment = await self.otp.enroll(req.sub, replace=enrolled, method=method)
+        return enrollment, method, enrolled
+
+    def _check_fresh(self, auth_time: float) -> None:
+        max_age = self.settings.step_up_max_age
+        if self.clock.now() - auth_time > max_age:
+            raise InsufficientUserAuthentication(
+                f"enrolling a second factor needs a login at most {max_age} s old; "
+                "sign in again",
+                max_age=max_age,
+                reason="login_too_old",
+            )
+
+    async def _check_reenrol_signature(self, req: OtpEnrolRequest) -> None:
+        proof = req.siwe
+        if not isinstance(proof, Mapping):
+            raise InvalidRequest("siwe must be an object {message, signature}")
+        text, signature_hex = proof.get("message"), proof.get("signature")
+        if not isinstance(text, str) or not text or len(text) > _MAX_MESSAGE_CHARS:
+            raise InvalidRequest("siwe.message is required (the exact EIP-4361 text)")
+        if not isinstance(signature_hex, str) or len(signature_hex) > _MAX_SIGNATURE_HEX:
+            raise InvalidRequest("siwe.signature must be 0x-prefixed hex")
+        client = get_client(self.settings, req.client_id)
+        msg = SiweMessage.from_text(text)
+        await self.guard.before_proof(req.ctx, client.client_id, msg.address)
+        if account_key(msg.address) != account_key(req.sub):
+            raise InvalidGrant(
+                "the re-enrolment message is not signed for this account", reason="account"
+            )
+        # EIP-4361 §"Verifying a signed message": domain, uri, chain, times, nonce: as a login.
+        check_chain(client, msg.chain_id)
+        check_domain(client, msg.domain)
+        check_uri(client, msg.uri, msg.scheme)
+        now = self.clock.now()
+        check_times(msg, now, self.settings.clock_skew)
+        if msg.statement != REENROL_STATEMENT or REENROL_RESOURCE not in (msg.resources or ()):
+            raise InvalidRequest(
+                f'the re-enrolment message needs the statement "{REENROL_STATEMENT}" and the '
+                f"resource {REENROL_RESOURCE}",
+                reason="reenrol_statement",
+            )
+        if now - msg.issued_at_epoch > self.settings.step_up_max_age + self.settings.clock_skew:
+            raise InvalidGrant(
+                f"the re-enrolment message must be signed within {self.settings.step_up_max_age} s",
+                reason="expired",
+            )
+        signature = parse_hex_signature(signature_hex)
+        try:
+            await self.signatures.check(
+                chain_id=msg.chain_id,
+                address=msg.address,
+                message=text.encode(),
+                signature=signature,
+            )
+        except InvalidGrant:
+            await self.guard.proof_failed(req.ctx, client.client_id, msg.address)
+            raise
+        await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
+        if self.registry is not None:
+            # A suspended account, or a message issued before its revokeAll, is refused.
+            await self.registry.check_siwe_login(
+                chain_id=msg.chain_id, address=msg.address, issued_at=msg.issued_at_epoch
+            )
+        # Last: single use, atomic (EIP-4361: a nonce is used once).
+        await self.nonces.consume(msg.nonce, client.client_id)
