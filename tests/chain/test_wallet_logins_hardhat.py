@@ -61,7 +61,10 @@ async def app(hardhat_node: HardhatNode) -> AsyncIterator[Api]:
     settings = settings_for(
         chains=[
             {"chain_id": HARDHAT, "rpc_url": hardhat_node.url},
-            {"chain_id": OTHER, "rpc_url": "embedded"},
+            # The embedded chain's RevocationRegistry governs the accounts of every chain
+            # the client allows (a client may not allow a chain no registry governs).
+            {"chain_id": OTHER, "rpc_url": "embedded",
+             "revocation_registry_for": [UNCONFIGURED, HARDHAT, DOWN]},
             {"chain_id": DOWN, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 2},
         ],
         clients=[{**CLIENT, "chain_ids": [UNCONFIGURED, HARDHAT, OTHER, DOWN]}],
