@@ -14,42 +14,66 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from did_auth import __version__
 from did_auth.clock import SystemClock
+from did_auth.config_check import is_loopback_host
 from did_auth.errors import ConfigError, DidAuthError
 from did_auth.settings import Settings, load_settings
 
 __all__ = ["main"]
 
 CONFIG_ENV = "DID_AUTH_CONFIG"
+DEPLOYER_KEY_ENV = "DID_AUTH_DEPLOYER_KEY"
+WORKERS_ENV = "DID_AUTH_WORKERS"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="did-auth", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"did-auth {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the auth server")
-    serve.add_argument("--config", help="TOML config file (default: embedded defaults)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--config",
+        help=f"TOML config file (default: ${CONFIG_ENV}, else the embedded development "
+        "defaults: in-memory store, embedded chain, demo client)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; more than 1 needs redis_url (default: %(default)s)",
+    )
 
     keys = sub.add_parser("keys", help="signing keys")
     keys.add_argument("action", choices=["list", "rotate"])
-    keys.add_argument("--config", help="TOML config file")
+    keys.add_argument("--config", help=f"TOML config file (default: ${CONFIG_ENV})")
     keys.add_argument(
         "--publish-ahead",
         type=float,
         default=60.0,
-        help="seconds the new key is published before it signs (default 60)",
+        help="seconds the new key is published before it signs (default: %(default)s)",
     )
 
     contracts = sub.add_parser("contracts", help="on-chain registries")
     contracts.add_argument("action", choices=["deploy"])
-    contracts.add_argument("--rpc-url", required=True)
-    contracts.add_argument("--private-key", help="deployer key (default: the node's account 0)")
+    contracts.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL (required)")
+    contracts.add_argument(
+        "--private-key-file",
+        help=f"file holding the deployer's private key (default: ${DEPLOYER_KEY_ENV}, else the "
+        "node's first unlocked account)",
+    )
+    # Refused: a key on the command line is visible to every user (ps, /proc/*/cmdline).
+    contracts.add_argument("--private-key", help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML config file to check")
     return p
 
 
@@ -62,27 +86,47 @@ def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Settings
     return load_settings(path or os.environ.get(CONFIG_ENV) or None, overrides=overrides)
 
 
+def _listen_url(host: str, port: int) -> str:
+    """The http:// URL of a listen address (a wildcard address is reached on loopback)."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     overrides: dict[str, Any] = {}
-    path = args.config or os.environ.get(CONFIG_ENV)
+    path = args.config or os.environ.get(CONFIG_ENV) or None
     if path is None and "DID_AUTH_ISSUER" not in os.environ:
-        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
-        overrides["issuer"] = f"http://{host}:{args.port}"
+        # Embedded development mode: the issuer follows --host/--port.
+        overrides["issuer"] = _listen_url(args.host, args.port)
     settings = _load(path, overrides)
+    if path is not None and "issuer" not in settings.model_fields_set:
+        # With a config file the issuer (the URL clients use) is required, except on
+        # loopback where the listen address is the only URL clients can use.
+        if not is_loopback_host(args.host):
+            return _fail(
+                "issuer: required in the config file (or DID_AUTH_ISSUER) when listening on "
+                f"{args.host}, not loopback: the https:// URL clients reach this server at"
+            )
+        overrides["issuer"] = _listen_url(args.host, args.port)
+        settings = _load(path, overrides)
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
     if args.workers > 1 and settings.embedded:
         return _fail("--workers > 1 needs a shared store: set redis_url")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Everything is checked before anything is created (the KEK file, the audit log).
+    _check_listen(args.host, args.port, "--host/--port")
+    if settings.metrics_listen:
+        m_host, m_port = _split_listen(settings.metrics_listen)
+        _check_listen(m_host, m_port, "metrics_listen")
     asyncio.run(_preflight(settings))
-    mode = "embedded defaults (in-memory store)" if path is None else path
-    print(f"did-auth {settings.issuer} ({mode})", flush=True)
-    print(f"  issuer:    {settings.issuer}", flush=True)
-    print(f"  discovery: {settings.issuer}/.well-known/openid-configuration", flush=True)
-    if settings.demo_client is not None:
-        print(f"  demo page: {settings.issuer}/demo/", flush=True)
+    _banner(settings, path, args)
     if args.workers > 1:
         os.environ[CONFIG_ENV] = os.path.abspath(path) if path else ""
+        os.environ[WORKERS_ENV] = str(args.workers)
         for k, v in overrides.items():
             os.environ[f"DID_AUTH_{k.upper()}"] = str(v)
         uvicorn.run(
@@ -97,11 +141,133 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from did_auth.api.app import create_app
 
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="warning",
-        **_uvicorn_options(settings),
-    )
+    _quiet_startup_failure()
+    try:
+        uvicorn.run(
+            _StartupGuard(create_app(settings)),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            **_uvicorn_options(settings),
+        )
+    except SystemExit as exc:  # uvicorn exits 3 when the application fails to start
+        return 1 if exc.code else 0
     return 0
+
+
+def _banner(settings: Settings, path: str | None, args: argparse.Namespace) -> None:
+    """Where it listens, the issuer, and a warning when clients would be sent elsewhere."""
+    listen = _listen_url(args.host, args.port)
+    mode = "embedded defaults (in-memory store, embedded chain)" if path is None else path
+    print(f"did-auth {__version__} ({mode})", flush=True)
+    print(f"  listening: http://{args.host}:{args.port}" if ":" not in args.host
+          else f"  listening: http://[{args.host}]:{args.port}", flush=True)
+    print(f"  issuer:    {settings.issuer}", flush=True)
+    print(f"  discovery: {settings.issuer}/.well-known/openid-configuration", flush=True)
+    if settings.demo_client is not None:
+        print(f"  demo page: {settings.issuer}/demo/", flush=True)
+    if settings.metrics_listen:
+        print(f"  metrics:   http://{settings.metrics_listen}/metrics", flush=True)
+    warning = _issuer_mismatch(settings.issuer, listen, args.host, args.port)
+    if warning:
+        print(f"did-auth: warning: {warning}", file=sys.stderr, flush=True)
+
+
+def _issuer_mismatch(issuer: str, listen: str, host: str, port: int) -> str | None:
+    """The issuer is what clients use; on a loopback or IP-literal issuer host (no proxy
+    name in between) it must be the listen address itself."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(issuer)
+    issuer_port = u.port or (443 if u.scheme == "https" else 80)
+    literal = u.hostname is not None and (is_loopback_host(u.hostname) or _is_ip(u.hostname))
+    wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104
+    same_host = wildcard or u.hostname == host.strip("[]") or (
+        is_loopback_host(u.hostname) and is_loopback_host(host)
+    )
+    if literal and (issuer_port != port or not same_host):
+        return (
+            f"the issuer {issuer} is not the address this server listens on ({listen}): "
+            "clients following the discovery document will not reach it"
+        )
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _check_listen(host: str, port: int, what: str) -> None:
+    """Fail now, in one line, when the address cannot be bound (in use, not local)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StartupError(f"{what}: cannot listen on {host}:{port} ({reason})") from None
+
+
+class StartupError(DidAuthError):
+    """The server cannot start (port in use, Redis unreachable): one line, exit 1."""
+
+    code = "startup_failed"
+    status = 500
+
+
+class _StartupGuard:
+    """ASGI wrapper: an exception while the application starts (lifespan startup) is one
+    line on stderr, not the traceback Starlette hands to uvicorn."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        failed = False
+
+        async def quiet_send(message: Any) -> None:
+            nonlocal failed
+            if message["type"] == "lifespan.startup.failed":
+                failed = True
+                message = {"type": message["type"], "message": ""}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, quiet_send)
+        except BaseException as exc:  # reported in one line, then exit 1
+            if not failed:
+                raise
+            text = exc.description if isinstance(exc, DidAuthError) else f"{exc}"
+            if isinstance(exc, ConfigError):
+                text = "invalid configuration: " + "; ".join(exc.problems)
+            print(f"did-auth: cannot start: {text or type(exc).__name__}", file=sys.stderr)
+
+
+def _quiet_startup_failure() -> None:
+    """uvicorn's own "Application startup failed" line repeats the line printed above."""
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "Application startup failed" not in record.getMessage()
+
+    logging.getLogger("uvicorn.error").addFilter(_Drop())
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -124,31 +290,78 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 async def _preflight(settings: Settings) -> None:
-    """Fail fast with a one-line message on a wrong key-encryption key (not on an
-    unreachable Redis: the server then starts and answers 503 until it returns)."""
+    """With a shared store: Redis answers, and the key-encryption key opens the signing keys
+    stored there. A missing KEK file is created only after every check has passed (never
+    by a start-up that then refuses)."""
     if settings.embedded:
         return
     from did_auth.errors import TemporarilyUnavailable
     from did_auth.store.base import open_store
-    from did_auth.tokens.kek import Sealer, load_kek
-    from did_auth.tokens.keys import KeyRing
+    from did_auth.tokens.kek import Sealer, load_kek, new_kek_file
+    from did_auth.tokens.keys import KEYS_KEY, KeyRing
 
+    assert settings.redis_url is not None
+    kek_file = settings.key_encryption_key_file
+    missing = settings.key_encryption_key is None and kek_file is not None and not (
+        os.path.exists(kek_file)
+    )
     store = open_store(settings.redis_url)
-    kek = load_kek(
-        file=settings.key_encryption_key_file,
-        b64=settings.key_encryption_key,
-        create_default="kek.bin",
-    )
-    ring = KeyRing(
-        store, Sealer(kek), SystemClock(), alg=settings.signing_alg,
-        max_token_ttl=settings.access_token_ttl,
-    )
     try:
-        await ring.load()
-    except TemporarilyUnavailable:
-        print("did-auth: warning: Redis unreachable; serving 503 until it is back", file=sys.stderr)
+        try:
+            await store.ping()
+            stored = await store.get(KEYS_KEY)
+        except TemporarilyUnavailable as exc:
+            cause = exc.__cause__
+            why = f" ({_redis_reason(cause)})" if cause is not None else ""
+            raise StartupError(
+                f"cannot reach Redis at {_redact(settings.redis_url)}{why}"
+            ) from None
+        if missing:
+            assert kek_file is not None
+            if stored is not None:
+                raise StartupError(
+                    f"key_encryption_key_file: {kek_file} does not exist, but Redis already "
+                    "holds signing keys sealed with a key-encryption key: restore that file "
+                    "(every replica uses the same one)"
+                )
+            new_kek_file(kek_file)  # the last check passed: create it now
+        kek = load_kek(
+            file=kek_file, b64=settings.key_encryption_key, create_default=None
+        )
+        ring = KeyRing(
+            store, Sealer(kek), SystemClock(), alg=settings.signing_alg,
+            max_token_ttl=settings.access_token_ttl,
+        )
+        try:
+            await ring.load()  # ConfigError when the KEK cannot open the stored keys
+        except TemporarilyUnavailable:
+            raise StartupError(f"cannot reach Redis at {_redact(settings.redis_url)}") from None
     finally:
         await store.close()
+
+
+def _redact(url: str) -> str:
+    """The Redis URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    if u.password is None:
+        return url
+    netloc = u.netloc.rsplit("@", 1)[1]
+    user = f"{u.username}:***@" if u.username else ":***@"
+    return urlunsplit((u.scheme, user + netloc, u.path, u.query, u.fragment))
+
+
+def _redis_reason(exc: BaseException) -> str:
+    """The operating system's reason (Connection refused) when there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and (seen.errno or seen.strerror):
+            errno = seen.errno if isinstance(seen.errno, int) else 0
+            return os.strerror(errno) if errno > 0 else str(seen.strerror)
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 async def _keys(args: argparse.Namespace) -> int:
@@ -193,7 +406,22 @@ def _check_config(args: argparse.Namespace) -> int:
 def _contracts(args: argparse.Namespace) -> int:
     from did_auth.chain.deploy import deploy_registries
 
-    print(deploy_registries(args.rpc_url, args.private_key))
+    if args.private_key is not None:
+        return _fail(
+            "--private-key is refused: a key on the command line is visible to every user "
+            f"of this machine (ps); use --private-key-file PATH or ${DEPLOYER_KEY_ENV}"
+        )
+    key: str | None = None
+    if args.private_key_file:
+        try:
+            with open(args.private_key_file, encoding="utf-8") as fh:
+                key = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            return _fail(f"--private-key-file {args.private_key_file}: cannot read ({reason})")
+    elif os.environ.get(DEPLOYER_KEY_ENV):
+        key = os.environ[DEPLOYER_KEY_ENV].strip()
+    print(deploy_registries(args.rpc_url, key))
     return 0
 
 
@@ -214,4 +442,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.description)
     except KeyboardInterrupt:
         return 0
+    except OSError as exc:  # e.g. the audit log cannot be opened
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{':' if where else ''}{where}")
+    except Exception as exc:  # never a traceback: one line, exit 1
+        return _fail(f"cannot {args.command}: {type(exc).__name__}: {exc}")
     return 2

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from did_auth import config_check
 from did_auth.errors import ConfigError
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
 
 MAX_ACCESS_TOKEN_TTL = 3600
 ENV_PREFIX = "DID_AUTH_"
+# DID_AUTH_CONFIG, DID_AUTH_DEPLOYER_KEY, DID_AUTH_WORKERS are not configuration keys.
+NOT_CONFIG = config_check.NOT_CONFIG_VARIABLES
 
 
 class _Strict(BaseModel):
@@ -38,7 +41,9 @@ class ChainConfig(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     chain_id: int = Field(gt=0)
-    rpc_url: str = "embedded"
+    # A JSON-RPC endpoint (http(s)://, ws(s)://) or "embedded" (an in-process development
+    # chain). Required: an entry never silently becomes a test chain.
+    rpc_url: str
     did_registry: str | None = None
     revocation_registry: str | None = None
     # The other chain ids whose accounts this chain's RevocationRegistry governs (its own
@@ -65,6 +70,29 @@ class ChainConfig(_Strict):
     # /readyz: the head block must be at most this old (seconds); None: not checked
     # (development chains mine only on demand).
     max_head_age: float | None = Field(default=None, gt=0)
+    # The relayer key from a file instead (64 hex digits; relative paths are relative to the
+    # config file's folder), or from DID_AUTH_CHAINS__<index>__RELAYER_PRIVATE_KEY.
+    relayer_private_key_file: str | None = None
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _rpc_url(cls, v: str) -> str:
+        _raise_if(config_check.rpc_url_problem(v))
+        return v
+
+
+def _raise_if(problem: str | None) -> None:
+    if problem:
+        raise ValueError(problem)
+
+
+def _store_has_sentinel() -> bool:
+    """redis+sentinel:// is accepted once the Redis store supports it."""
+    try:
+        from did_auth.store import redis as redis_store  # lazy: only with a redis_url
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return bool(getattr(redis_store, "SENTINEL_SCHEMES", ()))
 
 
 class ClientConfig(_Strict):
@@ -133,6 +161,13 @@ class ClientConfig(_Strict):
             problem = _redirect_uri_problem(uri)
             if problem:
                 raise ValueError(f"redirect_uri {uri[:100]!r}: {problem}")
+        return v
+
+    @field_validator("uris")
+    @classmethod
+    def _uris(cls, v: list[str]) -> list[str]:
+        for uri in v:
+            _raise_if(config_check.client_uri_problem(uri))
         return v
 
     @field_validator("origins")
@@ -221,7 +256,7 @@ def _redirect_uri_problem(uri: str) -> str | None:
 
 class ResourceServerConfig(_Strict):
     name: str = Field(min_length=1)
-    secret_hash: str = Field(min_length=1)
+    secret_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
 
 class ScopeConfig(_Strict):
@@ -276,6 +311,15 @@ class Settings(_Strict):
     step_up_max_age: int = Field(default=300, gt=0, le=3600)
     # RFC 9449 §8: demand server-provided nonces in DPoP proofs.
     dpop_nonce: bool = False
+    # GET /metrics (Prometheus). On the main listener: without authentication only when
+    # metrics_public (the embedded defaults set it; with a config file it is false), with
+    # `Authorization: Bearer <metrics_token>` when a token is configured, else 404. And/or
+    # on its own listener, metrics_listen = "127.0.0.1:9100" (no authentication there;
+    # with --workers N, worker i takes the first free port of port .. port+N-1).
+    metrics_public: bool = False
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    metrics_token_file: str | None = None
+    metrics_listen: str | None = None
     chains: list[ChainConfig] = Field(default_factory=list)
     clients: list[ClientConfig] = Field(default_factory=list)
     resource_servers: list[ResourceServerConfig] = Field(default_factory=list)
@@ -285,8 +329,28 @@ class Settings(_Strict):
     @field_validator("issuer")
     @classmethod
     def _issuer_is_url(cls, v: str) -> str:
-        if not (v.startswith("https://") or v.startswith("http://")) or v.endswith("/"):
-            raise ValueError("must be an http(s) URL without a trailing slash")
+        _raise_if(config_check.issuer_problem(v))
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            _raise_if(config_check.redis_url_problem(v, sentinel=_store_has_sentinel()))
+        return v
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek(cls, v: str | None) -> str | None:
+        if v is not None:
+            _raise_if(config_check.kek_b64_problem(v))
+        return v
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            _raise_if(config_check.listen_problem(v))
         return v
 
     @field_validator("trusted_proxies")
@@ -424,13 +488,15 @@ def embedded_defaults() -> dict[str, Any]:
             }
         ],
         "scopes": default_scope_table(),
+        # Development: /metrics open on the main listener (a config file must choose).
+        "metrics_public": True,
     }
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX) :] in NOT_CONFIG:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         try:
@@ -454,6 +520,20 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         if isinstance(v, Mapping) and isinstance(merged.get(k), dict):
             merged[k] = _merge(merged[k], v)
+        elif isinstance(v, Mapping) and isinstance(merged.get(k), list) and v:
+            # DID_AUTH_CHAINS__0__RPC_URL: a key of the first [[chains]] entry.
+            items = list(merged[k])
+            for index, item_over in v.items():
+                if not str(index).isdigit() or int(index) >= len(items):
+                    raise ConfigError(
+                        [f"{k}.{index}: there is no such entry to override ({len(items)} in {k})"]
+                    )
+                item = items[int(index)]
+                if isinstance(item, dict) and isinstance(item_over, Mapping):
+                    items[int(index)] = _merge(item, item_over)
+                else:
+                    items[int(index)] = item_over
+            merged[k] = items
         else:
             merged[k] = v
     return merged
@@ -483,6 +563,7 @@ def load_settings(
     """Build Settings; raise ConfigError listing every problem with its key path."""
     env = os.environ if environ is None else environ
     data: dict[str, Any]
+    folder: Path | None = None
     if path is None:
         data = embedded_defaults()
     else:
@@ -494,10 +575,103 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: invalid TOML ({exc})"]) from None
         data.setdefault("scopes", default_scope_table())
+        # Relative file paths written in the config file are relative to its folder.
+        folder = Path(os.path.abspath(path)).parent
+        _resolve_paths(data, folder)
+    sources = _env_sources(env)
     data = _merge(data, _env_overrides(env))
     if overrides:
         data = _merge(data, overrides)
+    problems = _read_secret_files(data)
+    if data.get("redis_url") and not data.get("key_encryption_key"):
+        # Shared store: the KEK sealing the signing keys must outlive the process; by
+        # default kek.bin next to the config file (created at the first start).
+        data.setdefault("key_encryption_key_file", str((folder or Path.cwd()) / "kek.bin"))
+    problems += _file_problems(data)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
+        problems = config_check.describe(exc, root=Settings, from_env=sources) + problems
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+# Keys holding file paths: (table path, key); "*" is every entry of a list of tables.
+_PATH_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((), "key_encryption_key_file"),
+    ((), "audit_log"),
+    ((), "metrics_token_file"),
+    (("chains", "*"), "relayer_private_key_file"),
+)
+_AUDIT_STREAMS = ("stdout", "-", "")
+
+
+def _tables(data: dict[str, Any], where: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(key prefix, table) for the tables at `where` ("chains", "*": each [[chains]])."""
+    if not where:
+        return [("", data)]
+    items = data.get(where[0])
+    if not isinstance(items, list):
+        return []
+    return [(f"{where[0]}.{i}.", t) for i, t in enumerate(items) if isinstance(t, dict)]
+
+
+def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
+    for where, key in _PATH_KEYS:
+        for _, table in _tables(data, where):
+            value = table.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            if key == "audit_log" and value in _AUDIT_STREAMS:
+                continue
+            p = Path(value).expanduser()
+            table[key] = str(p if p.is_absolute() else folder / p)
+
+
+def _read_secret(prefix: str, table: dict[str, Any], key: str, file_key: str) -> list[str]:
+    """Move a secret from its file (`<key>_file`) into `key` (stripped of white space)."""
+    file = table.get(file_key)
+    if not isinstance(file, str) or not file:
+        return []
+    if table.get(key):
+        return [f"{prefix}{key}: set {key} or {file_key}, not both"]
+    try:
+        table[key] = Path(file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        return [f"{prefix}{file_key}: {file}: cannot read ({reason})"]
+    return []
+
+
+def _read_secret_files(data: dict[str, Any]) -> list[str]:
+    problems = _read_secret("", data, "metrics_token", "metrics_token_file")
+    for prefix, chain in _tables(data, ("chains", "*")):
+        problems += _read_secret(prefix, chain, "relayer_private_key", "relayer_private_key_file")
+    return problems
+
+
+def _file_problems(data: Mapping[str, Any]) -> list[str]:
+    """Files the server would read or create at start, checked without creating any."""
+    problems: list[str] = []
+    kek_file, audit_log = data.get("key_encryption_key_file"), data.get("audit_log")
+    if isinstance(kek_file, str) and kek_file and not data.get("key_encryption_key"):
+        problem = config_check.kek_file_problem(Path(kek_file))
+        if problem:
+            problems.append(f"key_encryption_key_file: {problem}")
+    if isinstance(audit_log, str) and audit_log not in _AUDIT_STREAMS:
+        audit = Path(audit_log)
+        if audit.is_dir():
+            problems.append(f"audit_log: {audit} is a folder, not a file")
+        elif not audit.parent.is_dir():
+            problems.append(f"audit_log: folder {audit.parent} does not exist")
+    return problems
+
+
+def _env_sources(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Key path -> the DID_AUTH_* variable that sets it (to name it in problems)."""
+    return {
+        tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__")): name
+        for name in environ
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] not in NOT_CONFIG
+    }

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 from did_auth import __version__
@@ -17,6 +18,7 @@ from did_auth.api.errors import install_error_handlers
 from did_auth.api.forms import read_form
 from did_auth.api.hotpath import HotPaths, HotRoute
 from did_auth.api.limits import BodySizeLimit
+from did_auth.api.metrics_listener import bearer_allows, exposition, start_metrics_listener
 from did_auth.api.models import (
     DidChallengeRequest,
     DidChallengeResponse,
@@ -33,14 +35,13 @@ from did_auth.api.openapi import install_openapi
 from did_auth.api.resource_auth import access_claims
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
-from did_auth.chain.watcher import WATCHER_REGISTRY
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.otp_enrolment import OtpEnrolment, OtpEnrolRequest
 from did_auth.flows.siwe_login import SiweRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
-from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS, REGISTRY
+from did_auth.monitoring.metrics import CONTENT_TYPE, METRICS
 from did_auth.oauth.discovery import discovery_document
 from did_auth.policy.clients import get_client
 from did_auth.services import Services, build_services
@@ -58,9 +59,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await svc.start()
+        metrics_listener = None
         try:
+            if settings.metrics_listen:
+                metrics_listener = await start_metrics_listener(settings.metrics_listen)
             yield
         finally:
+            if metrics_listener is not None:
+                await metrics_listener.close()
             await svc.close()
 
     app = FastAPI(
@@ -319,9 +325,19 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         return JSONResponse(await svc.revocations.feed(since, limit), headers=_NO_STORE)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        # One exposition: the server's metrics, then the chain watchers'.
-        return Response(REGISTRY.expose() + WATCHER_REGISTRY.expose(), media_type=CONTENT_TYPE)
+    async def metrics(request: Request) -> Response:
+        # Open only in development (metrics_public); else a bearer token (RFC 6750 §2.1)
+        # or not here at all (metrics_listen: its own listener).
+        allowed = bearer_allows(settings, request.headers.get("authorization"))
+        if allowed is None:
+            raise StarletteHTTPException(404)
+        if not allowed:
+            return JSONResponse(
+                {"error": "invalid_token", "error_description": "/metrics needs its bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **_NO_STORE},
+            )
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

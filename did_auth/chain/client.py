@@ -16,10 +16,10 @@ Rules this module enforces for every caller:
   opcode, or was stopped by the node's own execution timeout) is an answer too
   (`RpcError.is_execution_failure`): the contract misbehaved, the node did not.
 - A read may carry a wall-clock cap (`read(..., timeout=)`, used for signature checks with
-  `verify_timeout`). When the capped request is not answered in time, one probe
-  (`eth_blockNumber`, within `rpc_timeout`) tells a reachable RPC from an unreachable one:
-  reachable means the call itself was too slow, `ExecutionTimeout` (the caller's verdict,
-  e.g. a failed proof); unreachable stays `TemporarilyUnavailable` (503).
+  `verify_timeout`). An RPC that took the capped request (connected, request sent) but did
+  not answer within the cap raises `ExecutionTimeout`: the calls themselves were too slow,
+  and the caller gives the verdict (a failed proof). Not connecting within the cap, or any
+  other transport failure, stays `TemporarilyUnavailable` (503): only an unreachable RPC is.
 """
 
 from __future__ import annotations
@@ -189,7 +189,13 @@ class CountingHTTPProvider(AsyncHTTPProvider):
     async def _post(self, body: bytes) -> bytes:
         session = self._current_session()
         budget = REQUEST_BUDGET.get()
-        timeout = self._timeout if budget is None else aiohttp.ClientTimeout(total=budget)
+        # Capped: `connect` (pool wait + connecting) and `sock_read` (the answer) separately,
+        # so that an RPC that took the request but answers too late is told apart.
+        timeout = (
+            self._timeout
+            if budget is None
+            else aiohttp.ClientTimeout(total=None, connect=budget, sock_read=budget)
+        )
         for attempt in range(CONNECT_RETRIES + 1):
             self.round_trips += 1
             try:
@@ -198,8 +204,13 @@ class CountingHTTPProvider(AsyncHTTPProvider):
                         log.warning("%s: RPC answered HTTP %s", self._chain_label, resp.status)
                         raise self._unavailable("http_status")
                     return await resp.read()
+            except aiohttp.ConnectionTimeoutError:
+                log.warning("%s: RPC not reachable within %ss", self._chain_label, budget)
+                raise self._unavailable("connect_timeout") from None
             except TimeoutError:  # includes aiohttp's ServerTimeoutError
-                log.warning("%s: RPC timed out after %ss", self._chain_label, timeout.total)
+                log.warning(
+                    "%s: RPC timed out after %ss", self._chain_label, budget or timeout.total
+                )
                 raise self._unavailable("timeout") from None
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
                 if attempt == CONNECT_RETRIES:
@@ -368,9 +379,9 @@ class ChainClient:
         failures only: reverts, out of gas, ...).
 
         `timeout`: a wall-clock cap for the request that carries `calls` (not for fixing the
-        block number, a plain read). When it passes unanswered, the RPC is probed once: a
-        reachable RPC means the calls themselves were too slow, `ExecutionTimeout`; an
-        unreachable one is `TemporarilyUnavailable`.
+        block number, a plain read). An RPC that took that request but did not answer it in
+        time raises `ExecutionTimeout`; one that could not be reached stays
+        `TemporarilyUnavailable`.
         """
         plan = calls("latest")
         if self.config.confirmations == 0 and len(plan) == 1:
@@ -393,13 +404,14 @@ class ChainClient:
         try:
             return await self._send(plan)
         except RpcTimedOut:
-            pass
+            # Reached, not answered in time. A choice: with the gas cap bounding an honest
+            # node's work on these calls, a node that cannot finish them within the cap is
+            # spending the time on the calls' code (a node hung after accepting the request
+            # looks the same; its plain reads, e.g. block numbers, are still 503).
+            log.info("chain %s: a call capped at %gs timed out", self.chain_id, timeout)
+            raise ExecutionTimeout(self.chain_id, timeout) from None
         finally:
             REQUEST_BUDGET.reset(token)
-        # Reachable (the probe is answered within rpc_timeout): the calls were too slow.
-        await self.block_number()
-        log.info("chain %s: a call capped at %gs timed out", self.chain_id, timeout)
-        raise ExecutionTimeout(self.chain_id, timeout)
 
     async def close(self) -> None:
         await self.transport.disconnect()

@@ -5,9 +5,10 @@ docs/interface.md "Contracts") and, unless the chain already has the canonical E
 `EthereumDIDRegistry` at its well-known address, a fresh `EthereumDIDRegistry`. Prints a
 `[[chains]]` TOML table ready to paste into a config file.
 
-The deployer is `--private-key` (transactions signed locally, EIP-155 with the node's chain
-id) or, without one, the node's first unlocked account (`eth_accounts`, as on Hardhat or
-anvil). Every failure is a one-line `ContractsDeployError` (CLI exit 1, no traceback).
+The deployer is the key read from `--private-key-file` or `$DID_AUTH_DEPLOYER_KEY` (never a
+command-line argument; transactions signed locally, EIP-155 with the node's chain id) or,
+without one, the node's first unlocked account (`eth_accounts`, as on Hardhat or anvil).
+Every failure is a one-line `ContractsDeployError` (CLI exit 1, no traceback).
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ class _Deployer:
                 self.address = Web3.to_checksum_address(Account.from_key(private_key).address)
             except (ValueError, TypeError):
                 raise ContractsDeployError(
-                    "--private-key is not a valid secp256k1 private key (32 bytes of hex)"
+                    "the deployer key is not a valid secp256k1 private key (32 bytes of hex)"
                 ) from None
         else:
             accounts = w3.eth.accounts
             if not accounts:
                 raise ContractsDeployError(
-                    "the node has no unlocked account: pass --private-key"
+                    "the node has no unlocked account: pass --private-key-file or set "
+                    "DID_AUTH_DEPLOYER_KEY"
                 )
             self.address = Web3.to_checksum_address(accounts[0])
 

@@ -20,8 +20,10 @@ stops its EVM there). Running out of gas, reverting, returning anything but the 
 answer, or not finishing within the cap on a reachable RPC is a failed proof
 (`InvalidGrant`, which the login flow counts for the source's back-off); only an unreachable
 RPC is `TemporarilyUnavailable`. The wall-clock verdict is a choice: with the gas cap
-bounding an honest node's work (well under a second on geth for 5M gas), a reachable node
-that cannot finish in time is spending that time on the wallet's code.
+bounding an honest node's work (well under a second on geth for 5M gas), a node that took
+the request but cannot answer in time is spending that time on the wallet's code (on a
+single-threaded development node such as Hardhat, that code may even keep it busy past
+any probe). A node that cannot be connected to within the cap is unreachable: 503.
 
 Chains: EOA signatures need no chain, so a chain without a `[[chains]]` entry still works
 for them (docs/interface.md); there, a 65-byte signature that does not recover to the
@@ -31,8 +33,7 @@ signature is `InvalidRequest` ("chain not configured"). An unreachable RPC is
 
 RPC cost (confirmations = 0): EOA 0; EIP-1271 cold 2 (`eth_blockNumber`, then one batch
 `eth_getCode` + `eth_call` pinned to that block), warm 1 (`eth_call`); EIP-6492 1. A chain
-with `confirmations > 0` adds one `eth_blockNumber` to the warm and 6492 paths. A capped
-request that times out adds one `eth_blockNumber` probe (reachable or not).
+with `confirmations > 0` adds one `eth_blockNumber` to the warm and 6492 paths.
 
 "Has code" cache: positive answers only, per (chain, address), for `code_ttl` seconds.
 Contract code does not disappear (SELFDESTRUCT only clears code created in the same

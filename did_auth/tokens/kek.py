@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from did_auth.errors import ConfigError
 
-__all__ = ["KEK_BYTES", "Sealer", "load_kek"]
+__all__ = ["KEK_BYTES", "Sealer", "load_kek", "new_kek_file"]
 
 KEK_BYTES = 32
 log = logging.getLogger("did_auth.keys")
@@ -62,6 +62,19 @@ def _check_private(shown: str, path: Path) -> None:
         )
 
 
+def new_kek_file(path: str | Path) -> None:
+    """Create a KEK file with 32 random bytes, mode 600 (never overwrites one)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        problem = f"key_encryption_key_file: {path}: cannot create ({exc.strerror})"
+        raise ConfigError([problem]) from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_bytes(KEK_BYTES))
+    log.warning("created a new key-encryption key at %s (mode 600); back it up", path)
+
+
 def load_kek(*, file: str | None, b64: str | None, create_default: str | None) -> bytes:
     """The KEK from base64 text, else a file (created mode 600 with a warning when missing;
     refused when group or others have any access to it)."""
@@ -79,10 +92,7 @@ def load_kek(*, file: str | None, b64: str | None, create_default: str | None) -
         return secrets.token_bytes(KEK_BYTES)
     path = Path(path_text)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(KEK_BYTES))
-        log.warning("created a new key-encryption key at %s (mode 600); back it up", path)
+        new_kek_file(path)
     _check_private(path_text, path)
     raw = path.read_bytes()
     if len(raw) != KEK_BYTES:

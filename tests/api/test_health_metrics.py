@@ -22,7 +22,7 @@ async def test_rpc_calls_are_counted_per_chain_and_outcome() -> None:
     cfg = settings_for(chains=[
         {"chain_id": 31337, "rpc_url": f"http://127.0.0.1:{free_port()}", "rpc_timeout": 1},
         {"chain_id": 1337, "rpc_url": "embedded", "revocation_registry_for": [31337]},
-    ])
+    ], metrics_public=True)
     async with running_app(cfg) as (c, _):
         await c.get("/readyz")
         text = (await c.get("/metrics")).text
@@ -45,7 +45,7 @@ async def test_not_ready_when_a_chain_is_down_or_stale() -> None:
 
 
 async def test_metrics_count_logins_and_requests() -> None:
-    async with running_app(settings_for()) as (c, _):
+    async with running_app(settings_for(metrics_public=True)) as (c, _):
         assert (await login(c)).status_code == 200
         await c.post("/siwe/verify", json={"client_id": "dapp", "message": "x", "signature": "0x00"})
         text = (await c.get("/metrics")).text

@@ -1,7 +1,9 @@
-"""`did-auth contracts deploy --rpc-url URL [--private-key HEX]` against the Hardhat node."""
+"""`did-auth contracts deploy --rpc-url URL [--private-key-file PATH]` against the Hardhat node
+(the key from a file or $DID_AUTH_DEPLOYER_KEY, never from the command line)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -18,14 +20,22 @@ from tests.fixtures.redis_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "did_auth", "contracts", "deploy", *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **(env or {})},
     )
+
+
+def key_file(tmp_path: Path, key: str) -> str:
+    path = tmp_path / "deployer.key"
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return str(path)
 
 
 def check_deployment(w3: Web3, out: str, node: HardhatNode, deployer: str) -> dict[str, object]:
@@ -57,7 +67,7 @@ def test_deploy_with_the_nodes_first_account(
 
 
 def test_deploy_with_a_private_key_reuses_a_canonical_did_registry(
-    hardhat_node: HardhatNode, hardhat_w3: Web3
+    hardhat_node: HardhatNode, hardhat_w3: Web3, tmp_path: Path
 ) -> None:
     key = hardhat_node.private_keys[7]
     deployer = hardhat_node.accounts[7].address
@@ -65,11 +75,32 @@ def test_deploy_with_a_private_key_reuses_a_canonical_did_registry(
     runtime = load_artifact("EthereumDIDRegistry").deployed_bytecode
     rpc(hardhat_node.url, "hardhat_setCode", [CANONICAL_DID_REGISTRY, runtime])
     nonce = hardhat_w3.eth.get_transaction_count(deployer)
-    result = run("--rpc-url", hardhat_node.url, "--private-key", key)
+    result = run("--rpc-url", hardhat_node.url, "--private-key-file", key_file(tmp_path, key))
     assert result.returncode == 0, result.stderr
     chain = check_deployment(hardhat_w3, result.stdout, hardhat_node, deployer)
     assert chain["did_registry"] == CANONICAL_DID_REGISTRY
     assert hardhat_w3.eth.get_transaction_count(deployer) == nonce + 1  # only the registry
+
+
+def test_deploy_with_the_key_from_the_environment(
+    hardhat_node: HardhatNode, hardhat_w3: Web3
+) -> None:
+    key = hardhat_node.private_keys[8]
+    deployer = hardhat_node.accounts[8].address
+    result = run("--rpc-url", hardhat_node.url, env={"DID_AUTH_DEPLOYER_KEY": key})
+    assert result.returncode == 0, result.stderr
+    check_deployment(hardhat_w3, result.stdout, hardhat_node, deployer)
+
+
+def test_a_key_on_the_command_line_is_refused(hardhat_node: HardhatNode) -> None:
+    """A command line is visible to every local user (ps, /proc/<pid>/cmdline)."""
+    key = hardhat_node.private_keys[7]
+    result = run("--rpc-url", hardhat_node.url, "--private-key", key)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--private-key is refused" in lines[0], result.stderr
+    assert "--private-key-file" in lines[0] and "DID_AUTH_DEPLOYER_KEY" in lines[0]
+    assert key not in result.stderr
 
 
 def test_unreachable_rpc_exits_1_without_traceback() -> None:
@@ -81,11 +112,18 @@ def test_unreachable_rpc_exits_1_without_traceback() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_bad_private_key_exits_1_without_traceback(hardhat_node: HardhatNode) -> None:
-    result = run("--rpc-url", hardhat_node.url, "--private-key", "0x1234")
+def test_bad_private_key_exits_1_without_traceback(
+    hardhat_node: HardhatNode, tmp_path: Path
+) -> None:
+    result = run("--rpc-url", hardhat_node.url, "--private-key-file", key_file(tmp_path, "0x1234"))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "private key" in lines[0], result.stderr
+    result = run("--rpc-url", hardhat_node.url, "--private-key-file", str(tmp_path / "none"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"did-auth: --private-key-file {tmp_path / 'none'}: cannot read (No such file or directory)"
+    )
 
 
 def test_not_an_http_url_exits_1() -> None:

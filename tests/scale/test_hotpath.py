@@ -42,7 +42,9 @@ async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[httpx.A
             taken.append(scope["path"])
 
     monkeypatch.setattr(hotpath.HotPaths, "__call__", spy)
-    settings = settings_for(rate_limits={"nonce_per_ip": "3/h", "verify_per_ip": "100/h"})
+    settings = settings_for(
+        rate_limits={"nonce_per_ip": "3/h", "verify_per_ip": "100/h"}, metrics_public=True
+    )
     async with running_app(settings) as (c, _):
         yield c, taken
 

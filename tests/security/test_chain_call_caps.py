@@ -311,18 +311,27 @@ def hardhat_settings(url: str, **chain: Any) -> Any:
 async def test_hardhat_hostile_wallets_are_invalid_grant_never_503(
     hardhat_node: HardhatNode, hardhat_hostile: dict[int, str]
 ) -> None:
+    def node_idle() -> None:
+        # Hardhat runs one call at a time: a burner keeps it busy until its gas is spent,
+        # whatever we stopped waiting for. Let it finish before the next login (a fresh
+        # connection: Hardhat drops idle keep-alive sockets while it is busy).
+        idle = Web3(Web3.HTTPProvider(hardhat_node.url, request_kwargs={"timeout": 60}))
+        assert idle.eth.block_number >= 0
+
     async with running_app(hardhat_settings(hardhat_node.url)) as (client, _):
         for mode in (BURN_GAS, REVERT, DIRTY_MAGIC, SHORT_MAGIC, HUGE_RETURN):
             started = time.monotonic()
             r = await login(client, hardhat_hostile[mode], wallet_signer(new_key()))
+            elapsed = time.monotonic() - started
             assert_error(r, 400, "invalid_grant")
-            # bounded by the gas cap (5M; Hardhat's own cap is 16.7M) and, for a slow node,
-            # verify_timeout plus one liveness probe within rpc_timeout
-            assert time.monotonic() - started < 2 + 5 + 2, (mode, time.monotonic() - started)
+            # bounded by the gas cap (5M; Hardhat's own cap is 16.7M) and verify_timeout
+            assert elapsed < 2 + 1.5, (mode, elapsed)
+            await asyncio.to_thread(node_idle)
         for mode in (BURN_GAS, REVERT):
             sign = counterfactual_signer(hardhat_hostile[mode], b"\x12\x34", new_key())
             r = await login(client, address_of(new_key()), sign)
             assert_error(r, 400, "invalid_grant")
+            await asyncio.to_thread(node_idle)
 
 
 @dataclass
@@ -399,16 +408,28 @@ async def test_slow_reachable_rpc_is_a_failed_proof(proxy: Proxy, hardhat_w3: We
         assert time.monotonic() - started < 2.5
 
 
-async def test_unreachable_or_hung_rpc_is_503(proxy: Proxy) -> None:
-    """An EIP-6492 check is one capped request: when it is not answered, the liveness probe
-    is not answered either (hung) or cannot connect (closed port): 503, not a failed proof."""
+async def test_unreachable_rpc_is_503_a_silent_one_a_failed_proof(proxy: Proxy) -> None:
+    """An EIP-6492 check is one capped request. An RPC that cannot be reached (closed port;
+    an address that drops packets: not connected within the cap) is 503. One that took the
+    request and does not answer within `verify_timeout` is a failed proof: with the gas cap
+    bounding an honest node's work, the time goes to the signature's code (a choice, see
+    did_auth.chain.wallet_signatures)."""
     owner = new_key()
     sign = counterfactual_signer("0x" + "00" * 20, b"", owner)
-    proxy.hang = True
-    for url in (f"http://127.0.0.1:{free_port()}", proxy.url):
+    for url in (f"http://127.0.0.1:{free_port()}", "http://10.255.255.1:8545"):
         settings = hardhat_settings(url, verify_timeout=0.5, rpc_timeout=1)
         async with running_app(settings) as (client, _):
             started = time.monotonic()
             r = await login(client, address_of(owner), sign)
             assert_error(r, 503, "temporarily_unavailable")
-            assert time.monotonic() - started < 0.5 + 1 + 1.5
+            assert time.monotonic() - started < 0.5 + 1.5
+    proxy.hang = True
+    async with running_app(hardhat_settings(proxy.url, verify_timeout=0.5, rpc_timeout=1)) as (
+        client,
+        _,
+    ):
+        started = time.monotonic()
+        r = await login(client, address_of(owner), sign)
+        assert_error(r, 400, "invalid_grant")
+        assert "did not finish within 0.5 s" in r.json()["error_description"]
+        assert time.monotonic() - started < 0.5 + 1.5

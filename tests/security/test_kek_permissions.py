@@ -67,8 +67,9 @@ def test_serve_refuses_world_readable_kek(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
+    # the relative path is the config file's folder's (named absolute in the message)
     assert lines == [
-        "did-auth: invalid configuration: key_encryption_key_file kek.bin: "
+        f"did-auth: invalid configuration: key_encryption_key_file: {tmp_path / 'kek.bin'}: "
         "permissions 0644 are too open (must be 0600 or stricter)"
     ], done.stderr
 
@@ -79,6 +80,6 @@ def test_serve_embedded_refuses_group_readable_kek(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        "did-auth: invalid configuration: key_encryption_key_file kek.bin: "
+        f"did-auth: invalid configuration: key_encryption_key_file: {tmp_path / 'kek.bin'}: "
         "permissions 0640 are too open (must be 0600 or stricter)"
     ], done.stderr

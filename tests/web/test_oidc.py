@@ -872,7 +872,7 @@ async def test_discovery_lists_the_code_flow(api: Api) -> None:
         ("redirect_uris", ["https://user@rp.example/cb"], "user information"),
         ("origins", ["https://rp.example/path"], "scheme://host"),
         ("origins", ["HTTPS://RP.EXAMPLE"], "lowercase"),
-        ("client_secret_hash", "plaintext-secret", "pattern"),
+        ("client_secret_hash", "plaintext-secret", "must be sha256:<64 lowercase hex digits>"),
     ],
 )
 def test_client_oidc_settings_are_validated(field: str, value: Any, problem: str) -> None:
