@@ -117,10 +117,13 @@ class AuthorizationCodeGrant:
             raise InvalidGrant(problem, reason="authorization_code")
         tokens: dict[str, Any] = dict(record["tokens"])
         if jkt is None and got_jkt is not None:
-            # RFC 9449 §5: "the authorization server MUST [bind] the issued access token to
-            # the public key from the DPoP proof" and, for a public client, "the refresh
-            # token MUST be bound to the respective public key". The session holds the
-            # refresh-token binding; the login's unbound access token is never handed out.
+            # RFC 9449 §5: "the authorization server associates the issued access token with
+            # the public key from the DPoP proof" ("A token_type of DPoP MUST be included in
+            # the access token response"), and when it "issues a refresh token to a public
+            # client that presents a valid DPoP proof at the token endpoint, the refresh
+            # token MUST be bound to the respective public key" (bound here for every
+            # client, as with dpop_jkt). The session holds the refresh-token binding; the
+            # login's unbound access token is never handed out.
             session = await self.sessions.bind_key(str(grant["sid"]), got_jkt)
             bound = Grant(
                 sub=session.sub,
