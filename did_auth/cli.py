@@ -122,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.metrics_listen:
         m_host, m_port = _split_listen(settings.metrics_listen)
         _check_listen(m_host, m_port, "metrics_listen")
+    _check_chains(settings)
     asyncio.run(_preflight(settings))
     _banner(settings, path, args)
     if args.workers > 1:
@@ -201,6 +202,41 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _check_chains(settings: Settings) -> None:
+    """Each http(s) chain RPC must serve the chain its entry names (a wrong rpc_url refuses
+    the start); one that does not answer now is a warning: the server starts and its logins
+    on that chain answer 503 until it does (/readyz says so)."""
+    import json
+    import urllib.request
+
+    for i, chain in enumerate(settings.chains):
+        if not chain.rpc_url.startswith(("http://", "https://")):
+            continue  # embedded, or ws(s):// (checked on first use)
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+            chain.rpc_url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        shown = _redact(chain.rpc_url)
+        try:
+            timeout = min(chain.rpc_timeout, 3.0)
+            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+                answer = json.loads(resp.read(65536))
+            served = int(answer["result"], 16)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = _redis_reason(exc) if isinstance(exc, OSError) else "not a JSON-RPC answer"
+            print(
+                f"did-auth: warning: chains.{i}: cannot reach chain {chain.chain_id} at "
+                f"{shown} ({reason}); its logins answer 503 until it does",
+                file=sys.stderr,
+                flush=True,
+            )
+            continue
+        if served != chain.chain_id:
+            raise StartupError(
+                f"chains.{i}.rpc_url: {shown} serves chain id {served}, not {chain.chain_id}"
+            )
 
 
 def _split_listen(value: str) -> tuple[str, int]:
@@ -394,12 +430,17 @@ def _ts(t: float) -> str:
 
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        load_settings(args.file)
+        settings = load_settings(args.file)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
     print(f"{args.file}: ok")
+    if "issuer" not in settings.model_fields_set:
+        print(
+            "note: issuer is not set: serve uses http://HOST:PORT on a loopback --host and "
+            "refuses any other (set issuer to the https:// URL clients use)"
+        )
     return 0
 
 

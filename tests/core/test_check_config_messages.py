@@ -186,3 +186,16 @@ def test_all_problems_at_once_through_the_cli(tmp_path: Path) -> None:
         "clients.0.uris", "clients.0.client_secret_hash", "rate_limits.nonce_per_ip", "mystery",
     ], lines
     assert not any(ln.startswith("Value error") for ln in lines)
+
+
+def test_ok_notes_a_missing_issuer(tmp_path: Path) -> None:
+    cfg = tmp_path / "did-auth.toml"
+    cfg.write_text("access_token_ttl = 60\n")
+    r = subprocess.run([sys.executable, "-m", "did_auth", "check-config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.splitlines() == [
+        f"{cfg}: ok",
+        "note: issuer is not set: serve uses http://HOST:PORT on a loopback --host and refuses "
+        "any other (set issuer to the https:// URL clients use)",
+    ]

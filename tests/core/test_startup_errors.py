@@ -4,11 +4,14 @@ never a traceback, and no file (kek.bin, audit log) left behind by a start that 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,51 @@ def test_kek_that_cannot_open_the_stored_keys(folder: Path, redis_server: RedisS
     assert_one_line(r, f"key_encryption_key_file: {folder / 'kek.bin'} does not exist, but "
                        "Redis already holds signing keys")
     redis.Redis.from_url(url).flushdb()
+
+
+class _ChainIdHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x7a69"}).encode()  # 31337
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_rpc_url_of_another_chain(folder: Path) -> None:
+    """chain 1 configured at a node that serves chain 31337: refused, not run as chain 1."""
+    node = ThreadingHTTPServer(("127.0.0.1", 0), _ChainIdHandler)
+    threading.Thread(target=node.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{node.server_address[1]}"
+        cfg = write(folder, f'[[chains]]\nchain_id = 1\nrpc_url = "{url}"\n')
+        assert_one_line(serve(cfg, "--port", str(free_port())),
+                        f"chains.0.rpc_url: {url} serves chain id 31337, not 1")
+    finally:
+        node.shutdown()
+        node.server_close()
+
+
+def test_unreachable_chain_is_a_warning_not_a_refusal(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg = write(tmp_path, f'[[chains]]\nchain_id = 1\nrpc_url = "{dead}"\nrpc_timeout = 1\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DID_AUTH_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "did_auth", "serve", "--config", str(cfg), "--port",
+         str(free_port())],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("did-auth ")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "Traceback" not in err
+    assert (f"did-auth: warning: chains.0: cannot reach chain 1 at {dead} (Connection refused); "
+            "its logins answer 503 until it does") in err
