@@ -208,6 +208,25 @@ async def test_hostile_6492_factory_is_invalid_grant(
     assert_error(r, 400, "invalid_grant")
 
 
+async def test_relayed_revocation_for_a_gas_burning_account_is_capped(
+    app: Api, hostile: dict[int, str]
+) -> None:
+    """POST /revocations/relay asks a contract account's isValidSignature too (EIP-1271):
+    the same caps, the same verdict."""
+    client, _ = app
+    body = {
+        "kind": "revokeAll",
+        "account": hostile[BURN_GAS],
+        "deadline": int(time.time()) + 3600,
+        "signature": "0x" + "11" * 65,
+        "chain_id": CHAIN,
+    }
+    started = time.monotonic()
+    r = await client.post("/revocations/relay", json=body)
+    assert_error(r, 400, "invalid_grant")
+    assert time.monotonic() - started < 2 + 2.5
+
+
 async def test_gas_cap_bounds_the_call() -> None:
     """With a generous wall clock, the gas cap alone ends a burner quickly (1M gas here:
     well under a second of py-evm; the old uncapped call ran 30M gas, ~10 s)."""
