@@ -141,11 +141,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     from did_auth.api.app import create_app
+    from did_auth.api.startup_guard import StartupGuard
 
     _quiet_startup_failure()
     try:
         uvicorn.run(
-            _StartupGuard(create_app(settings)),
+            StartupGuard(create_app(settings)),
             host=args.host,
             port=args.port,
             log_level="warning",
@@ -263,37 +264,6 @@ class StartupError(DidAuthError):
 
     code = "startup_failed"
     status = 500
-
-
-class _StartupGuard:
-    """ASGI wrapper: an exception while the application starts (lifespan startup) is one
-    line on stderr, not the traceback Starlette hands to uvicorn."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        failed = False
-
-        async def quiet_send(message: Any) -> None:
-            nonlocal failed
-            if message["type"] == "lifespan.startup.failed":
-                failed = True
-                message = {"type": message["type"], "message": ""}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, quiet_send)
-        except BaseException as exc:  # reported in one line, then exit 1
-            if not failed:
-                raise
-            text = exc.description if isinstance(exc, DidAuthError) else f"{exc}"
-            if isinstance(exc, ConfigError):
-                text = "invalid configuration: " + "; ".join(exc.problems)
-            print(f"did-auth: cannot start: {text or type(exc).__name__}", file=sys.stderr)
 
 
 def _quiet_startup_failure() -> None:

@@ -412,9 +412,11 @@ async def _chain_health(client: ChainClient, now: float) -> str:
     return "ok"
 
 
-def app_from_env() -> FastAPI:
-    """uvicorn factory for `--workers N`: reads the config path from DID_AUTH_CONFIG."""
+def app_from_env() -> Any:
+    """uvicorn factory for `--workers N`: reads the config path from DID_AUTH_CONFIG (a
+    worker that fails to start says why in one line, did_auth.api.startup_guard)."""
+    from did_auth.api.startup_guard import StartupGuard
     from did_auth.settings import load_settings
 
     path = os.environ.get("DID_AUTH_CONFIG") or None
-    return create_app(load_settings(path))
+    return StartupGuard(create_app(load_settings(path)))

@@ -20,7 +20,7 @@ import tomli_w
 from did_auth.cli import _parser
 from did_auth.errors import ConfigError
 from did_auth.settings import load_settings
-from tests.fixtures.redis_server import free_port
+from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import config_dict, running_app, settings_for, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +90,32 @@ def test_metrics_on_their_own_listener() -> None:
         assert "# TYPE didauth_http_requests_total counter" in r.text
         assert httpx.get(f"http://127.0.0.1:{metrics_port}/token").status_code == 404
         assert f"metrics:   http://127.0.0.1:{metrics_port}/metrics" in server.output()
+    finally:
+        stop_server(server)
+
+
+def test_metrics_listener_per_worker(redis_server: RedisServer, tmp_path: Path) -> None:
+    """--workers 2: each worker process exposes its own registry, on port and port+1."""
+    metrics_port = free_port()
+    server = start_server(
+        config_dict(redis_url=redis_server.url[:-1] + "12",
+                    key_encryption_key_file=str(tmp_path / "kek.bin"),
+                    metrics_listen=f"127.0.0.1:{metrics_port}"),
+        workers=2,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        ports = (metrics_port, metrics_port + 1)
+        answered: set[int] = set()
+        while answered != set(ports) and time.monotonic() < deadline:
+            for port in ports:
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                    if r.status_code == 200 and "didauth_" in r.text:
+                        answered.add(port)
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+        assert answered == set(ports), server.output()
     finally:
         stop_server(server)
 

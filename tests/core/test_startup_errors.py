@@ -216,3 +216,34 @@ def test_unreachable_chain_is_a_warning_not_a_refusal(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert (f"did-auth: warning: chains.0: cannot reach chain 1 at {dead} (Connection refused); "
             "its logins answer 503 until it does") in err
+
+
+def test_an_application_that_fails_to_start_says_why_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What uvicorn runs (StartupGuard around the app): an exception in the lifespan startup
+    is one line, not Starlette's traceback handed to uvicorn's error log."""
+    from contextlib import asynccontextmanager
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from did_auth.api.startup_guard import StartupGuard
+    from did_auth.errors import ConfigError
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        raise ConfigError(["key_encryption_key: cannot decrypt the stored signing keys"])
+        yield
+
+    server = uvicorn.Server(uvicorn.Config(StartupGuard(FastAPI(lifespan=lifespan)),
+                                           port=free_port(), lifespan="on", log_config=None))
+    with pytest.raises(SystemExit) as exit_:
+        server.run()
+    assert exit_.value.code == 3 and not server.started  # `serve` turns it into exit 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[0] == (
+        "did-auth: cannot start: invalid configuration: key_encryption_key: cannot decrypt "
+        "the stored signing keys"
+    )
