@@ -376,6 +376,13 @@ async def _keys(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings.embedded:
         return _fail("keys are per-process with the in-memory store: set redis_url to manage them")
+    kek_file = settings.key_encryption_key_file
+    if settings.key_encryption_key is None and kek_file and not os.path.exists(kek_file):
+        # Only serve creates a KEK (after its checks); keys would seal with a lost one.
+        return _fail(
+            f"key_encryption_key_file: {kek_file} does not exist (serve creates it at its "
+            "first start; every replica and this command use the same file)"
+        )
     svc = build_services(settings)
     try:
         await svc.keys.load()

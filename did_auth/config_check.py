@@ -115,10 +115,14 @@ def rpc_url_problem(value: str) -> str | None:
 
 
 def redis_url_problem(value: str, *, sentinel: bool = False) -> str | None:
-    """redis://, rediss://, redis+cluster:// (rediss+cluster://) and, when the store
+    """redis://, rediss://, unix://, redis+cluster:// (rediss+cluster://) and, when the store
     supports it, redis+sentinel://; a host (or a list of host:port for cluster/sentinel)."""
     schemes = _REDIS_SCHEMES + (_SENTINEL_SCHEMES if sentinel else ())
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme == "unix":  # a local socket: unix:///run/redis.sock[?db=0]
+        if not urlsplit(value).path.startswith("/"):
+            return f"{_show(value)}: a unix:// URL needs the socket's absolute path"
+        return None
     if scheme in ("redis+cluster", "rediss+cluster", *_SENTINEL_SCHEMES) and scheme in schemes:
         # host:port[,host:port...]: check each node
         rest = value.split("://", 1)[1]

@@ -126,6 +126,8 @@ def test_valid_values_pass(tmp_path: Path) -> None:
     cluster.write_text('redis_url = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"\n'
                        f'key_encryption_key = "{kek}"\n')
     assert load_settings(cluster, environ={}).redis_url.startswith("redis+cluster://")  # type: ignore[union-attr]
+    cluster.write_text(f'redis_url = "unix:///run/redis/redis.sock?db=2"\nkey_encryption_key = "{kek}"\n')
+    assert load_settings(cluster, environ={}).redis_url == "unix:///run/redis/redis.sock?db=2"
 
 
 def test_environment_overrides_name_the_variable(tmp_path: Path) -> None:

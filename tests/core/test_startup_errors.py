@@ -247,3 +247,12 @@ def test_an_application_that_fails_to_start_says_why_in_one_line(
         "did-auth: cannot start: invalid configuration: key_encryption_key: cannot decrypt "
         "the stored signing keys"
     )
+
+
+def test_keys_command_never_creates_a_kek(folder: Path) -> None:
+    cfg = write(folder, f'redis_url = "{UNREACHABLE}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DID_AUTH_")}
+    r = subprocess.run([sys.executable, "-m", "did_auth", "keys", "list", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60, cwd=folder,
+                       env={**env, "PYTHONPATH": str(ROOT)})
+    assert_one_line(r, f"key_encryption_key_file: {folder / 'kek.bin'} does not exist")
