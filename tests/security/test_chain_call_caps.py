@@ -29,7 +29,7 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
-from py_ecc import optimized_bn128 as bn128
+from py_ecc.optimized_bn128.optimized_curve import G1, G2, normalize
 from web3 import Web3
 
 from did_auth.chain.client import ChainClient
@@ -68,7 +68,7 @@ BN254_PAIRING = "0x" + "00" * 19 + "08"
 
 def pairing_pairs(count: int) -> bytes:
     """`count` (G1 generator, G2 generator) pairs: valid input of the BN254 pairing check."""
-    g1, g2 = bn128.normalize(bn128.G1), bn128.normalize(bn128.G2)
+    g1, g2 = normalize(G1), normalize(G2)
     words = (int(g1[0]), int(g1[1]), *reversed(g2[0].coeffs), *reversed(g2[1].coeffs))
     return b"".join(int(w).to_bytes(32, "big") for w in words) * count
 
