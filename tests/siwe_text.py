@@ -27,6 +27,7 @@ def message(
     expiration: float | None = None,
     not_before: float | None = None,
     resources: list[str] | None = None,
+    request_id: str | None = None,
 ) -> str:
     lines = [f"{domain} wants you to sign in with your Ethereum account:", address, ""]
     # EIP-4361 ABNF: address LF LF [ statement LF ] LF "URI: " ... (no statement: 3 LFs)
@@ -42,6 +43,8 @@ def message(
         lines.append(f"Expiration Time: {iso(expiration)}")
     if not_before is not None:
         lines.append(f"Not Before: {iso(not_before)}")
+    if request_id is not None:
+        lines.append(f"Request ID: {request_id}")
     if resources:
         lines.append("Resources:")
         lines += [f"- {r}" for r in resources]
