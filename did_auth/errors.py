@@ -107,14 +107,19 @@ class AccessDenied(DidAuthError):
 
 class InsufficientUserAuthentication(DidAuthError):
     """RFC 9470 §3: the token's authentication event is too old for this resource;
-    `max_age` (seconds) is what it needs. The HTTP edge adds the Bearer challenge."""
+    `max_age` (seconds) is what it needs. The HTTP edge adds the challenge, in the scheme
+    the token was presented with (`scheme`: Bearer, or DPoP for a DPoP-bound token)."""
 
     code = "insufficient_user_authentication"
     status = 401
 
-    def __init__(self, description: str = "", *, max_age: int, reason: str | None = None) -> None:
+    def __init__(
+        self, description: str = "", *, max_age: int, scheme: str = "Bearer",
+        reason: str | None = None,
+    ) -> None:
         super().__init__(description, reason=reason)
         self.max_age = max_age
+        self.scheme = scheme
 
 
 class InvalidToken(DidAuthError):

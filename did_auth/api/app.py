@@ -35,7 +35,7 @@ from did_auth.api.openapi import install_openapi
 from did_auth.api.resource_auth import access_claims
 from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.chain.client import ChainClient
-from did_auth.errors import DidAuthError, TemporarilyUnavailable
+from did_auth.errors import DidAuthError, InsufficientUserAuthentication, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.otp_enrolment import OtpEnrolment, OtpEnrolRequest
@@ -290,6 +290,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 )
             )
         except DidAuthError as exc:
+            if isinstance(exc, InsufficientUserAuthentication) and (claims.get("cnf") or {}).get(
+                "jkt"
+            ):
+                exc.scheme = "DPoP"  # RFC 9449 §7.1: the challenge of the scheme in use
             audit.emit(
                 AuditEvent.SECOND_FACTOR_ENROLMENT, Outcome.DENIED, reason=exc.reason,
                 request_id=ctx.request_id, client_id=client_id, subject=sub, ip=ctx.ip,

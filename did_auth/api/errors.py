@@ -41,7 +41,8 @@ def error_response(exc: DidAuthError) -> JSONResponse:
     if isinstance(exc, InsufficientUserAuthentication):
         # RFC 9470 §3: the challenge names the error and the max_age the resource needs.
         headers["WWW-Authenticate"] = (
-            f'Bearer error="insufficient_user_authentication", max_age="{exc.max_age}"'
+            f'{exc.scheme} error="insufficient_user_authentication", '
+            f'error_description="{_quoted(exc.description)}", max_age="{exc.max_age}"'
         )
     if isinstance(exc, InvalidClient):
         # RFC 6749 §5.2: "If the client attempted to authenticate via the Authorization
