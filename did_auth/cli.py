@@ -302,7 +302,7 @@ async def _preflight(settings: Settings) -> None:
     if settings.embedded:
         return
     from did_auth.errors import TemporarilyUnavailable
-    from did_auth.store.base import open_store
+    from did_auth.store.factory import open_store
     from did_auth.tokens.kek import Sealer, load_kek, new_kek_file
     from did_auth.tokens.keys import KEYS_KEY, KeyRing
 

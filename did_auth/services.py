@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.registries import RegistryReader
@@ -14,7 +15,9 @@ from did_auth.did.resolver import Web3ChainReader
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, build_did_login
 from did_auth.flows.dpop_gate import DpopGate
+from did_auth.flows.login import Logins
 from did_auth.flows.nonces import NonceBook
+from did_auth.flows.oidc import OidcProvider
 from did_auth.flows.otp import OtpService
 from did_auth.flows.otp_enrolment import OtpEnrolment
 from did_auth.flows.registry_checks import RegistryGate
@@ -22,6 +25,7 @@ from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.monitoring.audit import AuditLog
+from did_auth.monitoring.logins import LoginEvents
 from did_auth.oauth.client_auth import ClientAuthenticator
 from did_auth.oauth.grants.authorization_code import AuthorizationCodeGrant
 from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
@@ -32,7 +36,8 @@ from did_auth.oauth.token_endpoint import TokenEndpoint
 from did_auth.policy.abuse import AbuseGuard
 from did_auth.policy.backoff import OtpBackoff
 from did_auth.settings import Settings
-from did_auth.store.base import Store, open_store
+from did_auth.store.base import Store
+from did_auth.store.factory import open_store
 from did_auth.tokens.issue import TokenIssuer
 from did_auth.tokens.kek import Sealer, load_kek
 from did_auth.tokens.keys import KeyRing
@@ -112,6 +117,36 @@ class Services:
         finally:
             await self.store.close()
             self.audit.close()
+
+    # The HTTP-facing use cases, built from the services above on first use.
+
+    @cached_property
+    def oidc(self) -> OidcProvider:
+        """The OIDC code flow's endpoints: authorize, completion, sign-in page."""
+        return OidcProvider(
+            settings=self.settings,
+            clock=self.clock,
+            store=self.store,
+            keys=self.keys,
+            sessions=self.sessions,
+            siwe=self.siwe,
+        )
+
+    @cached_property
+    def login(self) -> Logins:
+        """One login use case per proof kind (did_auth.flows.login)."""
+        return Logins(
+            settings=self.settings,
+            gate=self.guard,
+            nonces=self.nonces,
+            client_auth=self.client_auth,
+            refresh_keys=self.keys.refresh,
+            dpop=self.dpop,
+            siwe_login=self.siwe,
+            did_login=self.did,
+            codes=self.oidc.codes,
+            recorder=LoginEvents(self.audit),
+        )
 
 
 def build_services(

@@ -23,6 +23,7 @@ from did_auth.errors import (
     TemporarilyUnavailable,
     UseDpopNonce,
 )
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = ["DpopGate"]
@@ -125,7 +126,7 @@ class DpopGate:
             raise _server_error(exc) from None
         # §11.1: the server MUST NOT accept a proof whose jti it has seen within the window.
         ttl = 2 * self._iat_window + 5
-        if not await self._store.put(f"da:{{dpop:{proof.jti}}}", b"1", ttl, nx=True):
+        if not await self._store.put(store_keys.dpop_jti(proof.jti), b"1", ttl, nx=True):
             raise InvalidDpopProof("DPoP proof replayed", reason="dpop_replay")
         return proof.jkt
 
@@ -142,6 +143,6 @@ class DpopGate:
         except verifier_errors.VerifierError as exc:
             raise _server_error(exc) from None
         if not await self._store.put(
-            f"da:{{dpop:{proof.jti}}}", b"1", 2 * self._iat_window + 5, nx=True
+            store_keys.dpop_jti(proof.jti), b"1", 2 * self._iat_window + 5, nx=True
         ):
             raise InvalidDpopProof("DPoP proof replayed", reason="dpop_replay")

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from did_auth.errors import InvalidGrant
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = ["NonceBook", "new_nonce"]
@@ -34,7 +35,7 @@ class NonceBook:
         self._kind = kind
 
     def _key(self, nonce: str) -> str:
-        return f"da:{{{self._kind}:{nonce}}}"
+        return store_keys.nonce(self._kind, nonce)
 
     @property
     def ttl(self) -> int:

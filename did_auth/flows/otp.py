@@ -24,6 +24,7 @@ from did_auth.clock import Clock
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
 from did_auth.flows.revocations import account_key
 from did_auth.policy.backoff import OtpBackoff
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
 
@@ -34,11 +35,11 @@ _PENDING_TTL = 900
 
 
 def _key(key: str) -> str:
-    return f"da:{{otp:{key}}}:secret"
+    return store_keys.otp_secret(key)
 
 
 def _pending_key(key: str) -> str:
-    return f"da:{{otp:{key}}}:pending"
+    return store_keys.otp_pending(key)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidClient, InvalidRequest
 from did_auth.oauth.jwks import ASSERTION_ALGS, client_public_keys
 from did_auth.settings import ClientConfig, ResourceServerConfig, Settings
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = [
@@ -353,7 +354,7 @@ class ClientAuthenticator:
             raise InvalidClient("client assertion has no jti", reason="client_assertion_jti")
         digest = hashlib.sha256(f"{client_id}\x00{jti}".encode()).hexdigest()
         ttl = max(1.0, until - now + skew + 1)
-        if not await self._store.put(f"da:{{cajti:{digest}}}", b"1", ttl, nx=True):
+        if not await self._store.put(store_keys.client_assertion_jti(digest), b"1", ttl, nx=True):
             raise InvalidClient(
                 "client assertion replayed (jti already used)", reason="client_assertion_replay"
             )

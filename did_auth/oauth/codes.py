@@ -18,6 +18,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from did_auth_verifier.jose import sha256_b64url
 
+from did_auth.store import keys as store_keys
+
 __all__ = [
     "USED_TTL",
     "VERIFIER_RE",
@@ -47,7 +49,7 @@ def code_keys(code: str) -> tuple[str, bytes]:
     raw = code.encode("ascii", "replace")
     key_id = hashlib.sha256(b"did-auth code id\x00" + raw).hexdigest()
     enc = hashlib.sha256(b"did-auth code key\x00" + raw).digest()
-    return f"da:{{code:{key_id}}}", enc
+    return store_keys.oauth_code(key_id), enc
 
 
 def seal_code(code: str, record: dict[str, Any]) -> tuple[str, bytes]:

@@ -22,6 +22,7 @@ from did_auth.policy.ratelimit import (
     rates_from_config,
 )
 from did_auth.settings import Settings
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = ["AbuseGuard"]
@@ -46,7 +47,7 @@ class AbuseGuard:
     # -- issuing nonces / challenges --------------------------------------------------
 
     def _cap_key(self, client_id: str, ip: str) -> str:
-        return f"da:{{cap:{client_id}:{client_ip_key(ip)}}}"
+        return store_keys.concurrency_cap(client_id, client_ip_key(ip))
 
     async def nonce_request(self, ctx: RequestContext, *, kind: str = "nonce") -> None:
         rate = self._rates["challenge_per_ip" if kind == "challenge" else "nonce_per_ip"]

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from did_auth.errors import RateLimited
 from did_auth.policy.ratelimit import client_ip_key
+from did_auth.store import keys as store_keys
 
 __all__ = ["BackoffDecision", "BackoffStore", "OtpBackoff", "SourceBackoff"]
 
@@ -91,7 +92,7 @@ class SourceBackoff:
         base: float = 1.0,
         cap: float = 300.0,
         window: float = 900.0,
-        prefix: str = "da:",
+        prefix: str = store_keys.PREFIX,
     ) -> None:
         if ip_threshold < 1 or pair_threshold < 1 or base <= 0 or cap <= 0 or window <= 0:
             raise ValueError("backoff thresholds and times must be positive")
@@ -109,7 +110,7 @@ class SourceBackoff:
         scopes = [(f"ip:{ipk}", self.ip_threshold)]
         if account:
             scopes.append((f"pair:{ipk}:{_account(account)}", self.pair_threshold))
-        return [(f"{self._p}{{bo:{s}}}:f", f"{self._p}{{bo:{s}}}:b", t) for s, t in scopes]
+        return [(*store_keys.backoff_scope(s, self._p), t) for s, t in scopes]
 
     async def check(self, ip: str, account: str | None = None) -> BackoffDecision:
         """Before verifying a proof: raise `RateLimited` while the IP or the (IP, account)
@@ -168,7 +169,7 @@ class OtpBackoff:
         cap: float = 900.0,
         free_attempts: int = 3,
         window: float = 3600.0,
-        prefix: str = "da:",
+        prefix: str = store_keys.PREFIX,
     ) -> None:
         if base <= 0 or cap <= 0 or window <= 0 or free_attempts < 0:
             raise ValueError("backoff parameters must be positive")
@@ -181,7 +182,7 @@ class OtpBackoff:
 
     def _keys(self, account: str) -> tuple[str, str]:
         a = _account(account)
-        return f"{self._p}{{bo:otp:{a}}}:f", f"{self._p}{{bo:otp:{a}}}:g"
+        return store_keys.backoff_otp(a, self._p)
 
     async def attempt(self, account: str) -> BackoffDecision:
         """Admit one OTP attempt for `account` or raise `RateLimited(retry_after=...)`."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from did_auth.errors import RateLimited
+from did_auth.store import keys as store_keys
 
 __all__ = [
     "KEY_PREFIX",
@@ -47,7 +48,7 @@ __all__ = [
     "rates_from_config",
 ]
 
-KEY_PREFIX = "da:"  # the project-wide key prefix; each bucket is its own hash tag
+KEY_PREFIX = store_keys.PREFIX  # the project-wide key prefix; each bucket is its own hash tag
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])\s*$")
@@ -181,7 +182,7 @@ class RateLimiter:
     def _bucket(self, key: str, rate: Rate, cost: int) -> tuple[str, int, int, int]:
         if cost < 0 or cost > rate.limit:
             raise ValueError(f"cost must be within 0..{rate.limit}")
-        return (f"{self._prefix}{{rl:{key}}}", rate.period_ms, rate.limit, cost)
+        return (store_keys.rate_bucket(key, self._prefix), rate.period_ms, rate.limit, cost)
 
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """Charge `cost` units to `key` if they fit; never charges on a denial."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store"]
 
 
 @runtime_checkable
@@ -120,20 +120,3 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def open_store(redis_url: str | None) -> Store:
-    """A Redis store for a URL, else the in-memory store (one process only).
-
-    `redis://host:port/db` (or `rediss://`): one Redis, or a Sentinel-managed primary.
-    `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`): Redis Cluster,
-    seeded by the listed nodes; every key carries a hash tag, so each atomic step runs on
-    the one node that owns it.
-    """
-    if redis_url:
-        from did_auth.store.redis import RedisStore
-
-        return RedisStore.from_url(redis_url)
-    from did_auth.store.memory import MemoryStore
-
-    return MemoryStore()

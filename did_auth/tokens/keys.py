@@ -16,13 +16,14 @@ from did_auth_verifier.jose import b64url_decode, b64url_encode, jwk_thumbprint
 from did_auth_verifier.jose import public_jwk as _public_jwk
 
 from did_auth.clock import Clock
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
 
 __all__ = ["KeyRing", "SigningKey", "jwk_thumbprint"]
 
 Alg = Literal["ES256", "EdDSA"]
-KEYS_KEY = "da:{keys}:ring"
+KEYS_KEY = store_keys.SIGNING_KEYS
 KEYS_TTL = 10 * 365 * 86400
 # Replicas re-read the ring at most this long after a change; a rotation must publish a new
 # key for longer than this before it signs, so every replica's JWKS has it first.

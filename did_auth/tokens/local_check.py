@@ -7,6 +7,7 @@ from typing import Any, Final, Protocol
 from did_auth_verifier.jose import JoseError, parse_compact, public_key_from_jwk
 
 from did_auth.clock import Clock
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import Session, SessionStore
@@ -30,7 +31,7 @@ class SessionCheck(Protocol):
 
 
 def jti_key(jti: str) -> str:
-    return f"da:{{jti:{jti}}}"
+    return store_keys.denied_jti(jti)
 
 
 async def deny_jti(store: Store, jti: str, exp: float, now: float) -> bool:

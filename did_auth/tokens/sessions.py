@@ -22,6 +22,7 @@ from did_auth_verifier.jose import JoseError, b64url_decode, b64url_encode
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = ["Session", "SessionStore", "session_key"]
@@ -31,7 +32,7 @@ _HISTORY = 16  # rotated-out hashes remembered for reuse detection
 
 
 def session_key(sid: str) -> str:
-    return f"da:{{s:{sid}}}:sess"
+    return store_keys.session(sid)
 
 
 def _hash(token: str) -> str:
