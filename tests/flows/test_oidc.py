@@ -129,6 +129,14 @@ async def test_concurrent_completions_yield_one_code_and_revoke_the_loser() -> N
         return value
 
     core.store.get = get  # type: ignore[method-assign]
+    created: list[str] = []
+    real_create = core.sessions.create
+
+    async def create(session: Any) -> Any:
+        created.append(session.sid)
+        return await real_create(session)
+
+    core.sessions.create = create  # type: ignore[method-assign]
     results = await asyncio.gather(oidc.complete(page.request_id, *one),
                                    oidc.complete(page.request_id, *two),
                                    return_exceptions=True)
@@ -137,8 +145,7 @@ async def test_concurrent_completions_yield_one_code_and_revoke_the_loser() -> N
     assert len(ok) == 1 and len(failed) == 1 and isinstance(failed[0], InvalidGrant)
     assert str(failed[0]) == "the sign-in request was already used"
     # both logins made a session; the one that lost the request is revoked
-    sids = [k[len("da:{s:"):-len("}:sess")] for k in core.store._data if k.endswith(":sess")]
-    sessions = [await core.sessions.get(sid) for sid in sids]
+    sessions = [await core.sessions.get(sid) for sid in created]
     _, winner = ok[0]
     assert sorted((s.sid == winner.sid, s.revoked) for s in sessions if s) == [
         (False, True), (True, False)]

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.tokens.issue import Grant, encode_jwt, new_sid
-from did_auth.tokens.local_check import deny_jti
+from did_auth.tokens.local_check import deny_jti, jti_key
 from did_auth.tokens.sessions import Session
 from tests.flows.core import ISS, Core, make_core
 
@@ -116,8 +116,10 @@ async def test_a_denied_jti_and_a_revoked_session_end_the_token() -> None:
     assert not await deny_jti(core.store, claims["jti"], claims["exp"], now)  # already
     assert await core.local.active_claims(token) is None
     # the denial lasts until the token would have expired anyway (+60 s), then goes
-    core.clock.advance(claims["exp"] - now + 60)
-    assert not await core.store.get(f"da:{{jti:{claims['jti']}}}")
+    core.clock.advance(claims["exp"] - now + 59)
+    assert await core.store.get(jti_key(claims["jti"])) is not None
+    core.clock.advance(1)
+    assert await core.store.get(jti_key(claims["jti"])) is None
 
     token2, grant2 = await _login(core)
     assert await core.local.active_claims(token2) is not None
