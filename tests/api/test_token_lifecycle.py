@@ -10,6 +10,7 @@ import jwt
 import pyotp
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from did_auth.clock import FixedClock
 from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services
 from did_auth.verifier._jose import public_jwk
@@ -192,10 +193,10 @@ async def test_refresh_drops_stale_step_up(api: Api) -> None:
     r = await client.post("/token", data=form)
     assert r.status_code == 200 and "wallet:withdraw" in r.json()["scope"]  # still fresh
     refresh_grant = svc.token_endpoint.handlers["refresh_token"]
-    refresh_grant.settings = svc.settings.model_copy(update={"step_up_max_age": 1})  # type: ignore[attr-defined]
+    # The login is now older than step_up_max_age by the refresh grant's (injected) clock.
+    refresh_grant.clock = FixedClock(time.time() + svc.settings.step_up_max_age + 1)  # type: ignore[attr-defined]
     import asyncio
 
-    await asyncio.sleep(1.2)
     form["refresh_token"] = r.json()["refresh_token"]
     r = await client.post("/token", data={**form, "scope": "wallet:withdraw"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"

@@ -13,6 +13,7 @@ from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from tests.fixtures.redis_server import RedisServer, free_port
+from tests.waits import wait_until_async
 
 VICTIM = "0x52908400098527886E0F7030069857D2E4169EE7"
 OTHER = "0x8617E340B3D01FA5F11F306F4090FD50E238070D"
@@ -105,8 +106,15 @@ async def test_success_clears_the_pair_but_not_the_ip(store: Store) -> None:
     assert not d.allowed and d.burst
     with pytest.raises(RateLimited):
         await bo.check(ATTACKER_IP, VICTIM)
-    await asyncio.sleep(0.3)  # the block is a delay, not a lockout
-    assert (await bo.check(ATTACKER_IP, VICTIM)).allowed
+
+    async def allowed() -> bool:
+        try:
+            return (await bo.check(ATTACKER_IP, VICTIM)).allowed
+        except RateLimited:
+            return False
+
+    # the block is a delay (0.2 s), not a lockout
+    await wait_until_async(allowed, 5, what="the source's block to end")
 
 
 # -- OTP: per account, exponential, capped, reset on success ------------------------------
@@ -114,6 +122,10 @@ async def test_success_clears_the_pair_but_not_the_ip(store: Store) -> None:
 
 async def test_otp_backoff_grows_exponentially_and_caps(store: Store) -> None:
     bo = OtpBackoff(store, base=0.2, cap=0.5, free_attempts=3)
+
+    async def gate_open() -> bool:  # polled without attempting: a refused attempt is no guess
+        return await store.ttl(f"da:{{bo:otp:{VICTIM.lower()}}}:g") is None
+
     for i in range(3):  # the free attempts are immediate
         d = await bo.attempt(VICTIM)
         assert d.allowed and d.delay == 0 and d.failures == i
@@ -124,7 +136,7 @@ async def test_otp_backoff_grows_exponentially_and_caps(store: Store) -> None:
         with pytest.raises(RateLimited) as info:  # the next one has to wait
             await bo.attempt(VICTIM)
         assert info.value.reason == "otp_backoff" and info.value.retry_after >= 1
-        await asyncio.sleep(d.delay + 0.05)
+        await wait_until_async(gate_open, 5, what="the OTP gate to open")
     # base * 2**k, capped; attempts refused at the gate are not guesses and do not count.
     assert delays == pytest.approx([0.2, 0.4, 0.5, 0.5])
     assert await bo.failures(VICTIM) == 7

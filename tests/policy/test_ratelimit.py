@@ -25,6 +25,7 @@ from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from tests.fixtures.redis_server import RedisServer, free_port
+from tests.waits import wait_until_async
 
 # `store` (memory, Redis, Redis Cluster) comes from tests/fixtures/stores.py.
 
@@ -102,8 +103,11 @@ async def test_state_key_expires_when_bucket_is_full(store: Store, limiter: Rate
     await limiter.hit("exp", rate)
     ttl = await store.ttl("da:{rl:exp}")
     assert ttl is not None and 0 < ttl <= 0.2
-    await asyncio.sleep(0.3)
-    assert await store.get("da:{rl:exp}") is None
+
+    async def gone() -> bool:
+        return await store.get("da:{rl:exp}") is None
+
+    await wait_until_async(gone, 5, what="the full bucket's state to expire")
 
 
 async def test_store_gcra_raw_contract(store: Store) -> None:
@@ -191,8 +195,12 @@ async def test_cap_add_caps_and_expires(store: Store) -> None:
     assert not await store.cap_remove(key, "n2")
     assert await store.cap_add(key, "n4", 3, 0.3)
     assert not await store.cap_add(key, "n5", 3, 0.3)
-    await asyncio.sleep(0.4)
-    assert await store.ttl(key) is None  # the whole set expired with its last member
+
+    async def set_expired() -> bool:
+        return await store.ttl(key) is None
+
+    # the whole set expires with its last member
+    await wait_until_async(set_expired, 5, what="the capped set to expire")
     for m in ("a", "b", "c"):
         assert await store.cap_add(key, m, 3, 10)
     assert not await store.cap_add(key, "d", 3, 10)
@@ -203,8 +211,9 @@ async def test_cap_add_members_expire_one_by_one(store: Store) -> None:
     assert await store.cap_add(key, "old", 2, 0.2)
     assert await store.cap_add(key, "new", 2, 5)
     assert not await store.cap_add(key, "third", 2, 5)
-    await asyncio.sleep(0.3)
-    assert await store.cap_add(key, "third", 2, 5)  # "old" has expired
+    # a refused cap_add changes nothing: poll until "old" has expired and "third" fits
+    await wait_until_async(lambda: store.cap_add(key, "third", 2, 5), 5,
+                           what="the old member to expire")
     ttl = await store.ttl(key)
     assert ttl is not None and 4 < ttl <= 5
 

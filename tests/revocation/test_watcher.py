@@ -21,10 +21,10 @@ from did_auth.chain.registries import dedicated_client
 from did_auth.chain.watcher import (
     REVOCATIONS_APPLIED,
     Watcher,
-    WatcherPool,
     cursor_key,
     lease_key,
 )
+from did_auth.chain.watcher_pool import WatcherPool
 from did_auth.clock import SystemClock
 from did_auth.flows.revocations import RevocationBook
 from did_auth.monitoring.audit import AuditLog
@@ -36,6 +36,7 @@ from did_auth.tokens.sessions import Session, SessionStore
 from tests.fixtures.hardhat import rpc
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.revocation import RevChain, address_of, ethr_did, key_id, new_key, pkh_did
+from tests.waits import wait_until_async
 
 DB = "10"
 
@@ -263,7 +264,11 @@ async def test_one_watcher_acts_per_chain(env: Env) -> None:
     # `one` dies without releasing: `two` takes over once the lease expires ...
     later = await env.session(pkh_did(a))
     env.chain.revoke(key, later)
-    await asyncio.sleep(1.2)
+
+    async def lease_expired() -> bool:
+        return await env.store.get(lease_key(31337)) is None
+
+    await wait_until_async(lease_expired, 10, what="the dead watcher's lease to expire")
     assert await two.poll_once() == 1 and two.acting
     assert await env.revoked(later)
     # ... and `one`, back, finds its lease gone and stays passive.
@@ -329,7 +334,7 @@ async def test_rpc_errors_never_crash_the_watcher(env: Env) -> None:
     dead = env.chain.chain_config(rpc_url=f"http://127.0.0.1:{free_port()}", watch_interval=0.05)
     w = env.watcher(dead)
     task = asyncio.create_task(w.run())
-    await asyncio.sleep(0.6)
+    await wait_until_async(lambda: w.errors >= 2 or task.done(), 10, what="two RPC errors")
     assert not task.done()
     assert w.errors >= 2 and w.processed is None
     task.cancel()
@@ -346,7 +351,7 @@ async def test_a_pool_dropped_without_close_stops_its_watchers(env: Env) -> None
     pool.start()
     (task,) = pool._tasks
     (watcher,) = pool.watchers
-    await asyncio.sleep(0.3)
+    await wait_until_async(lambda: watcher.polls >= 2 or task.done(), 10, what="two polls")
     assert watcher.polls >= 2 and watcher.acting and not task.done()
     del pool
     gc.collect()

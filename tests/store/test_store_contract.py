@@ -10,6 +10,7 @@ from did_auth.errors import TemporarilyUnavailable
 from did_auth.store.base import Store
 from did_auth.store.redis import RedisStore
 from tests.fixtures.redis_server import free_port
+from tests.waits import wait_until_async
 
 # `store` (memory, Redis, Redis Cluster) comes from tests/fixtures/stores.py.
 
@@ -28,8 +29,11 @@ async def test_ttl_expires(store: Store) -> None:
     await store.put("short", b"1", 0.15)
     ttl = await store.ttl("short")
     assert ttl is not None and 0 < ttl <= 0.15
-    await asyncio.sleep(0.3)
-    assert await store.get("short") is None
+
+    async def expired() -> bool:
+        return await store.get("short") is None
+
+    await wait_until_async(expired, 5, what="the key to expire")
     assert await store.ttl("short") is None
     assert await store.put("short", b"2", 10, nx=True)
 
@@ -100,8 +104,11 @@ async def test_members_of_an_index_expire(store: Store) -> None:
     assert await store.cap_add("idx", "a", 1000, 10)
     assert await store.cap_add("idx", "b", 1000, 0.15)
     assert sorted(await store.members("idx")) == ["a", "b"]
-    await asyncio.sleep(0.3)
-    assert await store.members("idx") == ["a"]
+
+    async def b_expired() -> bool:
+        return await store.members("idx") == ["a"]
+
+    await wait_until_async(b_expired, 5, what="member b to expire")
     assert await store.members("nothing") == []
 
 
