@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from tests import siwe_text
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer
+from tests.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,28 +68,30 @@ def test_rotation_under_load_has_zero_failures(live_server: LiveServer, trading_
     old_kid = before.split()[0]
     failures: list[str] = []
     kids: set[str] = set()
+    checked: Counter[str] = Counter()  # tokens checked at the trading API, per signing key
     stop = threading.Event()
 
     def worker() -> None:
         with httpx.Client(timeout=10) as client:
             while not stop.is_set():
                 token = _login(live_server, client)
-                kids.add(jwt.get_unverified_header(token)["kid"])
+                kid = jwt.get_unverified_header(token)["kid"]
+                kids.add(kid)
                 r = client.get(trading_api + "/account", headers={"Authorization": f"Bearer {token}"})
                 if r.status_code != 200:
                     failures.append(f"{r.status_code} {r.text}")
+                checked[kid] += 1
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        # Under load with the old key, then rotate; keep the load until tokens of the new
+        # key have been checked at the trading API too.
+        wait_until(lambda: checked[old_kid] >= 3, 30, what="tokens of the old key")
         out = _keys_cli(live_server, "rotate", "--publish-ahead", "6")
         new_kid = out.split("new key ")[1].split()[0]
-        deadline = time.monotonic() + 20
-        while new_kid not in kids and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)
+        wait_until(lambda: checked[new_kid] >= 3, 30, what="tokens of the new key")
     finally:
         stop.set()
         for t in threads:
