@@ -16,6 +16,7 @@ import uvicorn
 from did_auth.api.header_timeout import protocol_factory
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
+from tests.waits import wait_until_async
 
 TIMEOUT = 2.0
 
@@ -158,8 +159,9 @@ async def parser_server(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     )
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
-    while not srv.started:
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: srv.started or task.done(), 30, interval=0.01,
+                           what="uvicorn to start")
+    assert srv.started, task
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     await task
