@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from did_auth.chain.client import ChainRegistry
-from did_auth.chain.registries import RegistryReader
+from did_auth.chain.did_reader import Web3ChainReader
+from did_auth.chain.registries import RegistryReader, Relayer
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
-from did_auth.chain.watcher import WatcherPool
+from did_auth.chain.watcher_pool import WatcherPool
 from did_auth.clock import Clock, SystemClock
-from did_auth.did.resolver import Web3ChainReader
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, build_did_login
 from did_auth.flows.dpop_gate import DpopGate
@@ -147,6 +147,12 @@ class Services:
             codes=self.oidc.codes,
             recorder=LoginEvents(self.audit),
         )
+
+    @cached_property
+    def relayer(self) -> Relayer:
+        """Relays signed revocations on chain (POST /revocations/relay): one per process,
+        it serialises each chain's relayer nonce."""
+        return Relayer(self.chains, self.registry_reader or RegistryReader(self.chains))
 
 
 def build_services(

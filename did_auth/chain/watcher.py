@@ -2,7 +2,7 @@
 
 One `Watcher` per `[[chains]]` entry that has a RevocationRegistry or an ERC-1056 registry
 (the embedded chain included), started by `Services.start()` as a background asyncio task
-(`WatcherPool`) and cancelled by `Services.close()`.
+(`did_auth.chain.watcher_pool.WatcherPool`) and cancelled by `Services.close()`.
 
 Every `watch_interval` seconds it polls the chain's head and processes the blocks
 `[last + 1 .. head - confirmations]` in bounded chunks (`eth_getLogs` over both registries,
@@ -14,30 +14,9 @@ follow). Each applied revocation writes one `revocation_applied` audit line and 
 `head - last processed block` (the watcher's counters live in `WATCHER_REGISTRY`).
 Nothing is ever un-revoked (`Unsuspended` only logs).
 
-Effects (on sessions of *this* chain's subjects only):
-
-* `Revoked(account, id)`, `id` a session id: that session, if its subject's account is
-  `account`. A stranger's `revoke` of someone else's sid changes nothing (audited, denied).
-* `Revoked(account, id)`, `id` a key id (an address left-padded to 32 bytes): `account`'s
-  sessions authenticated with that key (`auth_key`).
-* `RevokedAll(account, before)`: `account`'s sessions with `auth_time <= before`.
-* `Suspended(account)`: all of `account`'s sessions.
-* ERC-1056 `DIDDelegateChanged(identity, "sigAuth", delegate, validTo, _)` with `validTo <=`
-  the block time (`revokeDelegate`, or an already expired validity): the identity's
-  did:ethr sessions authenticated with `delegate`.
-* ERC-1056 `DIDOwnerChanged(identity, owner, _)`: the identity's did:ethr sessions
-  authenticated with the *previous* owner key (`identityOwner` read at the block before;
-  when that state cannot be read, every session of the identity not authenticated with the
-  new owner). To `0x0` (deactivation): all of the identity's did:ethr sessions.
-
-"This chain's subjects": for RevocationRegistry events, a `did:pkh:eip155:<chainId>:…` or
-did:ethr subject on any chain this chain's registry governs (the chain itself and its
-`revocation_registry_for` chain ids: suspension and revokeAll() bind to the account, the
-same address on every governed chain, as the login/refresh checks read it); for ERC-1056
-events, did:ethr subjects of the watched chain only (a DID document lives on one chain).
-Chains no registry governs are never touched: the same address there can be another
-owner's contract wallet. Sessions are found through `RevocationBook`'s indexes (by
-account address and by `auth_key`, a bare address or a CAIP-10 account).
+What each event ends is decided by `RevocationBook` (`did_auth.flows.revocations`, whose
+docstring lists the effects); this module only decodes events (`registry_events`) and turns
+each into one call of the book.
 
 Restart: the cursor `da:{watch:<chain_id>}:cursor` (JSON: block number and hash, the hashes
 of recently processed blocks, and a scope = genesis hash + registry addresses) is written
@@ -68,30 +47,36 @@ import logging
 import os
 import secrets
 import socket
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
 from eth_abi.abi import encode
 
-from did_auth.chain.client import ChainClient, ChainRegistry, RpcCall, RpcError
-from did_auth.chain.registries import dedicated_client, registry_addresses
+from did_auth.chain.client import ChainClient, RpcCall, RpcError
+from did_auth.chain.registry_events import (
+    ChainEvent,
+    address_word,
+    as_bytes,
+    as_hex,
+    decode_event,
+)
+from did_auth.chain.watch_cursor import MAX_RECENT, Block, Cursor
+from did_auth.did.ethr_did import ZERO_ADDRESS
 from did_auth.errors import TemporarilyUnavailable
-from did_auth.flows.registry_checks import key_address, key_id_address, subject_account
-from did_auth.flows.revocations import RevocationBook, _account_key, _key_key
+from did_auth.flows.registry_checks import key_id_address
+from did_auth.flows.revocations import Governed, RevocationBook
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
 from did_auth.monitoring.metrics import METRICS, Registry
 from did_auth.signatures.eip191 import keccak256, to_checksum_address
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.sessions import Session, SessionStore
 
 __all__ = [
+    "MAX_RECENT",
     "ChainEvent",
     "Cursor",
     "Watcher",
-    "WatcherPool",
     "cursor_key",
     "decode_event",
     "lease_key",
@@ -99,21 +84,11 @@ __all__ = [
 
 log = logging.getLogger("did_auth.chain.watcher")
 
-MAX_RECENT: Final = 128
 REORG_MARGIN: Final = 128
 DEFAULT_CHUNK: Final = 1000
 CURSOR_TTL: Final = 400 * 86400.0
 
-TOPIC_REVOKED: Final = keccak256(b"Revoked(address,bytes32,address)")
-TOPIC_REVOKED_ALL: Final = keccak256(b"RevokedAll(address,uint256)")
-TOPIC_SUSPENDED: Final = keccak256(b"Suspended(address,address)")
-TOPIC_UNSUSPENDED: Final = keccak256(b"Unsuspended(address,address)")
-TOPIC_OWNER: Final = keccak256(b"DIDOwnerChanged(address,address,uint256)")
-TOPIC_DELEGATE: Final = keccak256(b"DIDDelegateChanged(address,bytes32,address,uint256,uint256)")
 _OWNER_SELECTOR: Final = keccak256(b"identityOwner(address)")[:4]
-_SIG_AUTH: Final = b"sigAuth".ljust(32, b"\x00")
-_ZERO: Final = "0x" + "00" * 20
-
 
 #: The watcher's own counters. Kept out of the process-wide `REGISTRY` (whose metric set is
 #: pinned by tests/monitoring/test_metrics.py); `/metrics` can append
@@ -131,145 +106,8 @@ WATCHER_ERRORS = WATCHER_REGISTRY.counter(
 )
 
 
-def cursor_key(chain_id: int) -> str:
-    return f"da:{{watch:{chain_id}}}:cursor"
-
-
-def lease_key(chain_id: int) -> str:
-    return f"da:{{watch:{chain_id}}}:lease"
-
-
-def _bytes(value: Any) -> bytes:
-    if isinstance(value, str):
-        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
-    return bytes(value)
-
-
-def _hex(value: Any) -> str:
-    return "0x" + _bytes(value).hex()
-
-
-def _address_word(word: bytes) -> str:
-    return "0x" + word[-20:].hex()
-
-
-# ------------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class ChainEvent:
-    """One decoded registry event (addresses lower-case, ids 0x-hex)."""
-
-    kind: str  # revoked | revoked_all | suspended | unsuspended | delegate | owner
-    block: int
-    log_index: int
-    tx_hash: str
-    account: str  # the account (RevocationRegistry) or the identity (ERC-1056)
-    id: str | None = None
-    before: int | None = None
-    delegate: str | None = None
-    sig_auth: bool = False
-    valid_to: int | None = None
-    owner: str | None = None
-
-
-def decode_event(
-    log_entry: Mapping[str, Any], *, revocation_registry: str | None, did_registry: str | None
-) -> ChainEvent | None:
-    """Decode one `eth_getLogs` entry of either registry; None for anything else."""
-    if log_entry.get("removed"):
-        return None
-    address = str(log_entry.get("address", "")).lower()
-    try:
-        topics = [_bytes(t) for t in log_entry.get("topics") or []]
-        data = _bytes(log_entry.get("data") or b"")
-        block = int(log_entry["blockNumber"])
-        index = int(log_entry.get("logIndex") or 0)
-        tx = _hex(log_entry.get("transactionHash") or b"")
-    except (KeyError, ValueError, TypeError):
-        log.warning("undecodable registry log")
-        return None
-    if not topics:
-        return None
-    t0, n = topics[0], len(topics)
-    if revocation_registry is not None and address == revocation_registry.lower():
-        if t0 == TOPIC_REVOKED and n >= 3:
-            return ChainEvent(
-                "revoked", block, index, tx, _address_word(topics[1]), id=_hex(topics[2])
-            )
-        if t0 == TOPIC_REVOKED_ALL and n >= 2 and len(data) >= 32:
-            before = int.from_bytes(data[:32], "big")
-            return ChainEvent(
-                "revoked_all", block, index, tx, _address_word(topics[1]), before=before
-            )
-        if t0 == TOPIC_SUSPENDED and n >= 2:
-            return ChainEvent("suspended", block, index, tx, _address_word(topics[1]))
-        if t0 == TOPIC_UNSUSPENDED and n >= 2:
-            return ChainEvent("unsuspended", block, index, tx, _address_word(topics[1]))
-    if did_registry is not None and address == did_registry.lower():
-        if t0 == TOPIC_DELEGATE and n >= 2 and len(data) >= 128:
-            return ChainEvent(
-                "delegate",
-                block,
-                index,
-                tx,
-                _address_word(topics[1]),
-                sig_auth=data[:32] == _SIG_AUTH,
-                delegate=_address_word(data[32:64]),
-                valid_to=int.from_bytes(data[64:96], "big"),
-            )
-        if t0 == TOPIC_OWNER and n >= 2 and len(data) >= 64:
-            return ChainEvent(
-                "owner", block, index, tx, _address_word(topics[1]), owner=_address_word(data[:32])
-            )
-    return None
-
-
-# ------------------------------------------------------------------------------- cursor
-
-
-@dataclass
-class Cursor:
-    """The last processed block, recent processed blocks' hashes, and the cursor's scope."""
-
-    number: int
-    hash: str
-    scope: str
-    recent: list[tuple[int, str]] = field(default_factory=list)
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "number": self.number,
-                "hash": self.hash,
-                "scope": self.scope,
-                "recent": [[n, h] for n, h in self.recent],
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> Cursor | None:
-        try:
-            d = orjson.loads(raw)
-            return cls(
-                number=int(d["number"]),
-                hash=str(d["hash"]),
-                scope=str(d["scope"]),
-                recent=[(int(n), str(h)) for n, h in d.get("recent", [])],
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def advanced(self, number: int, block_hash: str) -> Cursor:
-        recent = [*(e for e in self.recent if e[0] < number), (number, block_hash)]
-        return Cursor(number, block_hash, self.scope, recent[-MAX_RECENT:])
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    number: int
-    hash: str
-    timestamp: int
+cursor_key = store_keys.watch_cursor
+lease_key = store_keys.watch_lease
 
 
 # ------------------------------------------------------------------------------ watcher
@@ -301,6 +139,10 @@ class Watcher:
         self.chain_id = chain_id
         #: Chain ids whose subjects this chain's RevocationRegistry governs (itself included).
         self.governs = frozenset((chain_id, *governs))
+        # RevocationRegistry events reach the governed chains' subjects; ERC-1056 events
+        # the did:ethr identities of this chain only (a DID document lives on one chain).
+        self._registry_scope = Governed.of(self.governs)
+        self._did_scope = Governed.of((chain_id,), ethr_only=True)
         self.client = client
         self.revocation_registry = revocation_registry.lower() if revocation_registry else None
         self.did_registry = did_registry.lower() if did_registry else None
@@ -356,7 +198,7 @@ class Watcher:
 
     # -------------------------------------------------------------------- chain reads
 
-    async def _block(self, number: int) -> _Block | None:
+    async def _block(self, number: int) -> Block | None:
         from web3.exceptions import BlockNotFound
 
         try:
@@ -365,7 +207,7 @@ class Watcher:
             return None
         if b is None or b.get("hash") is None:
             return None
-        return _Block(int(b["number"]), _hex(b["hash"]), int(b["timestamp"]))
+        return Block(int(b["number"]), as_hex(b["hash"]), int(b["timestamp"]))
 
     async def _logs(self, first: int, last: int) -> list[Mapping[str, Any]]:
         addresses = [
@@ -412,7 +254,7 @@ class Watcher:
             return None
         if isinstance(result, RpcError) or not isinstance(result, str) or len(result) < 66:
             return None
-        return _address_word(_bytes(result))
+        return address_word(as_bytes(result))
 
     # -------------------------------------------------------------------- polling
 
@@ -532,62 +374,75 @@ class Watcher:
                 revocation_registry=self.revocation_registry,
                 did_registry=self.did_registry,
             )
-            if event is None:
-                continue
-            if event.kind == "revoked":
-                applied += await self._on_revoked(event)
-            elif event.kind == "revoked_all":
-                applied += await self._revoke_all_of(
-                    event, "chain_revoke_all", before=event.before or 0
-                )
-            elif event.kind == "suspended":
-                applied += await self._revoke_all_of(event, "chain_suspended", before=None)
-            elif event.kind == "unsuspended":
-                log.info(
-                    "chain %s: %s unsuspended (block %s); revoked sessions stay revoked",
-                    self.chain_id,
-                    event.account,
-                    event.block,
-                )
-            elif event.kind == "delegate":
-                if event.sig_auth and event.valid_to is not None and event.valid_to <= block_time:
-                    assert event.delegate is not None
-                    applied += await self._revoke_key_of_identity(
-                        event, event.delegate, "did_delegate_revoked"
-                    )
-            elif event.kind == "owner":
-                applied += await self._on_owner_changed(event, owners)
+            if event is not None:
+                applied += await self._on_event(event, block_time, owners)
         return applied
 
-    async def _sessions_in(self, index: str) -> list[Session]:
-        out = []
-        for sid in await self.store.members(index):
-            session = await self.sessions.get(sid)
-            if session is not None:
-                out.append(session)
-        return out
-
-    async def _key_sessions(self, address: str) -> list[Session]:
-        seen: dict[str, Session] = {}
-        for key in (address, *(f"eip155:{c}:{address}" for c in sorted(self.governs))):
-            for session in await self._sessions_in(_key_key(key)):
-                seen.setdefault(session.sid, session)
-        return list(seen.values())
-
-    def _owned_by(self, session: Session, account: str, *, ethr_only: bool = False) -> bool:
-        subject = subject_account(session.sub)
-        return (
-            subject is not None
-            # ERC-1056 events: the watched chain's DIDs; registry events: governed chains.
-            and subject.chain_id in ((self.chain_id,) if ethr_only else self.governs)
-            and subject.account == account
-            and (subject.ethr or not ethr_only)
-        )
-
-    async def _revoke(self, session: Session, kind: str, event: ChainEvent) -> int:
-        if session.revoked:
+    async def _on_event(self, event: ChainEvent, block_time: int, owners: dict[str, str]) -> int:
+        """One decoded event as one call of the RevocationBook (which decides what dies)."""
+        book, registry, did = self.revocations, self._registry_scope, self._did_scope
+        if event.kind == "revoked":
+            assert event.id is not None
+            key = key_id_address(event.id)
+            if key is not None:
+                kind = "chain_key_revoked"
+                ended = await book.revoke_auth_key(
+                    key, account=event.account, reason=kind, within=registry
+                )
+            else:
+                kind = "chain_revoked"
+                outcome = await book.revoke_session(
+                    event.id, account=event.account, reason=kind, within=registry
+                )
+                if outcome.refused is not None:
+                    self._refused(event, outcome.refused)
+                ended = outcome.revoked
+        elif event.kind == "revoked_all":
+            kind = "chain_revoke_all"
+            ended = await book.revoke_account(
+                event.account, before=event.before or 0, reason=kind, within=registry
+            )
+        elif event.kind == "suspended":
+            kind = "chain_suspended"
+            ended = await book.suspend(event.account, reason=kind, within=registry)
+        elif event.kind == "delegate":
+            # ERC-1056: a sigAuth delegate whose validity ended (revokeDelegate sets
+            # validTo to the block time) no longer authenticates for the identity.
+            if not (event.sig_auth and event.valid_to is not None and event.valid_to <= block_time):
+                return 0
+            assert event.delegate is not None
+            kind = "did_delegate_revoked"
+            ended = await book.revoke_auth_key(
+                event.delegate, account=event.account, reason=kind, within=did
+            )
+        elif event.kind == "owner":
+            identity, owner = event.account, event.owner or ZERO_ADDRESS
+            previous = owners.get(identity)
+            if previous is None:
+                previous = await self._owner_before(identity, event.block)
+            owners[identity] = owner
+            if owner == ZERO_ADDRESS:  # deactivated for good: every session of the DID dies
+                kind = "did_deactivated"
+                ended = await book.revoke_account(identity, before=None, reason=kind, within=did)
+            else:
+                kind = "did_owner_changed"
+                ended = await book.replace_owner(
+                    identity, previous=previous, owner=owner, within=did
+                )
+        else:  # unsuspended: nothing is ever un-revoked
+            log.info(
+                "chain %s: %s %s (block %s); revoked sessions stay revoked",
+                self.chain_id,
+                event.account,
+                event.kind,
+                event.block,
+            )
             return 0
-        await self.revocations.revoke_sid(session.sid, reason=kind)
+        for session in ended:
+            self._applied(session, kind, event)
+        return len(ended)
+
+    def _applied(self, session: Session, kind: str, event: ChainEvent) -> None:
         REVOCATIONS_APPLIED.labels(chain=self._label, kind=kind).inc()
         if self.audit is not None:
             self.audit.emit(
@@ -609,160 +464,23 @@ class Watcher:
             kind,
             event.block,
         )
-        return 1
 
-    async def _on_revoked(self, event: ChainEvent) -> int:
-        assert event.id is not None
-        address = key_id_address(event.id)
-        if address is not None:
-            n = 0
-            for session in await self._key_sessions(address):
-                if self._owned_by(session, event.account):
-                    n += await self._revoke(session, "chain_key_revoked", event)
-            return n
-        target = await self.sessions.get(event.id)
-        if target is None:
-            return 0  # not a session of ours (or long gone)
-        if not self._owned_by(target, event.account):
-            log.warning(
-                "chain %s: %s revoked a session id it does not own (block %s); ignored",
-                self.chain_id,
-                event.account,
-                event.block,
+    def _refused(self, event: ChainEvent, target: Session) -> None:
+        log.warning(
+            "chain %s: %s revoked a session id it does not own (block %s); ignored",
+            self.chain_id,
+            event.account,
+            event.block,
+        )
+        if self.audit is not None:
+            self.audit.emit(
+                AuditEvent.REVOCATION_APPLIED,
+                Outcome.DENIED,
+                reason="not_owner",
+                subject=target.sub,
+                sid=target.sid,
+                chain_id=self.chain_id,
+                block=event.block,
+                tx_hash=event.tx_hash,
+                by=event.account,
             )
-            if self.audit is not None:
-                self.audit.emit(
-                    AuditEvent.REVOCATION_APPLIED,
-                    Outcome.DENIED,
-                    reason="not_owner",
-                    subject=target.sub,
-                    sid=target.sid,
-                    chain_id=self.chain_id,
-                    block=event.block,
-                    tx_hash=event.tx_hash,
-                    by=event.account,
-                )
-            return 0
-        return await self._revoke(target, "chain_revoked", event)
-
-    async def _revoke_all_of(self, event: ChainEvent, kind: str, *, before: int | None) -> int:
-        """`event.account`'s sessions authenticated at or before `before` (all: None)."""
-        n = 0
-        for session in await self._sessions_in(_account_key(event.account)):
-            if not self._owned_by(session, event.account):
-                continue
-            if before is None or session.auth_time <= before:
-                n += await self._revoke(session, kind, event)
-        return n
-
-    async def _revoke_key_of_identity(self, event: ChainEvent, key: str, kind: str) -> int:
-        n = 0
-        for session in await self._key_sessions(key):
-            if self._owned_by(session, event.account, ethr_only=True):
-                n += await self._revoke(session, kind, event)
-        return n
-
-    async def _on_owner_changed(self, event: ChainEvent, owners: dict[str, str]) -> int:
-        identity, new_owner = event.account, event.owner or _ZERO
-        previous = owners.get(identity)
-        if previous is None:
-            previous = await self._owner_before(identity, event.block)
-        owners[identity] = new_owner
-        if new_owner == _ZERO:  # deactivated for good: every session of the DID dies
-            n = 0
-            for session in await self._sessions_in(_account_key(identity)):
-                if self._owned_by(session, identity, ethr_only=True):
-                    n += await self._revoke(session, "did_deactivated", event)
-            return n
-        if previous is not None:
-            if previous == new_owner:
-                return 0
-            return await self._revoke_key_of_identity(event, previous, "did_owner_changed")
-        # The previous owner is unknown (state not served): keep only the new owner's.
-        n = 0
-        for session in await self._sessions_in(_account_key(identity)):
-            auth = key_address(session.extra.get("auth_key")) if session.extra else None
-            if self._owned_by(session, identity, ethr_only=True) and auth != new_owner:
-                n += await self._revoke(session, "did_owner_changed", event)
-        return n
-
-
-# ------------------------------------------------------------------------------- pool
-
-
-class WatcherPool:
-    """One watcher task per configured chain with a registry (started by Services)."""
-
-    def __init__(
-        self,
-        chains: ChainRegistry,
-        store: Store,
-        sessions: SessionStore,
-        revocations: RevocationBook,
-        audit: AuditLog | None = None,
-    ) -> None:
-        self.chains = chains
-        self.store = store
-        self.sessions = sessions
-        self.revocations = revocations
-        self.audit = audit
-        self.watchers: list[Watcher] = []
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        """Create the watchers and their tasks (call from a running event loop, after
-        the chain registry started). Idempotent."""
-        if self._tasks:
-            return
-        # A pool dropped without stop() (its Services never closed) ends its tasks at the
-        # next poll instead of polling forever: the tasks hold it only weakly.
-        pool = weakref.ref(self)
-
-        def alive() -> bool:
-            return pool() is not None
-
-        for config in self.chains.settings.chains:
-            try:
-                revocation, did = registry_addresses(self.chains, config)
-                if revocation is None and did is None:
-                    continue
-                client = dedicated_client(self.chains, config)
-            except Exception as exc:  # never stop the server from starting
-                log.warning(
-                    "chain %s: no revocation watcher (%s)", config.chain_id, type(exc).__name__
-                )
-                continue
-            watcher = Watcher(
-                chain_id=config.chain_id,
-                client=client,
-                revocation_registry=revocation,
-                did_registry=did,
-                store=self.store,
-                sessions=self.sessions,
-                revocations=self.revocations,
-                audit=self.audit,
-                interval=config.watch_interval,
-                confirmations=config.confirmations,
-                governs=config.revocation_registry_for if revocation is not None else (),
-            )
-            self.watchers.append(watcher)
-            self._tasks.append(
-                asyncio.create_task(
-                    watcher.run(alive),
-                    name=f"did-auth-watcher-{config.chain_id}",
-                )
-            )
-
-    async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        watchers, self.watchers = self.watchers, []
-        for watcher in watchers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(watcher.release(), timeout=2.0)
-            with contextlib.suppress(Exception):
-                await watcher.client.close()

@@ -2,7 +2,8 @@
 
 - `parse_did`, `DidResolver` (`did_auth.did.resolver`): W3C DID Core §3.1 syntax and §7.1
   resolution, dispatched by method; did:ethr reads its chain through a `ChainReader`
-  (`Web3ChainReader` wraps any `web3.AsyncWeb3`).
+  (`did_auth.did.chain_reader`; the adapter `did_auth.chain.did_reader.Web3ChainReader`
+  wraps any `web3.AsyncWeb3`).
 - `EthrResolver` (`did_auth.did.ethr`): the did:ethr method specification, building the
   same document as the reference resolver `ethr-did-resolver`.
 - `parse_proof`, `verify_proof`, `match_signer`, `sign_proof` (`did_auth.did.jwt_proof`):
@@ -12,6 +13,7 @@
 Importing this package does not import web3.
 """
 
+from did_auth.did.chain_reader import ChainReader
 from did_auth.did.document import DidDocument, Resolution, Service, VerificationMethod
 from did_auth.did.ethr import EthrDid, EthrResolver, parse_did_ethr
 from did_auth.did.jwt_proof import (
@@ -24,7 +26,7 @@ from did_auth.did.jwt_proof import (
 )
 from did_auth.did.key import KeyDid, did_key, parse_did_key
 from did_auth.did.pkh import PkhDid, parse_did_pkh, pkh_did
-from did_auth.did.resolver import ChainReader, DidResolver, ParsedDid, Web3ChainReader, parse_did
+from did_auth.did.resolver import DidResolver, ParsedDid, parse_did
 
 __all__ = [
     "ChainReader",
@@ -39,7 +41,6 @@ __all__ = [
     "Resolution",
     "Service",
     "VerificationMethod",
-    "Web3ChainReader",
     "check_claims",
     "did_key",
     "match_signer",

@@ -21,8 +21,8 @@ import orjson
 import pyotp
 
 from did_auth.clock import Clock
+from did_auth.did.accounts import account_key
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
-from did_auth.flows.revocations import account_key
 from did_auth.policy.backoff import OtpBackoff
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store

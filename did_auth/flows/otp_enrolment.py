@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from did_auth.clock import Clock
+from did_auth.did.accounts import account_key
 from did_auth.errors import (
     AccessDenied,
     InsufficientUserAuthentication,
@@ -41,7 +42,6 @@ from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import Enrollment, OtpService
 from did_auth.flows.registry_checks import RegistryGate
-from did_auth.flows.revocations import account_key
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
 from did_auth.settings import Settings

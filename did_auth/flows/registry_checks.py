@@ -10,7 +10,8 @@ rules below are pure functions of that snapshot, so they are unit-tested without
   issued at or before `revokedBefore` is refused: a new login with an old signature must
   not resurrect what `revokeAll()` killed.
 * `check_session(state, auth_time, sid, key_ids)`: a session (refresh, introspection) dies
-  when its account is suspended, when `revokedBefore >= auth_time`, when its `sid` was
+  when its account is suspended, when its `auth_time` is at or before `revokedBefore`
+  (the one rule `revoked_before_covers`, which the watcher applies too), when its `sid` was
   revoked (`revoke(sid)`), or when the key it was authenticated with was revoked
   (`revoke(key_id(address))`).
 
@@ -39,14 +40,14 @@ Fail closed: a chain with a registry that cannot be read makes the decision rais
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from did_auth.errors import AccessDenied, DidAuthError
-from did_auth.flows.revocations import RevocationBook
+from did_auth.did.accounts import SubjectAccount, subject_account
+from did_auth.errors import AccessDenied
+from did_auth.flows.revocations import RevocationBook, key_address, revoked_before_covers
 from did_auth.tokens.sessions import Session
 
 __all__ = [
@@ -64,8 +65,6 @@ __all__ = [
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_PKH = re.compile(r"^did:pkh:eip155:(\d{1,20}):(0x[0-9a-fA-F]{40})$")
-_CAIP10 = re.compile(r"^eip155:\d{1,20}:(0x[0-9a-fA-F]{40})$")
 _KEY_PAD = "0x" + "00" * 12
 
 
@@ -81,43 +80,6 @@ def key_id_address(id_: str) -> str | None:
     low = id_.lower()
     if _BYTES32.match(low) and low.startswith(_KEY_PAD):
         return "0x" + low[len(_KEY_PAD) :]
-    return None
-
-
-def key_address(auth_key: object) -> str | None:
-    """The lower-case address of a session's `auth_key` (a bare 0x address or a CAIP-10
-    `eip155:<chainId>:<address>` account, as the DID login stores it), else None."""
-    if not isinstance(auth_key, str):
-        return None
-    if _ADDRESS.match(auth_key):
-        return auth_key.lower()
-    m = _CAIP10.match(auth_key.lower())
-    return m.group(1) if m else None
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectAccount:
-    """The chain a subject lives on and its account there (lower-case address); for a
-    did:ethr subject the account is the DID's identity address."""
-
-    chain_id: int
-    account: str
-    ethr: bool = False
-
-
-def subject_account(sub: str) -> SubjectAccount | None:
-    """The (chain, account) of a did:pkh eip155 or did:ethr subject, else None."""
-    m = _PKH.match(sub)
-    if m:
-        return SubjectAccount(int(m.group(1)), m.group(2).lower())
-    if sub.startswith("did:ethr:"):
-        from did_auth.did.ethr import parse_did_ethr  # no web3: coincurve + stdlib
-
-        try:
-            did = parse_did_ethr(sub)
-        except DidAuthError:
-            return None
-        return SubjectAccount(did.chain_id, did.address.lower(), ethr=True)
     return None
 
 
@@ -140,9 +102,7 @@ def check_login(state: RegistryState, issued_at: float) -> None:
     """Refuse a login of a suspended account, or one signed at or before `revokedBefore`."""
     if state.suspended:
         raise AccessDenied("the account is suspended", reason="suspended")
-    # Block timestamps have whole seconds: a message issued within the second of the
-    # revokeAll block cannot be proven later than it, so it is refused too.
-    if state.revoked_before > 0 and math.floor(issued_at) <= state.revoked_before:
+    if revoked_before_covers(state.revoked_before, issued_at):
         raise AccessDenied(
             "the account revoked every login signed before "
             f"{state.revoked_before} (RevocationRegistry.revokeAll); sign a new message",
@@ -156,7 +116,7 @@ def check_session(
     """Refuse a session (refresh, introspection) the registry says is dead."""
     if state.suspended:
         raise AccessDenied("the account is suspended", reason="suspended")
-    if state.revoked_before > 0 and state.revoked_before >= auth_time:
+    if revoked_before_covers(state.revoked_before, auth_time):
         raise AccessDenied(
             "the account revoked its sessions on chain (revokeAll)", reason="revoked"
         )

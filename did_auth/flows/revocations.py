@@ -6,6 +6,33 @@ the time after which no token it covers can still be valid, so verifiers may for
 The feed is a Redis stream read with `GET /revocations?since=CURSOR&limit=N`; each entry is
 also published on a pub/sub channel for verifiers that want a push.
 
+On-chain revocations (the chain watcher decodes each event into one call of the book; effects
+on sessions of the watched chain's subjects only):
+
+* `Revoked(account, id)`, `id` a session id: that session, if its subject's account is
+  `account`. A stranger's `revoke` of someone else's sid changes nothing (audited, denied).
+* `Revoked(account, id)`, `id` a key id (an address left-padded to 32 bytes): `account`'s
+  sessions authenticated with that key (`auth_key`).
+* `RevokedAll(account, before)`: `account`'s sessions authenticated at or before `before`
+  (`revoked_before_covers`, the rule the login and refresh checks apply too).
+* `Suspended(account)`: all of `account`'s sessions.
+* ERC-1056 `DIDDelegateChanged(identity, "sigAuth", delegate, validTo, _)` with `validTo <=`
+  the block time (`revokeDelegate`, or an already expired validity): the identity's
+  did:ethr sessions authenticated with `delegate`.
+* ERC-1056 `DIDOwnerChanged(identity, owner, _)`: the identity's did:ethr sessions
+  authenticated with the *previous* owner key (`identityOwner` read at the block before;
+  when that state cannot be read, every session of the identity not authenticated with the
+  new owner). To `0x0` (deactivation): all of the identity's did:ethr sessions.
+
+"This chain's subjects": for RevocationRegistry events, a `did:pkh:eip155:<chainId>:…` or
+did:ethr subject on any chain this chain's registry governs (the chain itself and its
+`revocation_registry_for` chain ids: suspension and revokeAll() bind to the account, the
+same address on every governed chain, as the login/refresh checks read it); for ERC-1056
+events, did:ethr subjects of the watched chain only (a DID document lives on one chain).
+Chains no registry governs are never touched: the same address there can be another
+owner's contract wallet. Sessions are found through `RevocationBook`'s indexes (by
+account address and by `auth_key`, a bare address or a CAIP-10 account).
+
 A feed that a verifier can trust must not be outrun:
 
 * a page answers `{"revoked": [...], "cursor": C, "more": bool}`; entries whose `exp` has
@@ -20,23 +47,37 @@ A feed that a verifier can trust must not be outrun:
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from did_auth.clock import Clock
-from did_auth.errors import DidAuthError, InvalidRequest
+from did_auth.did.accounts import account_key, account_of, subject_account
+from did_auth.errors import InvalidRequest
 from did_auth.settings import MAX_ACCESS_TOKEN_TTL
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.local_check import deny_jti
 from did_auth.tokens.sessions import Session, SessionStore
 
-__all__ = ["FEED_CHANNEL", "FEED_STREAM", "RevocationBook", "account_key", "account_of"]
+__all__ = [
+    "FEED_CHANNEL",
+    "FEED_STREAM",
+    "Governed",
+    "RevocationBook",
+    "SessionRevocation",
+    "account_key",
+    "account_of",
+    "key_address",
+    "revoked_before_covers",
+]
 
-FEED_STREAM = "da:{feed}:revocations"
-FEED_CHANNEL = "da:revocations"
+FEED_STREAM = store_keys.FEED_STREAM
+FEED_CHANNEL = store_keys.FEED_CHANNEL
 # How long a feed entry is kept: an entry matters until its `exp`, at most one access-token
 # lifetime (+60 s for sid entries) after it is written. The ceiling MAX_ACCESS_TOKEN_TTL
 # rather than the configured TTL, so that lowering `access_token_ttl` across a restart cannot
@@ -51,40 +92,11 @@ _FEED_BATCH_MAX = 1_000
 FEED_LIMIT_MAX = 1_000
 _U64_MAX = 2**64 - 1
 _INDEX_CAP = 1_000_000
-_ETHR = re.compile(r"^did:ethr:(?:[A-Za-z0-9]+:)?(0x[0-9a-fA-F]{40})$")
-_PKH = re.compile(r"^did:pkh:eip155:\d+:(0x[0-9a-fA-F]{40})$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_CAIP10 = re.compile(r"^eip155:\d{1,20}:(0x[0-9a-fA-F]{40})$")
 # A stream id as Redis writes it: two unsigned 64-bit decimals, no sign, no leading zeros.
 _CURSOR = re.compile(r"(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})")
 _LIMIT = re.compile(r"[1-9][0-9]{0,3}")
-
-
-def account_of(sub: str) -> str | None:
-    """The Ethereum account behind a subject (did:pkh eip155, did:ethr), lower case."""
-    m = _PKH.match(sub) or _ETHR.match(sub)
-    if m:
-        return m.group(1).lower()
-    if sub.startswith("did:ethr:"):
-        # The other did:ethr forms (a public key, a network name with a colon): the
-        # identity address the method derives from the identifier.
-        from did_auth.did.ethr import parse_did_ethr  # no web3: coincurve + stdlib
-
-        try:
-            return parse_did_ethr(sub).address.lower()
-        except DidAuthError:
-            return None
-    return None
-
-
-def account_key(subject: str) -> str:
-    """One key per wallet for second factors, rate limits and backoff: an EOA is the same
-    account on every EVM chain, so `did:pkh:eip155:<any chain>:<addr>`, `did:ethr:[<net>:]<addr>`
-    and a bare `0x` address (any letter case) all map to `eip155:<lower-case address>`.
-    Any other subject (did:key) is its own key."""
-    if _ADDRESS.match(subject):
-        return f"eip155:{subject.lower()}"
-    account = account_of(subject)
-    return f"eip155:{account}" if account is not None else subject
 
 
 def parse_feed_query(since: str | None, limit: str | int | None) -> tuple[str | None, int]:
@@ -117,12 +129,73 @@ def parse_feed_query(since: str | None, limit: str | int | None) -> tuple[str | 
     return since, n
 
 
-def _account_key(account: str) -> str:
-    return f"da:{{acct:{account.lower()}}}:sids"
+def revoked_before_covers(revoked_before: int | None, at: float) -> bool:
+    """The one `revokedBefore` rule (RevocationRegistry.revokeAll), for logins (the message's
+    issue time) and sessions (their `auth_time`) alike: everything authenticated at or before
+    the boundary is dead; 0 or None means never. Block timestamps have whole seconds, so a
+    time within the second of the revokeAll block cannot be proven later than it and is
+    covered too."""
+    return bool(revoked_before) and math.floor(at) <= int(revoked_before or 0)
 
 
-def _key_key(key_id: str) -> str:
-    return f"da:{{authkey:{key_id.lower()}}}:sids"
+def key_address(auth_key: object) -> str | None:
+    """The lower-case address of a session's `auth_key` (a bare 0x address or a CAIP-10
+    `eip155:<chainId>:<address>` account, as the DID login stores it), else None."""
+    if not isinstance(auth_key, str):
+        return None
+    if _ADDRESS.match(auth_key):
+        return auth_key.lower()
+    m = _CAIP10.match(auth_key.lower())
+    return m.group(1) if m else None
+
+
+def _auth_key(session: Session) -> str | None:
+    return key_address(session.extra.get("auth_key")) if session.extra else None
+
+
+@dataclass(frozen=True, slots=True)
+class Governed:
+    """Whose sessions one registry's events may end: subjects whose account lives on one of
+    `chains` (a RevocationRegistry governs its own chain and its `revocation_registry_for`
+    chains; an ERC-1056 registry only the did:ethr identities of its own chain). An account
+    on a chain no registry governs is never touched: the same address there can be another
+    owner's contract wallet. `None` chains: any subject of the account (an operator's
+    revocation)."""
+
+    chains: frozenset[int] | None = None
+    ethr_only: bool = False
+
+    @classmethod
+    def of(cls, chains: Iterable[int], *, ethr_only: bool = False) -> Governed:
+        return cls(frozenset(chains), ethr_only)
+
+    def owns(self, session: Session, account: str) -> bool:
+        """Whether `session` is a session of `account` that this scope governs."""
+        subject = subject_account(session.sub)
+        if subject is None:
+            return self.chains is None and account_of(session.sub) == account.lower()
+        return (
+            subject.account == account.lower()
+            and (self.chains is None or subject.chain_id in self.chains)
+            and (subject.ethr or not self.ethr_only)
+        )
+
+    def key_forms(self, address: str) -> list[str]:
+        """The `auth_key` spellings of one key address: bare, and CAIP-10 per chain."""
+        chains: Collection[int] = sorted(self.chains) if self.chains is not None else ()
+        return [address.lower(), *(f"eip155:{c}:{address.lower()}" for c in chains)]
+
+
+ANY_SUBJECT = Governed()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevocation:
+    """What `revoke_session` did: the sessions it ended, or the session it refused to end
+    because the caller does not own it (a stranger's on-chain `revoke` of someone's sid)."""
+
+    revoked: list[Session]
+    refused: Session | None = None
 
 
 @dataclass
@@ -138,12 +211,14 @@ class RevocationBook:
         account = account_of(session.sub)
         if account is not None:
             await self.store.cap_add(
-                _account_key(account), session.sid, _INDEX_CAP, self.session_lifetime
+                store_keys.account_sessions(account), session.sid, _INDEX_CAP,
+                self.session_lifetime,
             )
         key_id = session.extra.get("auth_key") if session.extra else None
         if isinstance(key_id, str) and key_id:
             await self.store.cap_add(
-                _key_key(key_id), session.sid, _INDEX_CAP, self.session_lifetime
+                store_keys.auth_key_sessions(key_id), session.sid, _INDEX_CAP,
+                self.session_lifetime,
             )
 
     @property
@@ -175,28 +250,91 @@ class RevocationBook:
         )
         return True
 
-    async def revoke_account(self, account: str, *, before: float | None, reason: str) -> list[str]:
-        """End every session of `account` authenticated before `before` (all when None)."""
-        revoked = []
-        for sid in await self.store.members(_account_key(account)):
-            session = await self.sessions.get(sid)
-            if session is None or session.revoked:
-                continue
-            if before is not None and session.auth_time >= before:
-                continue
-            await self.revoke_sid(sid, reason=reason)
-            revoked.append(sid)
-        return revoked
-
-    async def revoke_auth_key(self, key_id: str, *, reason: str) -> list[str]:
-        """End every session that was authenticated with one (delegate) key."""
-        revoked = []
-        for sid in await self.store.members(_key_key(key_id)):
+    async def _sessions_in(self, index: str) -> list[Session]:
+        out = []
+        for sid in await self.store.members(index):
             session = await self.sessions.get(sid)
             if session is not None and not session.revoked:
-                await self.revoke_sid(sid, reason=reason)
-                revoked.append(sid)
-        return revoked
+                out.append(session)
+        return out
+
+    async def _end(self, sessions: Iterable[Session], reason: str) -> list[Session]:
+        """Revoke each session once; the sessions this call ended."""
+        ended = []
+        for session in sessions:
+            if await self.revoke_sid(session.sid, reason=reason):
+                ended.append(session)
+        return ended
+
+    async def revoke_account(
+        self,
+        account: str,
+        *,
+        before: int | None,
+        reason: str,
+        within: Governed = ANY_SUBJECT,
+        keep_key: str | None = None,
+    ) -> list[Session]:
+        """End `account`'s sessions that `within` governs and that were authenticated at
+        or before `before` (`revoked_before_covers`; all when None), except those
+        authenticated with `keep_key`. Returns the sessions ended."""
+        keep = keep_key.lower() if keep_key is not None else None
+        return await self._end(
+            (
+                session
+                for session in await self._sessions_in(store_keys.account_sessions(account))
+                if within.owns(session, account)
+                and (before is None or revoked_before_covers(before, session.auth_time))
+                and (keep is None or _auth_key(session) != keep)
+            ),
+            reason,
+        )
+
+    async def suspend(self, account: str, *, reason: str, within: Governed) -> list[Session]:
+        """A suspended account loses every session (suspension is never undone here)."""
+        return await self.revoke_account(account, before=None, reason=reason, within=within)
+
+    async def revoke_auth_key(
+        self, key: str, *, account: str, reason: str, within: Governed
+    ) -> list[Session]:
+        """End `account`'s sessions authenticated with the key at address `key`."""
+        seen: dict[str, Session] = {}
+        for form in within.key_forms(key):
+            for session in await self._sessions_in(store_keys.auth_key_sessions(form)):
+                if within.owns(session, account):
+                    seen.setdefault(session.sid, session)
+        return await self._end(seen.values(), reason)
+
+    async def revoke_session(
+        self, sid: str, *, account: str, reason: str, within: Governed
+    ) -> SessionRevocation:
+        """End one session if it is `account`'s; refuse (and report) anybody else's."""
+        session = await self.sessions.get(sid)
+        if session is None or session.revoked:
+            return SessionRevocation([])  # not a session of ours (or long gone)
+        if not within.owns(session, account):
+            return SessionRevocation([], refused=session)
+        return SessionRevocation(await self._end([session], reason))
+
+    async def replace_owner(
+        self, identity: str, *, previous: str | None, owner: str, within: Governed
+    ) -> list[Session]:
+        """ERC-1056 `DIDOwnerChanged`: the sessions authenticated with the previous owner
+        key die; when the previous owner is unknown, every session not authenticated with
+        the new owner. An owner of `0x0` deactivates the DID: every session dies."""
+        if int(owner, 16) == 0:
+            return await self.revoke_account(
+                identity, before=None, reason="did_deactivated", within=within
+            )
+        if previous is not None:
+            if previous.lower() == owner.lower():
+                return []
+            return await self.revoke_auth_key(
+                previous, account=identity, reason="did_owner_changed", within=within
+            )
+        return await self.revoke_account(
+            identity, before=None, reason="did_owner_changed", within=within, keep_key=owner
+        )
 
     async def revoke_jti(self, jti: str, exp: float, *, reason: str) -> bool:
         """Deny one access token and announce it; True when it was not denied yet (a token

@@ -9,12 +9,12 @@ nobody can spend another account's budget.
 
 from __future__ import annotations
 
+from did_auth.did.accounts import account_key
 from did_auth.errors import RateLimited
-from did_auth.flows.guard import RequestContext
-from did_auth.flows.revocations import account_key
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
 from did_auth.monitoring.metrics import METRICS
 from did_auth.policy.backoff import SourceBackoff
+from did_auth.policy.guard import RequestContext
 from did_auth.policy.ratelimit import (
     RateLimiter,
     client_ip_key,

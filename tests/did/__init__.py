@@ -15,7 +15,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from did_auth.did.resolver import BlockId, ChainReader
+from did_auth.did.chain_reader import BlockId, ChainReader
 from tests.fixtures.hardhat import contract_at, rpc, transact
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
 
+from did_auth.chain.did_reader import Web3ChainReader
 from did_auth.did.ethr import EthrResolver
-from did_auth.did.resolver import DidResolver, Web3ChainReader
+from did_auth.did.resolver import DidResolver
 from tests.did import CHAIN_ID, CountingReader, Registry
 from tests.fixtures.hardhat import HardhatNode, deploy
 

@@ -9,9 +9,9 @@ from typing import Any
 import pyotp
 import pytest
 
+from did_auth.chain.did_reader import Web3ChainReader
 from did_auth.clock import FixedClock
 from did_auth.did.jwt_proof import sign_proof
-from did_auth.did.resolver import Web3ChainReader
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.tokens.issue import Grant

@@ -10,8 +10,9 @@ import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from did_auth.chain.did_reader import Web3ChainReader
 from did_auth.did.ethr import EthrResolver, parse_did_ethr, snapshot_code
-from did_auth.did.resolver import DidResolver, Web3ChainReader
+from did_auth.did.resolver import DidResolver
 from did_auth.errors import InvalidRequest, TemporarilyUnavailable
 from tests.did import CHAIN_ID, CountingReader, Key, Registry, b32
 from tests.fixtures.hardhat import rpc

@@ -22,12 +22,12 @@ from coincurve import PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from did_auth.chain.did_reader import Web3ChainReader
 from did_auth.clock import FixedClock
 from did_auth.did.ethr import EthrResolver, parse_did_ethr
 from did_auth.did.jwt_proof import sign_proof
 from did_auth.did.key import did_key
 from did_auth.did.pkh import pkh_did
-from did_auth.did.resolver import Web3ChainReader
 from did_auth.errors import DidAuthError
 from did_auth.flows.did_login import DidRequest
 from tests.did import CHAIN_ID, Key, Registry, claims_of, make_login, normalise, run_js

@@ -1,0 +1,98 @@
+"""One revocation watcher task per configured chain with a registry (started by Services)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+
+from did_auth.chain.client import ChainRegistry
+from did_auth.chain.registries import dedicated_client, registry_addresses
+from did_auth.chain.watcher import Watcher
+from did_auth.flows.revocations import RevocationBook
+from did_auth.monitoring.audit import AuditLog
+from did_auth.store.base import Store
+from did_auth.tokens.sessions import SessionStore
+
+__all__ = ["WatcherPool"]
+
+log = logging.getLogger("did_auth.chain.watcher")
+
+
+class WatcherPool:
+    """One watcher task per configured chain with a registry (started by Services)."""
+
+    def __init__(
+        self,
+        chains: ChainRegistry,
+        store: Store,
+        sessions: SessionStore,
+        revocations: RevocationBook,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.chains = chains
+        self.store = store
+        self.sessions = sessions
+        self.revocations = revocations
+        self.audit = audit
+        self.watchers: list[Watcher] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Create the watchers and their tasks (call from a running event loop, after
+        the chain registry started). Idempotent."""
+        if self._tasks:
+            return
+        # A pool dropped without stop() (its Services never closed) ends its tasks at the
+        # next poll instead of polling forever: the tasks hold it only weakly.
+        pool = weakref.ref(self)
+
+        def alive() -> bool:
+            return pool() is not None
+
+        for config in self.chains.settings.chains:
+            try:
+                revocation, did = registry_addresses(self.chains, config)
+                if revocation is None and did is None:
+                    continue
+                client = dedicated_client(self.chains, config)
+            except Exception as exc:  # never stop the server from starting
+                log.warning(
+                    "chain %s: no revocation watcher (%s)", config.chain_id, type(exc).__name__
+                )
+                continue
+            watcher = Watcher(
+                chain_id=config.chain_id,
+                client=client,
+                revocation_registry=revocation,
+                did_registry=did,
+                store=self.store,
+                sessions=self.sessions,
+                revocations=self.revocations,
+                audit=self.audit,
+                interval=config.watch_interval,
+                confirmations=config.confirmations,
+                governs=config.revocation_registry_for if revocation is not None else (),
+            )
+            self.watchers.append(watcher)
+            self._tasks.append(
+                asyncio.create_task(
+                    watcher.run(alive),
+                    name=f"did-auth-watcher-{config.chain_id}",
+                )
+            )
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        watchers, self.watchers = self.watchers, []
+        for watcher in watchers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher.release(), timeout=2.0)
+            with contextlib.suppress(Exception):
+                await watcher.client.close()
