@@ -112,8 +112,11 @@ async def test_a_wallet_signature_for_this_purpose_replaces_a_lost_factor() -> N
 async def test_a_login_message_cannot_serve_as_a_reenrolment() -> None:
     core, enrolment, address, key, sub = await _env()
     await _enrol_first(core, enrolment, sub)
-    for over in ({"statement": "Sign in to the trading venue."}, {"resources": []},
-                 {"resources": ["urn:did-auth:otp:other"]}):
+    overrides: list[dict[str, Any]] = [
+        {"statement": "Sign in to the trading venue."}, {"resources": []},
+        {"resources": ["urn:did-auth:otp:other"]},
+    ]
+    for over in overrides:
         with pytest.raises(InvalidRequest) as err:
             await enrolment.enroll(_req(core, sub, siwe=await _proof(core, address, key, **over)))
         assert err.value.reason == "reenrol_statement"

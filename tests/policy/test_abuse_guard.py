@@ -13,9 +13,9 @@ from did_auth.errors import RateLimited
 from did_auth.flows.guard import RequestContext
 from did_auth.monitoring.audit import AuditLog
 from did_auth.policy.abuse import AbuseGuard
-from did_auth.settings import Settings
 from did_auth.store.memory import MemoryStore
-from tests.flows.core import DAPP, T0
+from tests.flows.core import T0
+from tests.flows.core import settings as settings_for
 
 VICTIM = "0x52908400098527886E0F7030069857D2E4169EE7"
 OTHER = "0x8617E340B3D01FA5F11F306F4090FD50E238070D"
@@ -26,7 +26,7 @@ HONEST = RequestContext(ip="198.51.100.20")
 def _guard(**limits: Any) -> tuple[AbuseGuard, FixedClock, AuditLog]:
     clock = FixedClock(T0)
     audit = AuditLog.memory(clock=clock.now)
-    settings = Settings(issuer="https://auth.example", clients=[DAPP], rate_limits=limits)
+    settings = settings_for(rate_limits=limits)
     return AbuseGuard(settings, MemoryStore(monotonic=clock.now), audit), clock, audit
 
 
