@@ -45,17 +45,15 @@ from web3.providers.async_base import AsyncBaseProvider
 from web3.providers.eth_tester import AsyncEthereumTesterProvider, EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from did_auth.chain.client import REQUEST_BUDGET, ChainClient, RpcTimedOut
 from did_auth.chain.contracts import load_artifact
+from did_auth.chain.rpc import REQUEST_BUDGET, RpcTimedOut
 from did_auth.errors import TemporarilyUnavailable
-from did_auth.settings import ChainConfig
 
 __all__ = [
     "EmbeddedChain",
     "EmbeddedTransport",
     "EvmDeadline",
     "EvmWorker",
-    "embedded_client",
     "start_embedded_chain",
 ]
 
@@ -409,10 +407,3 @@ class EmbeddedTransport:
 
     async def disconnect(self) -> None:
         return None
-
-
-def embedded_client(config: ChainConfig) -> ChainClient:
-    """A ChainClient for a `rpc_url = "embedded"` entry (builds and deploys the chain)."""
-    chain = start_embedded_chain(config.chain_id)
-    transport = EmbeddedTransport(chain, timeout=config.rpc_timeout)
-    return ChainClient(config, transport, chain.async_w3(config.rpc_timeout), embedded=chain)
