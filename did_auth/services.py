@@ -76,12 +76,12 @@ class Services:
     introspection: IntrospectionEndpoint
     # The access-token check of did-auth's own protected resources (/userinfo, /otp/*).
     resource: ProtectedResource
-    # Issue 6: RevocationRegistry reads (login/refresh/introspection checks, relay) and
+    # RevocationRegistry reads (login/refresh/introspection checks, relay) and
     # the chain watchers (background tasks between start() and close()).
     registry_reader: RegistryReader | None = None
     registry: RegistryGate | None = None
     watchers: WatcherPool | None = None
-    # Issue 4: DID challenge-response logins (did:ethr resolvers are added per chain at start).
+    # DID challenge-response logins (did:ethr resolvers are added per chain at start).
     did: DidLogin | None = None
     # Who may enrol or replace a second factor (POST /otp/enroll).
     otp_enrolment: OtpEnrolment | None = None
@@ -185,7 +185,6 @@ def build_services(
     nonces = NonceBook(store, ttl=settings.nonce_ttl)
     chains = ChainRegistry(settings)
     checker = signatures or ChainSignatureChecker(chains)
-    local = LocalTokenCheck(keys, store, sessions, clock, issuer=settings.issuer)
     dpop = DpopGate(store, clock, secret=kek, require_nonce=settings.dpop_nonce)
     rl = settings.rate_limits
     otp = OtpService(
@@ -211,7 +210,9 @@ def build_services(
     guard = AbuseGuard(settings, store, audit)
     registry_reader = RegistryReader(chains)
     registry = RegistryGate(registry_reader, revocations)
-    local.session_check = registry
+    local = LocalTokenCheck(
+        keys, store, sessions, clock, issuer=settings.issuer, session_check=registry
+    )
     did = build_did_login(
         settings,
         store,

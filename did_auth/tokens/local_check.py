@@ -24,7 +24,7 @@ def _numeric_date(value: object) -> bool:
 
 
 class SessionCheck(Protocol):
-    """An extra verdict on a live session (issue 6: the on-chain RevocationRegistry state,
+    """An extra verdict on a live session (the on-chain RevocationRegistry state,
     `did_auth.flows.registry_checks.RegistryGate`). May raise TemporarilyUnavailable."""
 
     async def session_allowed(self, session: Session) -> bool: ...
@@ -42,15 +42,22 @@ async def deny_jti(store: Store, jti: str, exp: float, now: float) -> bool:
 
 class LocalTokenCheck:
     def __init__(
-        self, keys: KeyRing, store: Store, sessions: SessionStore, clock: Clock, *, issuer: str
+        self,
+        keys: KeyRing,
+        store: Store,
+        sessions: SessionStore,
+        clock: Clock,
+        *,
+        issuer: str,
+        session_check: SessionCheck | None = None,
     ) -> None:
         self._keys = keys
         self._store = store
         self._sessions = sessions
         self._clock = clock
         self._issuer = issuer
-        # Issue 6: set by build_services when chains have a RevocationRegistry.
-        self.session_check: SessionCheck | None = None
+        # The on-chain RevocationRegistry verdict on the token's session, when chains have one.
+        self.session_check = session_check
 
     def signed_claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
         """Claims of an access token we signed (typ at+jwt, our iss), else None."""
