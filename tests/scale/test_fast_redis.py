@@ -11,15 +11,16 @@ from collections.abc import Iterator
 import pytest
 
 from did_auth.errors import TemporarilyUnavailable
-from did_auth.store import redis as redis_store
-from did_auth.store.redis import RedisStore, _PyReader
+from did_auth.store import resp
+from did_auth.store.redis import RedisStore
+from did_auth.store.resp import PyReader
 from tests.fixtures.redis_server import RedisServer
 
 
 def test_pure_python_reader_handles_fragments_and_every_type() -> None:
     wire = (b"+OK\r\n:-42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n*2\r\n:1\r\n$0\r\n\r\n"
             b"*-1\r\n-NOSCRIPT No matching script\r\n")
-    reader = _PyReader()
+    reader = PyReader()
     got = []
     for i in range(len(wire)):  # one byte at a time
         reader.feed(wire[i : i + 1])
@@ -46,8 +47,8 @@ def test_pure_python_reader_handles_fragments_and_every_type() -> None:
 @pytest.fixture(params=["hiredis", "python"])
 def reader_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "python":
-        monkeypatch.setattr(redis_store, "_HiredisReader", None)
-        monkeypatch.setattr(redis_store, "_hiredis_pack", None)
+        monkeypatch.setattr(resp, "_HiredisReader", None)
+        monkeypatch.setattr(resp, "_hiredis_pack", None)
     return str(request.param)
 
 
