@@ -9,14 +9,25 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from did_auth import config_check
+from did_auth.config_models import (
+    MAX_ACCESS_TOKEN_TTL,
+    ChainConfig,
+    ClientConfig,
+    RateLimits,
+    ResourceServerConfig,
+    ScopeConfig,
+    StrictModel,
+    raise_if,
+    store_has_sentinel,
+)
 from did_auth.errors import ConfigError
 
 __all__ = [
+    "MAX_ACCESS_TOKEN_TTL",
     "ChainConfig",
     "ClientConfig",
     "RateLimits",
@@ -26,269 +37,12 @@ __all__ = [
     "load_settings",
 ]
 
-MAX_ACCESS_TOKEN_TTL = 3600
 ENV_PREFIX = "DID_AUTH_"
 # DID_AUTH_CONFIG, DID_AUTH_DEPLOYER_KEY, DID_AUTH_WORKERS are not configuration keys.
 NOT_CONFIG = config_check.NOT_CONFIG_VARIABLES
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ChainConfig(_Strict):
-    # Validation errors never echo input here: relayer_private_key is a secret.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    chain_id: int = Field(gt=0)
-    # A JSON-RPC endpoint (http(s)://, ws(s)://) or "embedded" (an in-process development
-    # chain). Required: an entry never silently becomes a test chain.
-    rpc_url: str
-    did_registry: str | None = None
-    revocation_registry: str | None = None
-    # The other chain ids whose accounts this chain's RevocationRegistry governs (its own
-    # chain id is implied): suspension and revokeAll() bind to the account (an EOA is the
-    # same account on every EVM chain), not to the chain a login message names.
-    revocation_registry_for: list[int] = Field(default_factory=list)
-    confirmations: int = Field(default=0, ge=0, le=256)
-    rpc_timeout: float = Field(default=5.0, gt=0, le=60)
-    # Signature checks (EIP-1271 isValidSignature, EIP-6492 deployless validation) run
-    # wallet-chosen code: each such eth_call carries this gas cap (the deployless EIP-6492
-    # validator alone needs about 1,000,000; 16,777,216 is the EIP-7825 transaction cap that
-    # Osaka nodes such as Hardhat apply to eth_call too) ...
-    verify_gas_limit: int = Field(default=5_000_000, ge=1_000_000, le=16_777_216)
-    # ... and this wall-clock cap (seconds). A reachable RPC that does not answer within it
-    # is a failed proof (the wallet's code is too slow), an unreachable one is 503.
-    verify_timeout: float = Field(default=2.0, gt=0, le=60)
-    # Revocation watcher (did_auth.chain.watcher): seconds between polls of this chain.
-    watch_interval: float = Field(default=1.0, gt=0, le=3600)
-    # Gasless revocations (POST /revocations/relay): the key that pays for relaying signed
-    # revocations on this chain. A secret: never logged, never shown (repr=False).
-    relayer_private_key: str | None = Field(
-        default=None, repr=False, pattern=r"^(0x)?[0-9a-fA-F]{64}$"
-    )
-    # /readyz: the head block must be at most this old (seconds); None: not checked
-    # (development chains mine only on demand).
-    max_head_age: float | None = Field(default=None, gt=0)
-    # The relayer key from a file instead (64 hex digits; relative paths are relative to the
-    # config file's folder), or from DID_AUTH_CHAINS__<index>__RELAYER_PRIVATE_KEY.
-    relayer_private_key_file: str | None = None
-
-    @field_validator("rpc_url")
-    @classmethod
-    def _rpc_url(cls, v: str) -> str:
-        _raise_if(config_check.rpc_url_problem(v))
-        return v
-
-
-def _raise_if(problem: str | None) -> None:
-    if problem:
-        raise ValueError(problem)
-
-
-def _store_has_sentinel() -> bool:
-    """redis+sentinel:// is accepted once the Redis store supports it."""
-    try:
-        from did_auth.store import redis as redis_store  # lazy: only with a redis_url
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return False
-    return bool(getattr(redis_store, "SENTINEL_SCHEMES", ()))
-
-
-class ClientConfig(_Strict):
-    client_id: str = Field(min_length=1, max_length=128)
-    domains: list[str] = Field(min_length=1)
-    uris: list[str] = Field(min_length=1)
-    chain_ids: list[int] = Field(min_length=1)
-    audiences: list[str] = Field(min_length=1)
-    scopes: list[str] = Field(min_length=1)
-    default_scopes: list[str] = Field(default_factory=list)
-    # Scopes a DID delegate (bot key) may receive; None means the same as `scopes`.
-    delegate_scopes: list[str] | None = None
-    require_dpop: bool = False
-    # Embedded demo: accept localhost / 127.0.0.1 on any port.
-    any_localhost_port: bool = False
-    # OpenID Connect / OAuth authorization-code clients (did_auth.flows.oidc):
-    # redirect URIs compared exactly (RFC 6749 §3.1.2; loopback ports vary only with
-    # any_localhost_port, RFC 8252 §7.3), an optional `sha256:<hex>` client secret hash
-    # (confidential client, client_secret_basic), browser origins allowed by CORS, and a
-    # display name for the sign-in page.
-    redirect_uris: list[str] = Field(default_factory=list)
-    client_secret_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
-    origins: list[str] = Field(default_factory=list)
-    name: str | None = Field(default=None, min_length=1, max_length=64)
-    # The demo dApp (GET /demo/, served only when one client has `demo = true`) signs in as
-    # this client and sends its access token only to `demo_api_origins`: exact lowercase
-    # `scheme://host[:port]` origins, or `http://127.0.0.1:*` / `http://localhost:*` for a
-    # loopback API on any port. They are also the page's CSP connect-src.
-    demo: bool = False
-    demo_api_origins: list[str] = Field(default_factory=list)
-    # RFC 7523 private_key_jwt: the client's public keys, an inline JWK Set
-    # `{keys = [{kty, crv, x[, y][, kid][, alg]}, ...]}` (ES256 P-256 or EdDSA Ed25519).
-    jwks: dict[str, Any] | None = None
-    # RFC 7591 §2 / RFC 8414: how the client authenticates at /token, /revoke and on direct
-    # logins. None: client_secret_basic or client_secret_post with a client_secret_hash,
-    # private_key_jwt with jwks (either with both), else none (a public client).
-    token_endpoint_auth_method: (
-        Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None
-    ) = None
-
-    @field_validator("jwks")
-    @classmethod
-    def _jwks(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None:
-            from did_auth.oauth.jwks import client_public_keys
-
-            client_public_keys(v)  # raises ValueError with the problem
-        return v
-
-    @model_validator(mode="after")
-    def _auth_method_has_credentials(self) -> ClientConfig:
-        method = self.token_endpoint_auth_method
-        if method in ("client_secret_basic", "client_secret_post") and not self.client_secret_hash:
-            raise ValueError(f"token_endpoint_auth_method {method} needs client_secret_hash")
-        if method == "private_key_jwt" and not self.jwks:
-            raise ValueError("token_endpoint_auth_method private_key_jwt needs jwks")
-        if method == "none" and (self.client_secret_hash or self.jwks):
-            # RFC 6749 §3.2.1: a client issued credentials MUST authenticate.
-            raise ValueError("token_endpoint_auth_method none contradicts client credentials")
-        return self
-
-    @field_validator("redirect_uris")
-    @classmethod
-    def _redirect_uris(cls, v: list[str]) -> list[str]:
-        for uri in v:
-            problem = _redirect_uri_problem(uri)
-            if problem:
-                raise ValueError(f"redirect_uri {uri[:100]!r}: {problem}")
-        return v
-
-    @field_validator("uris")
-    @classmethod
-    def _uris(cls, v: list[str]) -> list[str]:
-        for uri in v:
-            _raise_if(config_check.client_uri_problem(uri))
-        return v
-
-    @field_validator("origins")
-    @classmethod
-    def _origins(cls, v: list[str]) -> list[str]:
-        for origin in v:
-            u = urlsplit(origin)
-            if (
-                u.scheme not in ("http", "https")
-                or not u.hostname
-                or u.path
-                or u.query
-                or u.fragment
-                or u.username is not None
-                or origin != origin.lower()
-            ):
-                raise ValueError(f"origin {origin[:100]!r}: must be lowercase scheme://host[:port]")
-        return v
-
-    @field_validator("demo_api_origins")
-    @classmethod
-    def _demo_api_origins(cls, v: list[str]) -> list[str]:
-        for origin in v:
-            if origin in _DEMO_LOOPBACK_ANY_PORT:
-                continue
-            u = urlsplit(origin)
-            try:
-                u.port  # noqa: B018 - raises ValueError on a bad port
-            except ValueError:
-                u = urlsplit("invalid:")
-            if (
-                u.scheme not in ("http", "https")
-                or not u.hostname
-                or f"{u.scheme}://{u.netloc}" != origin
-                or "@" in u.netloc
-                or origin != origin.lower()
-                or "*" in origin
-            ):
-                raise ValueError(
-                    f"demo_api_origin {origin[:100]!r}: must be lowercase scheme://host[:port] "
-                    f"or one of {sorted(_DEMO_LOOPBACK_ANY_PORT)}"
-                )
-        return v
-
-    @model_validator(mode="after")
-    def _demo_api_origins_need_demo(self) -> ClientConfig:
-        if self.demo_api_origins and not self.demo:
-            raise ValueError("demo_api_origins is only for the demo client (demo = true)")
-        return self
-
-    @model_validator(mode="after")
-    def _defaults_within_scopes(self) -> ClientConfig:
-        extra = set(self.default_scopes) - set(self.scopes)
-        if extra:
-            raise ValueError(f"default_scopes not in scopes: {sorted(extra)}")
-        if self.delegate_scopes is not None:
-            extra = set(self.delegate_scopes) - set(self.scopes)
-            if extra:
-                raise ValueError(f"delegate_scopes not in scopes: {sorted(extra)}")
-        return self
-
-
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-# A loopback trading API on any port (CSP source expressions; Chromium refuses `[::1]:*`).
-_DEMO_LOOPBACK_ANY_PORT = frozenset({"http://127.0.0.1:*", "http://localhost:*"})
-
-
-def _redirect_uri_problem(uri: str) -> str | None:
-    """RFC 6749 §3.1.2: absolute, no fragment; OAuth BCP (RFC 9700 §2.6): https, or http
-    only for loopback hosts."""
-    try:
-        u = urlsplit(uri)
-        u.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a valid URI"
-    if u.scheme not in ("https", "http") or not u.hostname:
-        return "must be an absolute http(s) URI"
-    if u.scheme == "http" and u.hostname not in _LOOPBACK_HOSTS:
-        return "plain http is allowed only for loopback hosts"
-    if "#" in uri:
-        return "must not contain a fragment"
-    if u.username is not None or u.password is not None:
-        return "must not contain user information"
-    return None
-
-
-class ResourceServerConfig(_Strict):
-    name: str = Field(min_length=1)
-    secret_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
-
-
-class ScopeConfig(_Strict):
-    step_up: bool = False
-    max_ttl: int | None = Field(default=None, gt=0, le=MAX_ACCESS_TOKEN_TTL)
-    description: str | None = None
-
-
-_RATE_RE = r"^\d+/[smhd]$"
-
-
-class RateLimits(_Strict):
-    nonce_per_ip: str = Field(default="60/m", pattern=_RATE_RE)
-    verify_per_ip: str = Field(default="30/m", pattern=_RATE_RE)
-    verify_per_subject: str = Field(default="30/m", pattern=_RATE_RE)
-    token_per_client: str = Field(default="600/m", pattern=_RATE_RE)
-    introspect_per_client: str = Field(default="600/m", pattern=_RATE_RE)
-    challenge_per_ip: str = Field(default="60/m", pattern=_RATE_RE)
-    refresh_per_ip: str = Field(default="120/m", pattern=_RATE_RE)
-    # Live (issued, unused, unexpired) nonces/challenges per client_id and IP.
-    outstanding_nonces_per_ip: int = Field(default=100, ge=1, le=100_000)
-    # Failed proofs back off the source (the IP; the IP + account pair), never the account.
-    source_backoff_ip_threshold: int = Field(default=20, ge=1, le=100_000)
-    source_backoff_pair_threshold: int = Field(default=5, ge=1, le=100_000)
-    source_backoff_cap: float = Field(default=300.0, gt=0, le=86_400)
-    # OTP step-up: per-account exponential backoff, base * 2**k seconds, capped.
-    otp_free_attempts: int = Field(default=3, ge=0, le=100)
-    otp_backoff_base: float = Field(default=2.0, gt=0, le=3600)
-    otp_backoff_cap: float = Field(default=900.0, gt=0, le=86_400)
-
-
-class Settings(_Strict):
+class Settings(StrictModel):
     issuer: str = "http://127.0.0.1:8000"
     redis_url: str | None = None
     access_token_ttl: int = Field(default=300, gt=0, le=MAX_ACCESS_TOKEN_TTL)
@@ -329,28 +83,28 @@ class Settings(_Strict):
     @field_validator("issuer")
     @classmethod
     def _issuer_is_url(cls, v: str) -> str:
-        _raise_if(config_check.issuer_problem(v))
+        raise_if(config_check.issuer_problem(v))
         return v
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, v: str | None) -> str | None:
         if v is not None:
-            _raise_if(config_check.redis_url_problem(v, sentinel=_store_has_sentinel()))
+            raise_if(config_check.redis_url_problem(v, sentinel=store_has_sentinel()))
         return v
 
     @field_validator("key_encryption_key")
     @classmethod
     def _kek(cls, v: str | None) -> str | None:
         if v is not None:
-            _raise_if(config_check.kek_b64_problem(v))
+            raise_if(config_check.kek_b64_problem(v))
         return v
 
     @field_validator("metrics_listen")
     @classmethod
     def _metrics_listen(cls, v: str | None) -> str | None:
         if v is not None:
-            _raise_if(config_check.listen_problem(v))
+            raise_if(config_check.listen_problem(v))
         return v
 
     @field_validator("trusted_proxies")
