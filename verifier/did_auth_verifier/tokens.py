@@ -10,8 +10,7 @@ parsing and the signature verification.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
-from types import MappingProxyType
+from collections.abc import Collection
 from typing import Any, Final
 
 from did_auth_verifier.clock import Clock, SystemClock
@@ -24,9 +23,10 @@ from did_auth_verifier.errors import (
     TemporarilyUnavailable,
     VerifierError,
 )
-from did_auth_verifier.jose import JoseError, PublicKey, b64url_decode, parse_json_object
+from did_auth_verifier.jose import JoseError, b64url_decode, parse_json_object
 from did_auth_verifier.jwks import JWKSCache
 from did_auth_verifier.revocations import DEFAULT_MAX_STALENESS, FeedFollower, RevocationView
+from did_auth_verifier.verified import TokenRecord, VerifiedToken
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
@@ -44,149 +44,12 @@ _FORBIDDEN_HEADER: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64",
 _MAX_KID = 256
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 def _number(value: object) -> bool:
     return type(value) is int or type(value) is float
 
 
 def _malformed(what: str) -> InvalidToken:
     return InvalidToken(f"malformed token: {what}", reason="malformed")
-
-
-class _Record:
-    """The immutable, per-token result of the cold path (shared by every warm hit)."""
-
-    __slots__ = (
-        "alg",
-        "amr",
-        "aud",
-        "auth_time",
-        "claims",
-        "client_id",
-        "cnf_jkt",
-        "exp",
-        "iat",
-        "iss",
-        "jti",
-        "key",
-        "kid",
-        "nbf",
-        "scopes",
-        "sid",
-        "sub",
-    )
-
-    def __init__(
-        self, claims: dict[str, Any], *, kid: str, alg: str, key: PublicKey, cnf_jkt: str | None
-    ) -> None:
-        self.claims: Mapping[str, Any] = _freeze(claims)
-        self.kid = kid
-        self.alg = alg
-        self.key = key
-        self.iss: str = claims["iss"]
-        aud = claims["aud"]
-        self.aud: tuple[str, ...] = (aud,) if isinstance(aud, str) else tuple(aud)
-        self.sub: str = claims["sub"]
-        self.client_id: str = claims["client_id"]
-        self.jti: str = claims["jti"]
-        self.exp: float = claims["exp"]
-        self.iat: float = claims["iat"]
-        self.nbf: float | None = claims.get("nbf")
-        self.sid: str | None = claims.get("sid")
-        self.auth_time: float | None = claims.get("auth_time")
-        self.amr: tuple[str, ...] = tuple(claims.get("amr") or ())
-        scope = claims.get("scope")
-        self.scopes: frozenset[str] = frozenset(scope.split()) if scope else frozenset()
-        self.cnf_jkt = cnf_jkt
-
-
-class VerifiedToken:
-    """A verified access token as presented on one request.
-
-    Claims are read-only (nested objects too). `token_type` is `"DPoP"` when the token is
-    DPoP-bound and a valid proof came with it (`dpop` holds the checked proof), else
-    `"Bearer"`.
-    """
-
-    __slots__ = ("_r", "dpop", "token_type")
-
-    def __init__(self, record: _Record, token_type: str, dpop: DPoPProof | None) -> None:
-        self._r = record
-        self.token_type = token_type
-        self.dpop = dpop
-
-    @property
-    def claims(self) -> Mapping[str, Any]:
-        return self._r.claims
-
-    @property
-    def sub(self) -> str:
-        return self._r.sub
-
-    @property
-    def client_id(self) -> str:
-        return self._r.client_id
-
-    @property
-    def jti(self) -> str:
-        return self._r.jti
-
-    @property
-    def sid(self) -> str | None:
-        return self._r.sid
-
-    @property
-    def iss(self) -> str:
-        return self._r.iss
-
-    @property
-    def aud(self) -> tuple[str, ...]:
-        return self._r.aud
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return self._r.scopes
-
-    @property
-    def exp(self) -> float:
-        return self._r.exp
-
-    @property
-    def iat(self) -> float:
-        return self._r.iat
-
-    @property
-    def auth_time(self) -> float | None:
-        return self._r.auth_time
-
-    @property
-    def amr(self) -> tuple[str, ...]:
-        return self._r.amr
-
-    @property
-    def cnf_jkt(self) -> str | None:
-        return self._r.cnf_jkt
-
-    @property
-    def kid(self) -> str:
-        return self._r.kid
-
-    @property
-    def alg(self) -> str:
-        return self._r.alg
-
-    def __repr__(self) -> str:  # never the token itself
-        return (
-            f"VerifiedToken(sub={self.sub!r}, client_id={self.client_id!r}, "
-            f"scopes={sorted(self.scopes)!r}, token_type={self.token_type!r})"
-        )
 
 
 class TokenVerifier:
@@ -259,7 +122,7 @@ class TokenVerifier:
         self._algs = frozenset(jwks.allowed_algs)
         self._max_len = max_token_length
         self._cache_size = max(0, verified_cache_size)
-        self._cache: dict[str, _Record] = {}
+        self._cache: dict[str, TokenRecord] = {}
         self._cache_lock = threading.Lock()
 
     @property
@@ -408,7 +271,7 @@ class TokenVerifier:
 
     # -- cold path ------------------------------------------------------------------------
 
-    def _verify_cold(self, token: str, now: float) -> _Record:
+    def _verify_cold(self, token: str, now: float) -> TokenRecord:
         if type(token) is not str or not token:
             raise _malformed("not a string")
         if len(token) > self._max_len:
@@ -475,7 +338,7 @@ class TokenVerifier:
         except JoseError:
             raise _malformed("bad payload") from None
         cnf_jkt = self._check_claims(claims, now)
-        record = _Record(claims, kid=kid, alg=alg, key=key, cnf_jkt=cnf_jkt)
+        record = TokenRecord(claims, kid=kid, alg=alg, key=key, cnf_jkt=cnf_jkt)
         self._remember(token, record)
         return record
 
@@ -545,7 +408,7 @@ class TokenVerifier:
             raise InvalidToken("unsupported token confirmation method", reason="cnf")
         return jkt
 
-    def _remember(self, token: str, record: _Record) -> None:
+    def _remember(self, token: str, record: TokenRecord) -> None:
         if self._cache_size == 0:
             return
         cache = self._cache
@@ -560,7 +423,7 @@ class TokenVerifier:
 
     def _check_binding(
         self,
-        record: _Record,
+        record: TokenRecord,
         token: str,
         scheme: str | None,
         dpop_proof: str | None,
@@ -596,7 +459,7 @@ class TokenVerifier:
         )
         return "DPoP", proof
 
-    def _check_step_up(self, record: _Record, now: float, max_age: float) -> None:
+    def _check_step_up(self, record: TokenRecord, now: float, max_age: float) -> None:
         # RFC 9470 §3: insufficient_user_authentication when "the authentication event
         # associated with the access token presented with the request does not meet the
         # authentication requirements of the protected resource"; here: a second factor
