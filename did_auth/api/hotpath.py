@@ -1,5 +1,5 @@
 """The login hot path: `POST /siwe/nonce` and `POST /siwe/verify` without FastAPI's
-per-request machinery (issue 9).
+per-request machinery.
 
 A login is two small requests, and FastAPI's generic path (router scan, dependency
 solving, exception and exit-stack middlewares, response serialisation) costs more CPU than
@@ -7,7 +7,8 @@ all of did-auth's checks together. This ASGI layer sits innermost among the app'
 middlewares (so the request context, request id, metrics and body-size limit still apply)
 and, for those two routes only, reads the JSON body, validates it with the *same* pydantic
 model, calls the *same* handler function the FastAPI route calls, and writes the JSON reply
-itself (orjson). Nothing about the checks differs: the handlers are shared.
+itself (orjson). Nothing about the checks differs: the handlers are shared
+(`did_auth.api.routes.siwe`), and they call the login use case (`did_auth.flows.login`).
 
 Anything unusual goes the normal way, unchanged: another path or method, a body that is not
 `application/json`, or one the model rejects (FastAPI then produces its usual 400), with the
@@ -29,13 +30,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from did_auth.errors import DidAuthError
 from did_auth.flows.guard import RequestContext
+from did_auth.services import Services
 
 __all__ = ["HotPaths", "HotRoute"]
 
-# handler(ctx, validated body, DPoP header values, Authorization header value)
+# handler(services, ctx, validated body, DPoP header values, Authorization header value)
 #   -> (JSON payload, response headers)
 Handler = Callable[
-    [RequestContext, Any, list[str], str | None],
+    [Services, RequestContext, Any, list[str], str | None],
     Awaitable[tuple[dict[str, Any], Mapping[str, str]]],
 ]
 
@@ -60,10 +62,12 @@ class HotPaths:
         app: ASGIApp,
         routes: Mapping[str, HotRoute],
         on_error: Callable[[Request, Any], Any],
+        services: Services,
     ) -> None:
         self.app = app
         self.routes = routes
         self.on_error = on_error
+        self.services = services  # the app's Services, bound once (no per-request lookup)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -100,7 +104,7 @@ class HotPaths:
                 authorization = v.decode("latin-1")
         try:
             # The same handler as the FastAPI route: client authentication included.
-            payload, headers = await hot.handler(ctx, model, dpop, authorization)
+            payload, headers = await hot.handler(self.services, ctx, model, dpop, authorization)
         except DidAuthError as exc:
             response = self.on_error(Request(scope, receive), exc)
             if inspect.isawaitable(response):

@@ -32,7 +32,6 @@ import pytest
 import redis as redis_sync
 
 from did_auth.api.app import create_app
-from did_auth.api.revocation_routes import install_revocation_routes
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.oauth.client_auth import hash_secret
 from did_auth.services import Services, build_services
@@ -304,15 +303,12 @@ def test_gasless_relayed_revocation(stack: Stack) -> None:
             "deadline": deadline, "signature": signature, "chain_id": 31337}
 
     async def relay() -> tuple[httpx.Response, float]:
-        # The relay route is served in process, on the live server's Redis, keys and chain
-        # (until create_app mounts it, see did_auth/api/revocation_routes.py).
+        # The relay route is served in process, on the live server's Redis, keys and chain.
         settings = stack.settings()
         svc: Services = build_services(settings)
         svc.watchers = None  # the live server's watcher does the applying
         await svc.start()
         app = create_app(settings, services=svc)
-        if not any(getattr(r, "path", "") == "/revocations/relay" for r in app.routes):
-            install_revocation_routes(app, svc)
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=settings.issuer) as c:

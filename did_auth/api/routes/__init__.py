@@ -1,0 +1,23 @@
+"""The routes of the HTTP API, one module per area, each an `APIRouter` at module level.
+Every handler takes the services through one typed dependency (`did_auth.api.deps`) and
+only translates: the decisions are in the core (`did_auth.flows`, `did_auth.oauth`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from did_auth.api.routes import did, discovery, health, oidc, otp, revocations, siwe, token, web
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    oidc.router,
+    web.router,
+    discovery.router,
+    siwe.router,
+    did.router,
+    token.router,
+    otp.router,
+    revocations.router,
+    health.router,
+)

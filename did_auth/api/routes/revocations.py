@@ -1,0 +1,95 @@
+"""The revocation feed (`GET /revocations`) and gasless on-chain revocation
+(`POST /revocations/relay`).
+
+An account (EOA or EIP-1271 wallet) signs the RevocationRegistry's EIP-712 message
+`Revoke(account, id, nonce, deadline)` or `RevokeAll(account, nonce, deadline)` (domain
+"did-auth RevocationRegistry", version "1", the chain's id, the registry's address) and
+posts it to the relay; did-auth relays it on chain (`revokeSigned` / `revokeAllSigned`),
+paid by the chain's `relayer_private_key`:
+
+    POST /revocations/relay
+    {"kind": "revoke" | "revokeAll", "account": "0x…", "id": "0x…(bytes32, revoke only)",
+     "deadline": <unix seconds>, "signature": "0x…", "chain_id": 31337}
+    -> 200 {"tx_hash": "0x…"}
+
+Errors: no relayer key for that chain → 400 `invalid_request` ("no relayer configured");
+malformed input → 400 `invalid_request`; a signature that is not the account's for this
+message and its *current* nonce, or an expired deadline → 400 `invalid_grant` (checked off
+chain and by simulation, before any gas is spent); the chain unreachable → 503. Limited per
+client IP and per account (the relayer's gas is a shared budget). The transaction is sent,
+not awaited: the watcher applies the resulting `Revoked` / `RevokedAll` event like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from did_auth.api.context import request_context
+from did_auth.api.deps import NO_STORE, ServicesDep
+from did_auth.monitoring.audit import AuditEvent, Outcome
+from did_auth.policy.ratelimit import Rate, RateLimiter, check_all, client_ip_key, enforce
+from did_auth.signatures.eip191 import parse_hex_signature
+
+__all__ = ["RELAY_PER_ACCOUNT", "RELAY_PER_IP", "RelayRequest", "router"]
+
+RELAY_PER_IP = Rate(30, 60.0, "relay_per_ip")
+RELAY_PER_ACCOUNT = Rate(10, 3600.0, "relay_per_account")
+
+router = APIRouter()
+
+
+@router.get("/revocations")
+async def revocations(
+    svc: ServicesDep, since: str | None = None, limit: str | None = None
+) -> Response:
+    # Both parameters are validated by the feed itself (400 before any store call).
+    return JSONResponse(await svc.revocations.feed(since, limit), headers=NO_STORE)
+
+
+class RelayRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    kind: Literal["revoke", "revokeAll"]
+    account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    id: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+    deadline: int = Field(ge=0, lt=2**64)
+    signature: str = Field(min_length=4, max_length=2 + 2 * 16 * 1024)
+    chain_id: int = Field(gt=0, lt=2**63)
+
+
+@router.post("/revocations/relay")
+async def relay_revocation(request: Request, body: RelayRequest, svc: ServicesDep) -> Response:
+    ctx = request_context(request)
+    enforce(
+        await check_all(
+            RateLimiter(svc.store),
+            [
+                (f"relay:ip:{client_ip_key(ctx.ip)}", RELAY_PER_IP),
+                (f"relay:account:{body.account.lower()}", RELAY_PER_ACCOUNT),
+            ],
+        )
+    )
+    tx_hash = await svc.relayer.relay(
+        chain_id=body.chain_id,
+        kind=body.kind,
+        account=body.account,
+        id_=body.id,
+        deadline=body.deadline,
+        signature=parse_hex_signature(body.signature),
+    )
+    svc.audit.emit(
+        AuditEvent.REVOCATION_APPLIED,
+        Outcome.SUCCESS,
+        reason="relay_submitted",
+        request_id=ctx.request_id,
+        ip=ctx.ip,
+        account=body.account.lower(),
+        chain_id=body.chain_id,
+        kind=body.kind,
+        tx_hash=tx_hash,
+    )
+    return JSONResponse({"tx_hash": tx_hash}, headers=NO_STORE)

@@ -1,0 +1,236 @@
+"""One login use case per proof kind: the whole decision of a login, from the request as
+the HTTP edge read it to the tokens and the record of the success.
+
+| proof                               | route                    | use case                    |
+| ----------------------------------- | ------------------------ | --------------------------- |
+| EIP-4361 nonce                      | POST /siwe/nonce         | `Logins.siwe_nonce`         |
+| EIP-4361 message + signature        | POST /siwe/verify        | `Logins.siwe`               |
+| DID challenge                       | POST /did/challenge      | `Logins.did_challenge`      |
+| DID proof (did-jwt)                 | POST /did/verify         | `Logins.did`                |
+| EIP-4361 message on the hosted page | POST /authorize/complete | `Logins.authorization_code` |
+
+The FastAPI routes and the ASGI hot path (`did_auth.api.hotpath`) both call these; they
+only read the request and write the answer. A direct login (`/siwe/verify`, `/did/verify`):
+
+1. preamble: the per-IP verify budget; the client (a confidential client authenticates,
+   as at the token endpoint: RFC 6749 §3.2.1); fresh signing keys; the DPoP proof (RFC
+   9449 §5: its key's thumbprint binds the tokens; required for a `require_dpop` client);
+2. the proof's own checks and the tokens (`SiweLogin.verify`, `DidLogin.verify`);
+3. postamble: the success is counted and audited once (`LoginRecorder`), with the same
+   fields for every proof kind and flow.
+
+The code flow's completion has the same shape; its client authenticates at the code
+exchange and its DPoP key is the one of the parked request (`dpop_jkt`). Failures are
+audited where every refusal is: the one error mapping of the HTTP edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from did_auth.errors import TemporarilyUnavailable
+from did_auth.flows.did_login import DidLogin, DidRequest
+from did_auth.flows.dpop_gate import DpopGate
+from did_auth.flows.guard import RequestContext
+from did_auth.flows.nonces import NonceBook
+from did_auth.flows.siwe_login import SiweLogin, SiweRequest
+from did_auth.oauth.client_auth import ClientAuthenticator
+from did_auth.policy.clients import get_client
+from did_auth.settings import Settings
+from did_auth.tokens.issue import Grant
+
+__all__ = [
+    "AuthorizationCodeLogin",
+    "CodeIssuer",
+    "DidProofLogin",
+    "LoginGate",
+    "LoginRecorder",
+    "LoginResult",
+    "Logins",
+    "SiweProofLogin",
+]
+
+
+class LoginGate(Protocol):
+    """The abuse budgets around a login (`did_auth.policy.abuse.AbuseGuard`)."""
+
+    async def nonce_request(self, ctx: RequestContext, *, kind: str = "nonce") -> None: ...
+
+    async def hold_nonce(self, ctx: RequestContext, client_id: str, nonce: str) -> None: ...
+
+    async def verify_request(self, ctx: RequestContext) -> None: ...
+
+
+class LoginRecorder(Protocol):
+    """Counts and audits a successful login (`did_auth.monitoring.logins.LoginEvents`)."""
+
+    def login_succeeded(
+        self, ctx: RequestContext, grant: Grant, *, method: str, flow: str
+    ) -> None: ...
+
+
+class CodeIssuer(Protocol):
+    """The code flow's completion (`did_auth.flows.oidc.AuthorizationCodeIssuance`)."""
+
+    async def complete(
+        self, request_id: object, message: object, signature: object, ctx: RequestContext
+    ) -> tuple[str, Grant]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectLogin:
+    """What every direct login request carries besides its proof."""
+
+    client_id: Any
+    audience: Any = None
+    scope: Any = None
+    otp: Any = None
+    dpop_proofs: Sequence[str] = ()  # the DPoP header values (RFC 9449 §4.3: at most one)
+    authorization: str | None = None  # the Authorization header (client_secret_basic)
+    # client_secret (RFC 6749 §2.3.1) or client_assertion(_type) (RFC 7523 §2.2) members
+    client_credentials: Mapping[str, object] = field(default_factory=dict)
+    ctx: RequestContext = field(default_factory=RequestContext)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiweProofLogin(DirectLogin):
+    message: Any
+    signature: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class DidProofLogin(DirectLogin):
+    proof: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthorizationCodeLogin:
+    request_id: Any
+    message: Any
+    signature: Any
+    ctx: RequestContext = field(default_factory=RequestContext)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    response: dict[str, Any]  # the token response (RFC 6749 §5.1)
+    grant: Grant
+    dpop_nonce: str | None = None  # a fresh server nonce for the next proof (RFC 9449 §8)
+
+
+@dataclass
+class Logins:
+    settings: Settings
+    gate: LoginGate
+    nonces: NonceBook
+    client_auth: ClientAuthenticator
+    refresh_keys: Callable[[], Awaitable[None]]
+    dpop: DpopGate
+    siwe_login: SiweLogin
+    did_login: DidLogin | None
+    codes: CodeIssuer
+    recorder: LoginRecorder
+
+    # --- EIP-4361 -------------------------------------------------------------------------
+
+    async def siwe_nonce(self, client_id: object, ctx: RequestContext) -> dict[str, Any]:
+        """A single-use nonce for the client (EIP-4361 `nonce`), within the per-IP budget
+        and the cap of nonces one client + IP may hold outstanding."""
+        await self.gate.nonce_request(ctx)
+        client = get_client(self.settings, client_id)
+
+        async def hold(nonce: str) -> None:  # the outstanding cap, before anything is stored
+            await self.gate.hold_nonce(ctx, client.client_id, nonce)
+
+        nonce = await self.nonces.issue(client.client_id, hold=hold)
+        return {"nonce": nonce, "expires_in": self.nonces.ttl}
+
+    async def siwe(self, req: SiweProofLogin) -> LoginResult:
+        jkt = await self._preamble(req, "/siwe/verify")
+        response, grant = await self.siwe_login.verify(
+            SiweRequest(
+                client_id=req.client_id,
+                message=req.message,
+                signature=req.signature,
+                audience=req.audience,
+                scope=req.scope,
+                otp=req.otp,
+                jkt=jkt,
+                ctx=req.ctx,
+            )
+        )
+        return self._issued(req.ctx, "siwe", response, grant)
+
+    # --- DID proofs -----------------------------------------------------------------------
+
+    def _did(self) -> DidLogin:
+        if self.did_login is None:  # pragma: no cover - always wired by build_services
+            raise TemporarilyUnavailable("DID logins are not available", reason="did_unwired")
+        return self.did_login
+
+    async def did_challenge(
+        self, client_id: object, did: object, audience: object, ctx: RequestContext
+    ) -> dict[str, Any]:
+        await self.gate.nonce_request(ctx, kind="challenge")
+        did_login = self._did()
+
+        async def hold(client: str, challenge: str) -> None:  # before it is stored
+            await self.gate.hold_nonce(ctx, client, challenge)
+
+        return await did_login.challenge(client_id, did, audience=audience, hold=hold)
+
+    async def did(self, req: DidProofLogin) -> LoginResult:
+        jkt = await self._preamble(req, "/did/verify")
+        response, grant = await self._did().verify(
+            DidRequest(
+                client_id=req.client_id,
+                proof=req.proof,
+                audience=req.audience,
+                scope=req.scope,
+                otp=req.otp,
+                jkt=jkt,
+                ctx=req.ctx,
+            )
+        )
+        return self._issued(req.ctx, "did", response, grant)
+
+    # --- the code flow's sign-in page -----------------------------------------------------
+
+    async def authorization_code(self, req: AuthorizationCodeLogin) -> tuple[str, Grant]:
+        """The wallet signed on the hosted page: the redirect URL carrying a fresh code
+        (RFC 6749 §4.1.2). The tokens are counted as issued at the code exchange."""
+        await self.gate.verify_request(req.ctx)
+        await self.refresh_keys()
+        url, grant = await self.codes.complete(req.request_id, req.message, req.signature, req.ctx)
+        self.recorder.login_succeeded(req.ctx, grant, method="siwe", flow="authorization_code")
+        return url, grant
+
+    # --- shared ---------------------------------------------------------------------------
+
+    async def _preamble(self, req: DirectLogin, path: str) -> str | None:
+        """The per-IP budget, the client and its authentication, fresh keys, and the DPoP
+        proof; returns the proof key's thumbprint (None without a proof)."""
+        await self.gate.verify_request(req.ctx)
+        get_client(self.settings, req.client_id)
+        endpoint = self.settings.issuer + path
+        # RFC 6749 §3.2.1: "Confidential clients or other clients issued client credentials
+        # MUST authenticate with the authorization server" - here as at the token endpoint.
+        authenticated = await self.client_auth.authenticate(
+            req.authorization, req.client_credentials, endpoint
+        )
+        await self.refresh_keys()
+        return await self.dpop.check(
+            list(req.dpop_proofs),
+            htm="POST",
+            htu=endpoint,
+            required=authenticated.config.require_dpop,
+        )
+
+    def _issued(
+        self, ctx: RequestContext, method: str, response: dict[str, Any], grant: Grant
+    ) -> LoginResult:
+        self.recorder.login_succeeded(ctx, grant, method=method, flow="direct")
+        nonce = self.dpop.new_nonce() if self.settings.dpop_nonce else None
+        return LoginResult(response, grant, nonce)

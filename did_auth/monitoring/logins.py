@@ -1,0 +1,40 @@
+"""The record of a successful login: one counter, one audit line, the same fields for every
+proof kind (`method`: siwe, did) and flow (`flow`: direct, authorization_code).
+
+`dpop_bound` says whether the tokens are bound to a DPoP key (RFC 9449 §6); the name is
+not `dpop`, which the audit log drops as secret-like (a DPoP proof is a credential).
+"""
+
+from __future__ import annotations
+
+from did_auth.flows.guard import RequestContext
+from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
+from did_auth.monitoring.metrics import METRICS
+from did_auth.tokens.issue import Grant
+
+__all__ = ["LoginEvents"]
+
+
+class LoginEvents:
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    def login_succeeded(self, ctx: RequestContext, grant: Grant, *, method: str, flow: str) -> None:
+        METRICS.logins.labels(method=method, outcome="success").inc()
+        if flow == "direct":
+            # The code flow's tokens are counted at the code exchange (the token endpoint).
+            METRICS.tokens_issued.labels(grant=method).inc()
+        self._audit.emit(
+            AuditEvent.LOGIN_SUCCESS,
+            Outcome.SUCCESS,
+            request_id=ctx.request_id,
+            client_id=grant.client_id,
+            subject=grant.sub,
+            ip=ctx.ip,
+            method=method,
+            flow=flow,
+            sid=grant.sid,
+            scope=grant.scope,
+            amr=list(grant.amr),
+            dpop_bound=grant.jkt is not None,
+        )
