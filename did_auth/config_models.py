@@ -12,18 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from did_auth import config_check
 
-__all__ = [
-    "MAX_ACCESS_TOKEN_TTL",
-    "ChainConfig",
-    "ClientConfig",
-    "RateLimits",
-    "ResourceServerConfig",
-    "ScopeConfig",
-    "StrictModel",
-    "raise_if",
-    "store_has_sentinel",
-]
-
 #: The ceiling of every access-token lifetime (settings, per-scope `max_ttl`).
 MAX_ACCESS_TOKEN_TTL = 3600
 

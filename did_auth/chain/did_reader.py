@@ -6,24 +6,12 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from did_auth.chain.registry_events import as_hex
 from did_auth.did.chain_reader import BlockId
+from did_auth.did.ethr_events import hex_bytes
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 
 __all__ = ["Web3ChainReader"]
-
-
-def _hex(v: Any) -> str:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return "0x" + bytes(v).hex()
-    return str(v)
-
-
-def _bytes(v: Any) -> bytes:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return bytes(v)
-    if isinstance(v, str) and v.startswith("0x"):
-        return bytes.fromhex(v[2:])
-    raise ValueError("expected 0x-hex")
 
 
 class Web3ChainReader:
@@ -72,7 +60,7 @@ class Web3ChainReader:
                 "chain read failed (eth_call: JSON-RPC error)", reason="chain_unavailable"
             )
         try:
-            return _bytes(reply.get("result"))
+            return hex_bytes(reply.get("result"))
         except (TypeError, ValueError):
             raise TemporarilyUnavailable(
                 "chain read failed (eth_call: malformed)", reason="chain_unavailable"
@@ -87,10 +75,10 @@ class Web3ChainReader:
             return [
                 {
                     "address": str(log["address"]),
-                    "topics": [_hex(t) for t in log["topics"]],
-                    "data": _hex(log["data"]),
+                    "topics": [as_hex(t) for t in log["topics"]],
+                    "data": as_hex(log["data"]),
                     "blockNumber": int(log["blockNumber"]),
-                    "blockHash": _hex(log.get("blockHash") or b""),
+                    "blockHash": as_hex(log.get("blockHash") or b""),
                     "logIndex": int(log.get("logIndex") or 0),
                     "removed": bool(log.get("removed", False)),
                 }

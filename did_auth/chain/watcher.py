@@ -444,43 +444,23 @@ class Watcher:
 
     def _applied(self, session: Session, kind: str, event: ChainEvent) -> None:
         REVOCATIONS_APPLIED.labels(chain=self._label, kind=kind).inc()
-        if self.audit is not None:
-            self.audit.emit(
-                AuditEvent.REVOCATION_APPLIED,
-                Outcome.SUCCESS,
-                reason=kind,
-                client_id=session.client_id,
-                subject=session.sub,
-                sid=session.sid,
-                chain_id=self.chain_id,
-                block=event.block,
-                tx_hash=event.tx_hash,
-                log_index=event.log_index,
-            )
-        log.info(
-            "chain %s: session %s… revoked (%s, block %s)",
-            self.chain_id,
-            session.sid[:10],
-            kind,
-            event.block,
-        )
+        self._audit(Outcome.SUCCESS, kind, event, session, client_id=session.client_id,
+                    log_index=event.log_index)
+        log.info("chain %s: session %s… revoked (%s, block %s)", self.chain_id,
+                 session.sid[:10], kind, event.block)
 
     def _refused(self, event: ChainEvent, target: Session) -> None:
-        log.warning(
-            "chain %s: %s revoked a session id it does not own (block %s); ignored",
-            self.chain_id,
-            event.account,
-            event.block,
-        )
+        log.warning("chain %s: %s revoked a session id it does not own (block %s); ignored",
+                    self.chain_id, event.account, event.block)
+        self._audit(Outcome.DENIED, "not_owner", event, target, by=event.account)
+
+    def _audit(
+        self, outcome: Outcome, reason: str, event: ChainEvent, session: Session, **extra: Any
+    ) -> None:
+        """One `revocation_applied` audit line: the session and the event that named it."""
         if self.audit is not None:
             self.audit.emit(
-                AuditEvent.REVOCATION_APPLIED,
-                Outcome.DENIED,
-                reason="not_owner",
-                subject=target.sub,
-                sid=target.sid,
-                chain_id=self.chain_id,
-                block=event.block,
-                tx_hash=event.tx_hash,
-                by=event.account,
+                AuditEvent.REVOCATION_APPLIED, outcome, reason=reason, subject=session.sub,
+                sid=session.sid, chain_id=self.chain_id, block=event.block,
+                tx_hash=event.tx_hash, **extra,
             )

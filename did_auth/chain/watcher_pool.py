@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from dataclasses import dataclass, field
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.registries import dedicated_client, registry_addresses
@@ -20,24 +21,17 @@ __all__ = ["WatcherPool"]
 log = logging.getLogger("did_auth.chain.watcher")
 
 
+@dataclass(eq=False)
 class WatcherPool:
     """One watcher task per configured chain with a registry (started by Services)."""
 
-    def __init__(
-        self,
-        chains: ChainRegistry,
-        store: Store,
-        sessions: SessionStore,
-        revocations: RevocationBook,
-        audit: AuditLog | None = None,
-    ) -> None:
-        self.chains = chains
-        self.store = store
-        self.sessions = sessions
-        self.revocations = revocations
-        self.audit = audit
-        self.watchers: list[Watcher] = []
-        self._tasks: list[asyncio.Task[None]] = []
+    chains: ChainRegistry
+    store: Store
+    sessions: SessionStore
+    revocations: RevocationBook
+    audit: AuditLog | None = None
+    watchers: list[Watcher] = field(default_factory=list, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     def start(self) -> None:
         """Create the watchers and their tasks (call from a running event loop, after

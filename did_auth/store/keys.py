@@ -6,17 +6,20 @@ All keys start with `PREFIX` (`da:`). The part in braces is the Redis Cluster ha
 run on it stay single-slot. The strings below are a storage format: existing data and the
 cluster slot tests depend on them, so a change here is a migration.
 
-This module imports nothing: the core (flows, policy, tokens, oauth) and the adapters name
-keys through it without depending on a store implementation.
+This module imports only the standard library: the core (flows, policy, tokens, oauth)
+and the adapters name keys through it without depending on a store implementation.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 __all__ = [
     "FEED_CHANNEL",
     "FEED_STREAM",
     "PREFIX",
     "SIGNING_KEYS",
+    "KeyFamily",
     "account_sessions",
     "auth_key_sessions",
     "authorize_request",
@@ -45,66 +48,56 @@ FEED_STREAM = "da:{feed}:revocations"
 FEED_CHANNEL = "da:revocations"
 
 
-# --------------------------------------------------------------------- sessions, tokens
+@dataclass(frozen=True, slots=True)
+class KeyFamily:
+    """The keys `da:{<tag>:<id>}<suffix>` of one family; calling it with the id (or the ids,
+    joined by `:`) names one key. `lower`: ids are case-insensitive (addresses)."""
+
+    tag: str
+    suffix: str = ""
+    lower: bool = False
+
+    def __call__(self, *ids: object) -> str:
+        ident = ":".join(str(i) for i in ids)
+        return f"{PREFIX}{{{self.tag}:{ident.lower() if self.lower else ident}}}{self.suffix}"
 
 
-def session(sid: str) -> str:
-    """A login session (its refresh-token family)."""
-    return f"da:{{s:{sid}}}:sess"
+# Sessions and tokens.
+#: A login session (its refresh-token family), by sid.
+session = KeyFamily("s", ":sess")
+#: A revoked access token, by jti (kept until its `exp`).
+denied_jti = KeyFamily("jti")
+#: The index of the sessions of one Ethereum account (an address).
+account_sessions = KeyFamily("acct", ":sids", lower=True)
+#: The index of the sessions authenticated with one key (an address or a CAIP-10 account).
+auth_key_sessions = KeyFamily("authkey", ":sids", lower=True)
 
-
-def denied_jti(jti: str) -> str:
-    """A revoked access token (until its `exp`)."""
-    return f"da:{{jti:{jti}}}"
-
-
-def account_sessions(account: str) -> str:
-    """The index of the sessions of one Ethereum account (lower-case address)."""
-    return f"da:{{acct:{account.lower()}}}:sids"
-
-
-def auth_key_sessions(key: str) -> str:
-    """The index of the sessions authenticated with one key (an address or CAIP-10)."""
-    return f"da:{{authkey:{key.lower()}}}:sids"
-
-
-# ------------------------------------------------------------------- one-time values
+# One-time values.
+#: A DPoP proof's `jti`, remembered for replay detection (RFC 9449 §11.1).
+dpop_jti = KeyFamily("dpop")
+#: A client assertion's `jti` (RFC 7523 §3), by digest, remembered until its `exp`.
+client_assertion_jti = KeyFamily("cajti")
+#: An authorization code (RFC 6749 §4.1), by the id derived from it.
+oauth_code = KeyFamily("code")
+#: A pending `/authorize` request between the redirect and the wallet's signature.
+authorize_request = KeyFamily("az")
 
 
 def nonce(kind: str, value: str) -> str:
     """A nonce of one kind (`n`: EIP-4361 login nonces; others per flow)."""
-    return f"da:{{{kind}:{value}}}"
+    return KeyFamily(kind)(value)
 
 
-def dpop_jti(jti: str) -> str:
-    """A DPoP proof's `jti`, remembered for replay detection (RFC 9449 §11.1)."""
-    return f"da:{{dpop:{jti}}}"
+# Second factor (by account key).
+otp_secret = KeyFamily("otp", ":secret")
+otp_pending = KeyFamily("otp", ":pending")
 
-
-def client_assertion_jti(digest: str) -> str:
-    """A client assertion's `jti` (RFC 7523 §3), remembered until its `exp`."""
-    return f"da:{{cajti:{digest}}}"
-
-
-def oauth_code(key_id: str) -> str:
-    """An authorization code (RFC 6749 §4.1), by the id derived from it."""
-    return f"da:{{code:{key_id}}}"
-
-
-def authorize_request(request_id: str) -> str:
-    """A pending `/authorize` request between the redirect and the wallet's signature."""
-    return f"da:{{az:{request_id}}}"
-
-
-# ---------------------------------------------------------------------- second factor
-
-
-def otp_secret(account: str) -> str:
-    return f"da:{{otp:{account}}}:secret"
-
-
-def otp_pending(account: str) -> str:
-    return f"da:{{otp:{account}}}:pending"
+# Chain watcher (by chain id): the last processed block, and the lease that makes one
+# replica the watcher of the chain.
+watch_cursor = KeyFamily("watch", ":cursor")
+watch_lease = KeyFamily("watch", ":lease")
+#: The in-flight login counter of one client and source address (client_id, ip key).
+concurrency_cap = KeyFamily("cap")
 
 
 # ------------------------------------------------------------------------ abuse policy
@@ -123,21 +116,3 @@ def backoff_scope(scope: str, prefix: str = PREFIX) -> tuple[str, str]:
 def backoff_otp(account: str, prefix: str = PREFIX) -> tuple[str, str]:
     """(failure counter, gate) of one account's second-factor backoff."""
     return f"{prefix}{{bo:otp:{account}}}:f", f"{prefix}{{bo:otp:{account}}}:g"
-
-
-def concurrency_cap(client_id: str, ip_key: str) -> str:
-    """The in-flight login counter of one client and source address."""
-    return f"da:{{cap:{client_id}:{ip_key}}}"
-
-
-# ----------------------------------------------------------------------- chain watcher
-
-
-def watch_cursor(chain_id: int) -> str:
-    """The revocation watcher's last processed block of one chain."""
-    return f"da:{{watch:{chain_id}}}:cursor"
-
-
-def watch_lease(chain_id: int) -> str:
-    """The lease that makes one replica the watcher of one chain."""
-    return f"da:{{watch:{chain_id}}}:lease"
