@@ -4,18 +4,21 @@ a request id, and the request metrics (route template, status, latency)."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import secrets
 import time
 from collections.abc import Iterable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from did_auth.flows.guard import RequestContext
 from did_auth.monitoring.metrics import METRICS
 
 __all__ = ["RequestContextMiddleware", "client_ip", "request_context"]
+
+log = logging.getLogger("did_auth.api")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,11 +74,21 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["ctx"] = RequestContext(ip=client_ip(peer, xff, self.trusted), request_id=rid)
         status = 500
+        started = False
+        gone = False  # the client disconnected before any response started
         start = time.perf_counter()
 
+        async def receive_wrapper() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                gone = True
+            return message
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
@@ -83,12 +96,21 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:
+            # A client that leaves in the middle of its body is not a server error: nobody
+            # is left to answer, no 5xx is counted and no traceback logged (else anyone
+            # could inflate the 5xx alert metric).
+            gone = True
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            METRICS.http_requests.labels(
-                route=route, method=scope.get("method", ""), status=str(status)
-            ).inc()
+            if gone:
+                log.debug("client disconnected before the response: %s", route)
+                METRICS.client_disconnects.labels(route=route).inc()
+            else:
+                METRICS.http_requests.labels(
+                    route=route, method=scope.get("method", ""), status=str(status)
+                ).inc()
             METRICS.http_request_duration.labels(route=route).observe(time.perf_counter() - start)
 
 

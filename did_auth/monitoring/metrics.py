@@ -376,6 +376,12 @@ class DidAuthMetrics:
             "HTTP requests by route template, method and status code.",
             ("route", "method", "status"),
         )
+        self.client_disconnects = r.counter(
+            "didauth_client_disconnects_total",
+            "Requests whose client went away before the response started (not answered, "
+            "not counted in didauth_http_requests_total), by route template.",
+            ("route",),
+        )
         self.http_request_duration = r.histogram(
             "didauth_http_request_duration_seconds",
             "HTTP request latency in seconds by route template.",
