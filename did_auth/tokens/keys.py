@@ -6,7 +6,7 @@ before it signs, and the previous key stays published until its last token has e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -97,20 +97,18 @@ def new_signing_key(alg: Alg, now: float, active_from: float | None = None) -> S
     )
 
 
+@dataclass(eq=False)
 class KeyRing:
     """The set of signing keys, read from and written to the store (sealed)."""
 
-    def __init__(
-        self, store: Store, sealer: Sealer, clock: Clock, *, alg: Alg, max_token_ttl: int
-    ) -> None:
-        self._store = store
-        self._sealer = sealer
-        self._clock = clock
-        self._alg = alg
-        self._max_ttl = max_token_ttl
-        self._keys: list[SigningKey] = []
-        self._raw: bytes | None = None
-        self._loaded_at = 0.0
+    store: Store
+    sealer: Sealer
+    clock: Clock
+    alg: Alg = field(kw_only=True)
+    max_token_ttl: int = field(kw_only=True)
+    _keys: list[SigningKey] = field(default_factory=list, init=False)
+    _raw: bytes | None = field(default=None, init=False)
+    _loaded_at: float = field(default=0.0, init=False)
 
     @property
     def keys(self) -> list[SigningKey]:
@@ -118,41 +116,41 @@ class KeyRing:
 
     async def load(self) -> None:
         """Load the ring from the store, creating the first key when there is none."""
-        raw = await self._store.get(KEYS_KEY)
+        raw = await self.store.get(KEYS_KEY)
         if raw is None:
-            first = new_signing_key(self._alg, self._clock.now())
-            blob = orjson.dumps([_seal_key(self._sealer, first)])
-            if not await self._store.put(KEYS_KEY, blob, KEYS_TTL, nx=True):
-                raw = await self._store.get(KEYS_KEY)  # another replica won the race
+            first = new_signing_key(self.alg, self.clock.now())
+            blob = orjson.dumps([_seal_key(self.sealer, first)])
+            if not await self.store.put(KEYS_KEY, blob, KEYS_TTL, nx=True):
+                raw = await self.store.get(KEYS_KEY)  # another replica won the race
             else:
                 raw = blob
         self._apply(raw or b"[]")
 
     def _apply(self, raw: bytes) -> None:
         if raw != self._raw:
-            self._keys = [_unseal_key(self._sealer, rec) for rec in orjson.loads(raw)]
+            self._keys = [_unseal_key(self.sealer, rec) for rec in orjson.loads(raw)]
             self._raw = raw
-        self._loaded_at = self._clock.now()
+        self._loaded_at = self.clock.now()
 
     async def refresh(self, max_age: float = REFRESH_INTERVAL) -> None:
         """Re-read the ring when older than `max_age` so replicas see rotations (and load it
         when the store was unreachable at start)."""
         if self._raw is None:
             await self.load()
-        elif self._clock.now() - self._loaded_at >= max_age:
-            raw = await self._store.get(KEYS_KEY)
+        elif self.clock.now() - self._loaded_at >= max_age:
+            raw = await self.store.get(KEYS_KEY)
             if raw is not None:
                 self._apply(raw)
 
     def signing_key(self) -> SigningKey:
-        now = self._clock.now()
+        now = self.clock.now()
         usable = [k for k in self._keys if k.active_from <= now and k.retire_at is None]
         if not usable:
             usable = [k for k in self._keys if k.active_from <= now]
         return max(usable, key=lambda k: k.active_from)
 
     def published(self) -> list[SigningKey]:
-        now = self._clock.now()
+        now = self.clock.now()
         return [k for k in self._keys if k.retire_at is None or k.retire_at > now]
 
     def jwks(self) -> dict[str, Any]:
@@ -164,9 +162,9 @@ class KeyRing:
         if publish_ahead <= REFRESH_INTERVAL:
             raise ValueError(f"publish_ahead must exceed {REFRESH_INTERVAL} seconds")
         await self.load()
-        now = self._clock.now()
-        nxt = new_signing_key(self._alg, now, active_from=now + publish_ahead)
-        retire_at = now + publish_ahead + self._max_ttl + 60
+        now = self.clock.now()
+        nxt = new_signing_key(self.alg, now, active_from=now + publish_ahead)
+        retire_at = now + publish_ahead + self.max_token_ttl + 60
         kept: list[SigningKey] = []
         for k in self._keys:
             if k.retire_at is not None and k.retire_at <= now:
@@ -174,7 +172,7 @@ class KeyRing:
             if k.retire_at is None:
                 k = SigningKey(k.kid, k.alg, k.private_key, k.created_at, k.active_from, retire_at)
             kept.append(k)
-        blob = orjson.dumps([_seal_key(self._sealer, k) for k in [*kept, nxt]])
-        await self._store.put(KEYS_KEY, blob, KEYS_TTL)
+        blob = orjson.dumps([_seal_key(self.sealer, k) for k in [*kept, nxt]])
+        await self.store.put(KEYS_KEY, blob, KEYS_TTL)
         self._apply(blob)
         return nxt

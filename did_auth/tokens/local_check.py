@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from did_auth_verifier.jose import JoseError, parse_compact, public_key_from_jwk
@@ -40,24 +41,17 @@ async def deny_jti(store: Store, jti: str, exp: float, now: float) -> bool:
     return await store.put(jti_key(jti), b"1", max(1.0, exp - now + 60), nx=True)
 
 
+@dataclass(eq=False)
 class LocalTokenCheck:
-    def __init__(
-        self,
-        keys: KeyRing,
-        store: Store,
-        sessions: SessionStore,
-        clock: Clock,
-        *,
-        issuer: str,
-        session_check: SessionCheck | None = None,
-    ) -> None:
-        self._keys = keys
-        self._store = store
-        self._sessions = sessions
-        self._clock = clock
-        self._issuer = issuer
-        # The on-chain RevocationRegistry verdict on the token's session, when chains have one.
-        self.session_check = session_check
+    """Checks our own access tokens (signature, claims, denial, live session); `session_check`
+    is the on-chain RevocationRegistry verdict on the token's session, when chains have one."""
+
+    keys: KeyRing
+    store: Store
+    sessions: SessionStore
+    clock: Clock
+    issuer: str = field(kw_only=True)
+    session_check: SessionCheck | None = field(default=None, kw_only=True)
 
     def signed_claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
         """Claims of an access token we signed (typ at+jwt, our iss), else None."""
@@ -69,7 +63,7 @@ class LocalTokenCheck:
         # RFC 9068 §2.1: access tokens carry typ "at+jwt" (an ID token is not one).
         if header.get("typ") != "at+jwt":
             return None
-        key = next((k for k in self._keys.published() if k.kid == header.get("kid")), None)
+        key = next((k for k in self.keys.published() if k.kid == header.get("kid")), None)
         # RFC 8725 §3.1: the key's own algorithm, never the one the header names.
         if key is None or header.get("alg") != key.alg:
             return None
@@ -79,12 +73,12 @@ class LocalTokenCheck:
             return None
         if not public.verify(jws.signing_input, jws.signature, canonical_only=True):
             return None
-        if any(name not in claims for name in _REQUIRED) or claims.get("iss") != self._issuer:
+        if any(name not in claims for name in _REQUIRED) or claims.get("iss") != self.issuer:
             return None
         exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
         if not (_numeric_date(exp) and _numeric_date(iat) and _numeric_date(nbf)):
             return None
-        now = self._clock.now()
+        now = self.clock.now()
         # RFC 7519 §4.1.4: "the current date/time MUST be before the expiration date/time".
         if verify_exp and exp <= now - _LEEWAY:
             return None
@@ -98,9 +92,9 @@ class LocalTokenCheck:
         claims = self.signed_claims(token)
         if claims is None:
             return None
-        if await self._store.get(jti_key(str(claims["jti"]))) is not None:
+        if await self.store.get(jti_key(str(claims["jti"]))) is not None:
             return None
-        session = await self._sessions.get(str(claims["sid"]))
+        session = await self.sessions.get(str(claims["sid"]))
         if session is None or session.revoked:
             return None
         # Issue 6: suspended / revokeAll / revoked sid or key on chain (fails closed: 503).

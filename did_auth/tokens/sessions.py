@@ -59,6 +59,7 @@ class Session:
     grace_until: float = 0.0
     revoked: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    userinfo: bool = False  # an OpenID Connect login (`Grant.userinfo`)
 
     def to_bytes(self) -> bytes:
         # The instance dict holds only JSON-able values (tuples become arrays); cheaper than
@@ -91,39 +92,40 @@ def sid_of_refresh(token: str) -> str | None:
     return "0x" + body[:32].hex()
 
 
+@dataclass(eq=False)
 class SessionStore:
-    def __init__(
-        self, store: Store, clock: Clock, *, refresh_ttl: int, max_lifetime: int, grace: int = 10
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._refresh_ttl = refresh_ttl
-        self._max_lifetime = max_lifetime
-        self._grace = grace
+    """Login sessions and their rotating refresh tokens (`grace`: seconds a rotated-out
+    refresh token still answers with the same successor, for a client's retry)."""
+
+    store: Store
+    clock: Clock
+    refresh_ttl: int = field(kw_only=True)
+    max_lifetime: int = field(kw_only=True)
+    grace: int = field(default=10, kw_only=True)
 
     def _ttl(self, s: Session) -> float:
-        return max(1.0, s.expires_at - self._clock.now())
+        return max(1.0, s.expires_at - self.clock.now())
 
     async def create(self, session: Session) -> tuple[Session, str]:
         """Persist a new session; returns it with its first refresh token."""
-        now = self._clock.now()
+        now = self.clock.now()
         token = _new_refresh(session.sid)
         session = replace(
             session,
             created_at=now,
-            expires_at=now + self._max_lifetime,
+            expires_at=now + self.max_lifetime,
             refresh_hash=_hash(token),
-            refresh_expires_at=now + self._refresh_ttl,
+            refresh_expires_at=now + self.refresh_ttl,
             rotated_at=now,
         )
-        if not await self._store.put(
+        if not await self.store.put(
             session_key(session.sid), session.to_bytes(), self._ttl(session), nx=True
         ):
             raise InvalidGrant("session id collision", reason="sid_collision")
         return session, token
 
     async def get(self, sid: str) -> Session | None:
-        raw = await self._store.get(session_key(sid))
+        raw = await self.store.get(session_key(sid))
         return None if raw is None else Session.from_bytes(raw)
 
     async def current(self, token: str) -> Session | None:
@@ -132,7 +134,7 @@ class SessionStore:
         if sid is None:
             return None
         s = await self.get(sid)
-        now = self._clock.now()
+        now = self.clock.now()
         if (
             s is None
             or s.revoked
@@ -146,14 +148,14 @@ class SessionStore:
     async def revoke(self, sid: str) -> bool:
         """Mark the session (the whole refresh family) revoked; True if it existed."""
         for _ in range(5):
-            raw = await self._store.get(session_key(sid))
+            raw = await self.store.get(session_key(sid))
             if raw is None:
                 return False
             s = Session.from_bytes(raw)
             if s.revoked:
                 return True
             done = replace(s, revoked=True)
-            if await self._store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
+            if await self.store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
                 return True
         return True
 
@@ -164,18 +166,18 @@ class SessionStore:
         it is issued with a valid DPoP proof; a session already bound to another key is
         never re-bound (compare-and-set, so a concurrent writer cannot be overwritten)."""
         for _ in range(5):
-            raw = await self._store.get(session_key(sid))
+            raw = await self.store.get(session_key(sid))
             if raw is None:
                 raise InvalidGrant("the session of this code has been revoked")
             s = Session.from_bytes(raw)
-            if s.revoked or self._clock.now() >= s.expires_at:
+            if s.revoked or self.clock.now() >= s.expires_at:
                 raise InvalidGrant("the session of this code has been revoked")
             if s.jkt == jkt:
                 return s
             if s.jkt is not None:
                 raise InvalidGrant("the session is bound to another DPoP key", reason="dpop_rebind")
             bound = replace(s, jkt=jkt)
-            if await self._store.swap(session_key(sid), raw, bound.to_bytes(), self._ttl(s)):
+            if await self.store.swap(session_key(sid), raw, bound.to_bytes(), self._ttl(s)):
                 return bound
         raise InvalidGrant(  # pragma: no cover - five lost races on one session record
             "the session is being changed concurrently", reason="session_race"
@@ -185,14 +187,14 @@ class SessionStore:
         """Revoke a live session: True when this call revoked it, False when it was revoked
         already or is past its lifetime, None when the store does not know it."""
         for _ in range(5):
-            raw = await self._store.get(session_key(sid))
+            raw = await self.store.get(session_key(sid))
             if raw is None:
                 return None
             s = Session.from_bytes(raw)
-            if s.revoked or self._clock.now() >= s.expires_at:
+            if s.revoked or self.clock.now() >= s.expires_at:
                 return False
             done = replace(s, revoked=True)
-            if await self._store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
+            if await self.store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
                 return True
         return True  # pragma: no cover - five lost races: another writer revoked or rotated
 
@@ -203,11 +205,11 @@ class SessionStore:
             raise InvalidGrant("malformed refresh token", reason="refresh_malformed")
         h = _hash(token)
         for _ in range(5):
-            raw = await self._store.get(session_key(sid))
+            raw = await self.store.get(session_key(sid))
             if raw is None:
                 raise InvalidGrant("refresh token unknown or expired", reason="refresh_unknown")
             s = Session.from_bytes(raw)
-            now = self._clock.now()
+            now = self.clock.now()
             if s.revoked:
                 raise InvalidGrant("the session was revoked", reason="session_revoked")
             retry = h == s.grace_hash and h != s.refresh_hash and now < s.grace_until
@@ -227,14 +229,14 @@ class SessionStore:
             nxt = replace(
                 s,
                 refresh_hash=_hash(new_token),
-                refresh_expires_at=min(now + self._refresh_ttl, s.expires_at),
+                refresh_expires_at=min(now + self.refresh_ttl, s.expires_at),
                 rotated_at=now,
                 previous=tuple(history[-_HISTORY:]),
                 # An exact retry (lost response) is honoured within the grace window of the
                 # original rotation only; it never extends that window.
                 grace_hash=s.grace_hash if retry else s.refresh_hash,
-                grace_until=s.grace_until if retry else now + self._grace,
+                grace_until=s.grace_until if retry else now + self.grace,
             )
-            if await self._store.swap(session_key(sid), raw, nxt.to_bytes(), self._ttl(s)):
+            if await self.store.swap(session_key(sid), raw, nxt.to_bytes(), self._ttl(s)):
                 return nxt, new_token
         raise InvalidGrant("refresh token is being used concurrently", reason="refresh_race")
