@@ -1,27 +1,6 @@
 """Signature primitives: EIP-191 personal_sign recovery (coincurve) and EIP-55 addresses."""
 
-from did_auth.signatures.eip191 import (
-    MAX_SIGNATURE_BYTES,
-    SECP256K1_HALF_N,
-    SECP256K1_N,
-    is_checksum_address,
-    keccak256,
-    parse_hex_signature,
-    personal_message_hash,
-    recover_personal,
-    recover_personal_raw,
-    to_checksum_address,
-)
+from did_auth.signatures import eip191
+from did_auth.signatures.eip191 import *  # noqa: F403 - the package exports eip191's names
 
-__all__ = [
-    "MAX_SIGNATURE_BYTES",
-    "SECP256K1_HALF_N",
-    "SECP256K1_N",
-    "is_checksum_address",
-    "keccak256",
-    "parse_hex_signature",
-    "personal_message_hash",
-    "recover_personal",
-    "recover_personal_raw",
-    "to_checksum_address",
-]
+__all__ = list(eip191.__all__)
