@@ -281,7 +281,9 @@ def build_services(
             sessions=sessions,
             local=local,
         ),
-        resource=ProtectedResource(local=local, dpop=dpop, refresh_keys=keys.refresh),
+        resource=ProtectedResource(
+            local=local, dpop=dpop, refresh_keys=keys.refresh, issuer=settings.issuer
+        ),
         registry_reader=registry_reader,
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),

@@ -8,14 +8,15 @@ from typing import Any
 
 from starlette.requests import Request
 
-from did_auth.oauth.protected_resource import ResourceRequest
+from did_auth.oauth.protected_resource import Audience, ResourceRequest
 from did_auth.services import Services
 
-__all__ = ["access_claims"]
+__all__ = ["Audience", "access_claims"]
 
 
-async def access_claims(request: Request) -> dict[str, Any]:
-    """The claims of the request's live access token (Bearer, or DPoP with its proof)."""
+async def access_claims(request: Request, audience: Audience = Audience.SOLE) -> dict[str, Any]:
+    """The claims of the request's live access token for did-auth (Bearer, or DPoP with its
+    proof): `aud` exactly the issuer, or (`Audience.INCLUDES`) containing it."""
     svc: Services = request.app.state.services
     return await svc.resource.claims(
         ResourceRequest(
@@ -24,5 +25,6 @@ async def access_claims(request: Request) -> dict[str, Any]:
             htm=request.method,
             # RFC 9449 §4.3: htu from the configured issuer URL, never from Host headers.
             htu=svc.settings.issuer + request.url.path,
-        )
+        ),
+        audience,
     )

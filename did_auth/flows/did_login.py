@@ -105,7 +105,7 @@ class DidLogin:
         client = get_client(self.settings, client_id)
         parsed = self.resolver.parse(did)
         _check_did_chain(client, parsed)
-        aud = resolve_audience(client, audience)
+        aud = resolve_audience(client, audience, issuer=self.settings.issuer)
 
         async def held(challenge: str) -> None:
             if hold is not None:
@@ -125,7 +125,8 @@ class DidLogin:
         await self.guard.before_proof(req.ctx, client.client_id, did.did)
         _check_did_chain(client, did)
         # RFC 7519 §4.1.3: a JWT whose `aud` does not identify the recipient MUST be rejected.
-        if proof.audience not in client.audiences:
+        # The issuer (did-auth itself, for its own protected resources) is every client's.
+        if proof.audience not in client.audiences and proof.audience != self.settings.issuer:
             raise InvalidGrant("proof `aud` is not an audience of this client", reason="aud")
         if req.audience is not None and req.audience != proof.audience:
             raise InvalidGrant("proof `aud` differs from the requested audience", reason="aud")

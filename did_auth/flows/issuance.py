@@ -43,6 +43,7 @@ async def issue_for_grant(
             expires_at=0.0,
             jkt=grant.jkt,
             extra=grant.extra,
+            userinfo=grant.userinfo,
         )
     )
     if revocations is not None:

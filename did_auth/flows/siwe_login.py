@@ -52,6 +52,7 @@ class SiweRequest:
     otp: Any = None
     jkt: str | None = None  # thumbprint of a verified DPoP proof's key
     ctx: RequestContext = field(default_factory=RequestContext)
+    userinfo: bool = False  # an OpenID Connect login: `Grant.userinfo`
 
 
 @dataclass
@@ -82,7 +83,7 @@ class SiweLogin:
         check_uri(client, msg.uri, msg.scheme)
         now = self.clock.now()
         check_times(msg, now, self.settings.clock_skew)
-        audience = resolve_audience(client, req.audience)
+        audience = resolve_audience(client, req.audience, issuer=self.settings.issuer)
         scopes = resolve_scopes(
             self.settings,
             client,
@@ -128,6 +129,7 @@ class SiweLogin:
             amr=amr,
             sid=new_sid(),
             jkt=req.jkt,
+            userinfo=req.userinfo,
         )
         response, _ = await issue_for_grant(
             self.settings, self.issuer, self.sessions, grant, self.revocations

@@ -28,11 +28,20 @@ def parse_scope(scope: object) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
-def resolve_audience(client: ClientConfig, audience: object) -> str:
+def resolve_audience(
+    client: ClientConfig, audience: object, *, issuer: str | None = None
+) -> str:
+    """The audience of the tokens: the requested one, else the client's first.
+
+    `issuer` (did-auth's own identifier) is allowed for every client: a token for
+    did-auth's own protected resources (`/otp/*`, `/userinfo`), which accept no other
+    audience (RFC 9068 §4)."""
     if audience is None:
         return client.audiences[0]
     if not isinstance(audience, str) or not audience:
         raise InvalidRequest("audience must be a non-empty string")
+    if issuer is not None and audience == issuer:
+        return audience
     if audience not in client.audiences:
         raise InvalidScope("audience not allowed for this client", reason="audience")
     return audience

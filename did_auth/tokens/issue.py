@@ -44,6 +44,9 @@ class Grant:
     sid: str
     jkt: str | None = None  # DPoP key thumbprint when the tokens are DPoP-bound
     extra: dict[str, Any] = field(default_factory=dict)
+    # An OpenID Connect login (the code flow): its access tokens also name the issuer in
+    # `aud`, so that they serve UserInfo (OIDC Core §5.3.1), never did-auth's OTP routes.
+    userinfo: bool = False
 
     @property
     def scope(self) -> str:
@@ -72,10 +75,15 @@ class TokenIssuer:
         key = self._keys.signing_key()
         now = int(self._clock.now())
         jti = secrets.token_urlsafe(16)
+        aud: str | list[str] = grant.audience
+        if grant.userinfo and grant.audience != self._issuer:
+            # RFC 7519 §4.1.3: "aud" is an array of case-sensitive strings when the token
+            # has several audiences; the API's own audience stays first.
+            aud = [grant.audience, self._issuer]
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "sub": grant.sub,
-            "aud": grant.audience,
+            "aud": aud,
             "exp": now + ttl,
             "iat": now,
             "jti": jti,

@@ -115,7 +115,8 @@ async def enroll_otp(client: httpx.AsyncClient, access_token: str) -> pyotp.TOTP
 async def test_step_up_withdrawal(api: Api) -> None:
     client, _svc = api
     address, key = siwe_text.new_account()
-    first = (await signed_login(client, key, address)).json()
+    # did-auth's own OTP routes take only a token for did-auth itself (RFC 9068 §4)
+    first = (await signed_login(client, key, address, audience=ISS)).json()
     # no step-up without a second factor
     r = await signed_login(client, key, address, scope="wallet:withdraw")
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
@@ -139,7 +140,7 @@ async def test_step_up_withdrawal(api: Api) -> None:
 async def test_otp_guessing_backs_off(api: Api) -> None:
     client, _ = api
     address, key = siwe_text.new_account()
-    first = (await signed_login(client, key, address)).json()
+    first = (await signed_login(client, key, address, audience=ISS)).json()
     await enroll_otp(client, first["access_token"])
     codes = []
     for guess in ("111111", "222222", "333333", "444444", "555555"):
@@ -185,7 +186,7 @@ async def test_introspection(api: Api) -> None:
 async def test_refresh_drops_stale_step_up(api: Api) -> None:
     client, svc = api
     address, key = siwe_text.new_account()
-    first = (await signed_login(client, key, address)).json()
+    first = (await signed_login(client, key, address, audience=ISS)).json()
     totp = await enroll_otp(client, first["access_token"])
     tok = (await signed_login(client, key, address, scope="account:read wallet:withdraw",
                               otp=totp.at(time.time() + 30))).json()

@@ -30,6 +30,7 @@ from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import CLIENT, config_dict, running_app, settings_for
 
 CHAIN = 31337
+ISS = "http://testserver"
 
 
 def settings(redis_server: RedisServer, kek: str, **over: Any) -> Settings:
@@ -55,7 +56,9 @@ class Env:
             "client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key), **kw})
 
     async def did(self, did: str, key: bytes, **kw: Any) -> httpx.Response:
-        r = await self.client.post("/did/challenge", json={"client_id": "dapp", "did": did})
+        audience = {"audience": kw["audience"]} if "audience" in kw else {}
+        r = await self.client.post(
+            "/did/challenge", json={"client_id": "dapp", "did": did, **audience})
         assert r.status_code == 200, r.text
         c = r.json()
         now = int(time.time())
@@ -96,7 +99,8 @@ def sub_of(r: httpx.Response) -> str:
 async def test_another_name_of_the_wallet_is_no_way_around_its_second_factor(env: Env) -> None:
     acct = Account.create()
     key = bytes(acct.key)
-    r = await env.siwe(key, CHAIN)
+    # A token for did-auth itself: the /otp routes refuse other audiences (RFC 9068 §4).
+    r = await env.siwe(key, CHAIN, audience=ISS)
     token = r.json()["access_token"]
     r = await env.enroll(token)
     assert r.status_code == 200, r.text
@@ -105,7 +109,8 @@ async def test_another_name_of_the_wallet_is_no_way_around_its_second_factor(env
 
     attacker_totp = pyotp.random_base32()
     for name in aliases(acct.address):
-        r = await env.did(name, key)  # a fresh login under another name of the wallet
+        # a fresh login under another name of the wallet, for did-auth itself
+        r = await env.did(name, key, audience=ISS)
         alias_token = r.json()["access_token"] if r.status_code == 200 else None
         assert alias_token is not None, r.text
         # ... cannot enrol the attacker's own factor: the account has one
@@ -127,7 +132,7 @@ async def test_another_name_of_the_wallet_is_no_way_around_its_second_factor(env
 async def test_the_accounts_factor_serves_every_name_of_the_wallet(env: Env) -> None:
     acct = Account.create()
     key = bytes(acct.key)
-    token = (await env.siwe(key, CHAIN)).json()["access_token"]
+    token = (await env.siwe(key, CHAIN, audience=ISS)).json()["access_token"]
     secret = (await env.enroll(token)).json()["secret"]
     totp = pyotp.TOTP(secret)
     # confirm with the code of the previous time step, so that the next step is unused

@@ -48,7 +48,8 @@ class Env:
             "client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key), **kw})
 
     async def token(self, address: str, key: bytes) -> str:
-        r = await self.login(address, key)
+        # A token for did-auth itself: the /otp routes refuse other audiences (RFC 9068 §4).
+        r = await self.login(address, key, audience="http://testserver")
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 

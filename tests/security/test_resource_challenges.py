@@ -58,13 +58,14 @@ async def call(
 
 async def dpop_token(client: httpx.AsyncClient, key: ec.EllipticCurvePrivateKey) -> str:
     proof = make_dpop_proof(key, htm="POST", htu=ISS + "/siwe/verify")
-    r = await siwe_login(client, headers={"DPoP": proof})
+    # A token for did-auth itself: its own resources refuse every other audience (RFC 9068 §4).
+    r = await siwe_login(client, headers={"DPoP": proof}, extra={"audience": ISS})
     assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
     return str(r.json()["access_token"])
 
 
 async def bearer_token(client: httpx.AsyncClient) -> str:
-    r = await siwe_login(client)
+    r = await siwe_login(client, extra={"audience": ISS})
     assert r.status_code == 200 and r.json()["token_type"] == "Bearer", r.text
     return str(r.json()["access_token"])
 

@@ -215,9 +215,11 @@ def test_authlib_rp_code_flow_pkce_id_token_userinfo_and_code_reuse(live: str) -
     assert info.json()["sub"] == claims["sub"]
     assert info.json()["preferred_username"] == address
 
-    # The access token is a normal did-auth token for the requested audience.
+    # The access token is a normal did-auth token for the requested audience, which also
+    # names the issuer: the code flow's access token serves UserInfo (OIDC Core §5.3.1),
+    # RFC 9068 §4 (the API's verifier accepts an `aud` array containing its audience).
     payload = json.loads(base64.urlsafe_b64decode(token["access_token"].split(".")[1] + "=="))
-    assert payload["aud"] == "trading-api" and payload["client_id"] == "rp"
+    assert payload["aud"] == ["trading-api", live] and payload["client_id"] == "rp"
 
     # RFC 6749 §4.1.2: a code used twice is refused and what it gave is revoked.
     with pytest.raises(OAuthError) as err:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from did_auth.api.context import request_context
 from did_auth.api.deps import NO_STORE, ServicesDep
 from did_auth.api.pages import error_page, page_response
-from did_auth.api.resource_auth import access_claims
+from did_auth.api.resource_auth import Audience, access_claims
 from did_auth.flows.login import AuthorizationCodeLogin
 from did_auth.flows.oidc import AuthorizePageError, AuthorizeRedirectError, userinfo_claims
 from did_auth.services import Services
@@ -115,7 +115,9 @@ async def authorize_cancel(body: CancelRequest, svc: ServicesDep) -> Response:
 async def _userinfo(request: Request) -> Response:
     # OIDC Core §5.3.1 / RFC 6750 / RFC 9449 §7: the shared protected-resource check; its
     # failures are answered with their challenge by did_auth.api.errors.
-    info = userinfo_claims(await access_claims(request))
+    # OIDC Core §5.3: the code flow's access tokens (`aud: [<api>, <issuer>]`) or a token
+    # for did-auth itself; RFC 9068 §4: never a token for another audience only.
+    info = userinfo_claims(await access_claims(request, Audience.INCLUDES))
     return JSONResponse(info, headers=NO_STORE)
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from did_auth.api.context import request_context
 from did_auth.api.deps import NO_STORE, ServicesDep
 from did_auth.api.models import OtpConfirmRequest, OtpEnrollRequest
-from did_auth.api.resource_auth import access_claims
+from did_auth.api.resource_auth import Audience, access_claims
 from did_auth.errors import DidAuthError, InsufficientUserAuthentication, TemporarilyUnavailable
 from did_auth.flows.otp_enrolment import OtpEnrolRequest
 from did_auth.monitoring.audit import AuditEvent, Outcome
@@ -24,7 +24,9 @@ router = APIRouter()
 async def otp_enroll(
     request: Request, svc: ServicesDep, body: OtpEnrollRequest | None = None
 ) -> Response:
-    claims = await access_claims(request)
+    # RFC 9068 §4: only a token for did-auth itself (`aud` exactly the issuer): a token
+    # an API received for its own audience cannot choose the user's second factor.
+    claims = await access_claims(request, Audience.SOLE)
     ctx = request_context(request)
     body = body or OtpEnrollRequest()
     sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
@@ -77,7 +79,7 @@ async def otp_enroll(
 
 @router.post("/otp/confirm")
 async def otp_confirm(request: Request, body: OtpConfirmRequest, svc: ServicesDep) -> Response:
-    claims = await access_claims(request)
+    claims = await access_claims(request, Audience.SOLE)  # RFC 9068 §4, as above
     ctx = request_context(request)
     confirmed = await svc.otp.confirm(str(claims["sub"]), body.otp)
     svc.audit.emit(

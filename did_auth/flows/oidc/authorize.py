@@ -177,7 +177,9 @@ class AuthorizationEndpoint:
             if "openid" not in requested:
                 raise InvalidScope("scope must include openid")
             api_scopes = tuple(s for s in requested if s not in OIDC_SCOPES)
-            audience = resolve_audience(client, params.get("audience"))
+            audience = resolve_audience(
+                client, params.get("audience"), issuer=self.settings.issuer
+            )
             scopes = resolve_scopes(self.settings, client, api_scopes or None)
         except DidAuthError as exc:
             code = exc.code if exc.code in ("invalid_scope", "invalid_request") else "invalid_scope"

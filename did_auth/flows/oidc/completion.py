@@ -76,6 +76,9 @@ class AuthorizationCodeIssuance:
                 scope=" ".join(request.scopes),
                 jkt=request.dpop_jkt,
                 ctx=ctx or RequestContext(),
+                # OIDC Core §5.3.1: the access token of an OpenID Connect login is the one
+                # for UserInfo: it also names the issuer in `aud`.
+                userinfo=True,
             )
         )
         # Single use of the parked request (atomic): a concurrent completion that loses

@@ -145,7 +145,9 @@ class SignInPages:
         if client is None:
             raise AuthorizePageError("Unknown application", "The client_id is not registered.")
         try:
-            audience = resolve_audience(client, params.get("audience"))
+            audience = resolve_audience(
+                client, params.get("audience"), issuer=self.settings.issuer
+            )
             scopes = resolve_scopes(self.settings, client, parse_scope(params.get("scope")))
         except DidAuthError as exc:
             raise AuthorizePageError("Invalid request", exc.description) from None

@@ -135,6 +135,7 @@ class AuthorizationCodeGrant:
                 sid=session.sid,
                 jkt=session.jkt,
                 extra=session.extra,
+                userinfo=session.userinfo,
             )
             access = self.token_issuer.issue(bound, token_ttl(self.settings, bound.scopes))
             tokens.update(token_response(access.token, access.ttl, tokens["refresh_token"], bound))

@@ -99,6 +99,7 @@ class RefreshTokenGrant:
             sid=session.sid,
             jkt=session.jkt,
             extra=session.extra,
+            userinfo=session.userinfo,
         )
         access = self.issuer.issue(grant, token_ttl(self.settings, grant.scopes))
         return token_response(access.token, access.ttl, new_refresh, grant)
