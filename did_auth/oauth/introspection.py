@@ -9,6 +9,7 @@ session. An inactive token tells nothing more (RFC 7662 §2.2).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from did_auth.errors import InvalidRequest
@@ -25,23 +26,18 @@ class IntrospectionGuard(Protocol):
     async def introspect_request(self, resource_server: str) -> None: ...
 
 
+@dataclass(eq=False, kw_only=True)
 class IntrospectionEndpoint:
-    def __init__(
-        self,
-        *,
-        issuer: str,
-        authenticator: ClientAuthenticator,
-        guard: IntrospectionGuard,
-        refresh_keys: Callable[[], Awaitable[None]],
-        sessions: SessionStore,
-        local: LocalTokenCheck,
-    ) -> None:
-        self.url = issuer + "/introspect"
-        self._authenticator = authenticator
-        self._guard = guard
-        self._refresh_keys = refresh_keys
-        self._sessions = sessions
-        self._local = local
+    issuer: str
+    authenticator: ClientAuthenticator
+    guard: IntrospectionGuard
+    refresh_keys: Callable[[], Awaitable[None]]
+    sessions: SessionStore
+    local: LocalTokenCheck
+
+    @property
+    def url(self) -> str:
+        return self.issuer + "/introspect"
 
     async def handle(
         self, *, authorization: str | None, params: Mapping[str, str]
@@ -50,25 +46,25 @@ class IntrospectionEndpoint:
         # RFC 7662 §2.1: "To prevent token scanning attacks, the endpoint MUST also require
         # some form of authorization to access this endpoint": a configured resource server
         # or client, authenticated like a client at the token endpoint (Basic or post).
-        caller = await self._authenticator.authenticate(
+        caller = await self.authenticator.authenticate(
             authorization, params, self.url, resource_server=True
         )
-        await self._guard.introspect_request(caller.client_id)
+        await self.guard.introspect_request(caller.client_id)
         token = params.get("token")
         if not token:
             raise InvalidRequest("missing parameter: token")
-        await self._refresh_keys()
+        await self.refresh_keys()
         return await self.introspect(token)
 
     async def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.2: `active` plus the token's claims; inactive tells nothing more."""
-        claims = await self._local.active_claims(token)
+        claims = await self.local.active_claims(token)
         if claims is not None:
             out = {k: v for k, v in claims.items() if k != "cnf"}
             if "cnf" in claims:
                 out["cnf"] = claims["cnf"]
             return {"active": True, "token_type": "access_token", **out}
-        session = await self._sessions.current(token)
+        session = await self.sessions.current(token)
         if session is not None:
             return {
                 "active": True,

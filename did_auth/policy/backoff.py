@@ -18,7 +18,7 @@ when the store is down. A refusal raises `did_auth.errors.RateLimited(retry_afte
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 from did_auth.errors import RateLimited
@@ -73,6 +73,7 @@ def _account(account: str) -> str:
     return account.strip().lower()
 
 
+@dataclass(eq=False)
 class SourceBackoff:
     """Back off a failing source: the IP, and the (IP, account) pair; never the account.
 
@@ -83,26 +84,20 @@ class SourceBackoff:
     account between sprays).
     """
 
-    def __init__(
-        self,
-        store: BackoffStore,
-        *,
-        ip_threshold: int = 20,
-        pair_threshold: int = 5,
-        base: float = 1.0,
-        cap: float = 300.0,
-        window: float = 900.0,
-        prefix: str = store_keys.PREFIX,
-    ) -> None:
-        if ip_threshold < 1 or pair_threshold < 1 or base <= 0 or cap <= 0 or window <= 0:
+    store: BackoffStore
+    _: KW_ONLY
+    ip_threshold: int = 20
+    pair_threshold: int = 5
+    base: float = 1.0
+    cap: float = 300.0
+    window: float = 900.0
+    prefix: str = store_keys.PREFIX
+
+    def __post_init__(self) -> None:
+        if min(self.ip_threshold, self.pair_threshold) < 1 or min(
+            self.base, self.cap, self.window
+        ) <= 0:
             raise ValueError("backoff thresholds and times must be positive")
-        self._store = store
-        self.ip_threshold = ip_threshold
-        self.pair_threshold = pair_threshold
-        self.base = base
-        self.cap = cap
-        self.window = window
-        self._p = prefix
 
     def _keys(self, ip: str, account: str | None) -> list[tuple[str, str, int]]:
         """(failure counter, block marker, threshold) per source scope."""
@@ -110,7 +105,7 @@ class SourceBackoff:
         scopes = [(f"ip:{ipk}", self.ip_threshold)]
         if account:
             scopes.append((f"pair:{ipk}:{_account(account)}", self.pair_threshold))
-        return [(*store_keys.backoff_scope(s, self._p), t) for s, t in scopes]
+        return [(*store_keys.backoff_scope(s, self.prefix), t) for s, t in scopes]
 
     async def check(self, ip: str, account: str | None = None) -> BackoffDecision:
         """Before verifying a proof: raise `RateLimited` while the IP or the (IP, account)
@@ -118,7 +113,7 @@ class SourceBackoff:
         fine: the pair only ever blocks this IP)."""
         wait = 0.0
         for _f, block, _t in self._keys(ip, account):
-            left = await self._store.ttl(block)
+            left = await self.store.ttl(block)
             if left is not None:
                 wait = max(wait, left)
         if wait > 0:
@@ -131,13 +126,13 @@ class SourceBackoff:
         failures = 0
         burst = False
         for i, (counter, block, threshold) in enumerate(self._keys(ip, account)):
-            n = await self._store.incr(counter, self.window)
+            n = await self.store.incr(counter, self.window)
             failures = max(failures, n)
             if i == 0 and n == threshold:
                 burst = True
             if n >= threshold:
                 d = _delay(self.base, self.cap, n - threshold)
-                await self._store.put(block, b"1", d)
+                await self.store.put(block, b"1", d)
                 delay = max(delay, d)
         return BackoffDecision(
             allowed=delay == 0, failures=failures, delay=delay, retry_after=delay, burst=burst
@@ -146,9 +141,10 @@ class SourceBackoff:
     async def success(self, ip: str, account: str) -> None:
         """After a verified login: forget the (IP, account) pair's failures only."""
         keys = self._keys(ip, account)[1]
-        await self._store.delete(keys[0], keys[1])
+        await self.store.delete(keys[0], keys[1])
 
 
+@dataclass(eq=False)
 class OtpBackoff:
     """Per-account exponential backoff for guessable second factors (OTP step-up).
 
@@ -161,49 +157,42 @@ class OtpBackoff:
     right: it resets everything. The counter lives `window` seconds from the first failure.
     """
 
-    def __init__(
-        self,
-        store: BackoffStore,
-        *,
-        base: float = 1.0,
-        cap: float = 900.0,
-        free_attempts: int = 3,
-        window: float = 3600.0,
-        prefix: str = store_keys.PREFIX,
-    ) -> None:
-        if base <= 0 or cap <= 0 or window <= 0 or free_attempts < 0:
+    store: BackoffStore
+    _: KW_ONLY
+    base: float = 1.0
+    cap: float = 900.0
+    free_attempts: int = 3
+    window: float = 3600.0
+    prefix: str = store_keys.PREFIX
+
+    def __post_init__(self) -> None:
+        if min(self.base, self.cap, self.window) <= 0 or self.free_attempts < 0:
             raise ValueError("backoff parameters must be positive")
-        self._store = store
-        self.base = base
-        self.cap = cap
-        self.free_attempts = free_attempts
-        self.window = window
-        self._p = prefix
 
     def _keys(self, account: str) -> tuple[str, str]:
         a = _account(account)
-        return store_keys.backoff_otp(a, self._p)
+        return store_keys.backoff_otp(a, self.prefix)
 
     async def attempt(self, account: str) -> BackoffDecision:
         """Admit one OTP attempt for `account` or raise `RateLimited(retry_after=...)`."""
         counter, gate = self._keys(account)
-        left = await self._store.ttl(gate)
+        left = await self.store.ttl(gate)
         if left is not None:
             _raise(left, "otp_backoff")
-        n = await self._store.incr(counter, self.window)
+        n = await self.store.incr(counter, self.window)
         if n <= self.free_attempts:
             return BackoffDecision(allowed=True, failures=n - 1)
         delay = _delay(self.base, self.cap, n - self.free_attempts - 1)
-        if not await self._store.put(gate, b"1", delay, nx=True):
+        if not await self.store.put(gate, b"1", delay, nx=True):
             # Another attempt won this slot at the same moment.
-            _raise(await self._store.ttl(gate) or delay, "otp_backoff")
+            _raise(await self.store.ttl(gate) or delay, "otp_backoff")
         return BackoffDecision(allowed=True, failures=n - 1, delay=delay)
 
     async def success(self, account: str) -> None:
         """The code was right: reset the account's counter and gate."""
-        await self._store.delete(*self._keys(account))
+        await self.store.delete(*self._keys(account))
 
     async def failures(self, account: str) -> int:
         """Attempts counted in the current window (for audit/metrics), 0 if none."""
-        raw = await self._store.get(self._keys(account)[0])
+        raw = await self.store.get(self._keys(account)[0])
         return int(raw) if raw is not None else 0
