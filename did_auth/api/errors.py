@@ -95,7 +95,6 @@ def _validation_text(exc: RequestValidationError) -> str:
     return f"invalid field {where}: {e.get('msg', 'invalid')}"
 
 
-_LOGIN_ROUTES = frozenset({"/siwe/verify", "/did/verify", "/authorize/complete"})
 _ANOMALIES = {
     "nonce_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
     "dpop_replay": (AuditEvent.REPLAY_DETECTED, "replay"),
@@ -133,10 +132,8 @@ def _observe_failure(request: Request, exc: DidAuthError) -> None:
     if anomaly is not None:
         METRICS.anomalies.labels(kind=anomaly[1]).inc()
         audit.emit(anomaly[0], Outcome.DETECTED, route=path, **common)
-    if path in _LOGIN_ROUTES:
-        METRICS.logins.labels(method=path.split("/")[1], outcome="failure").inc()
-        audit.emit(AuditEvent.LOGIN_FAILURE, Outcome.FAILURE, method=path.split("/")[1], **common)
-    elif path == "/token":
+    # A refused login is counted and audited by the login use case (did_auth.flows.login).
+    if path == "/token":
         grant = getattr(request.state, "grant_type", None)
         event = AuditEvent.TOKEN_REFRESHED if grant == "refresh_token" else AuditEvent.TOKEN_ISSUED
         audit.emit(event, Outcome.FAILURE, grant_type=grant, **common)

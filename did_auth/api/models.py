@@ -19,14 +19,6 @@ class _ClientAuth(_Body):
     client_assertion_type: str | None = Field(default=None, max_length=256)
     client_assertion: str | None = Field(default=None, max_length=8192)
 
-    def client_credentials(self) -> dict[str, str | None]:
-        return {
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            "client_assertion_type": self.client_assertion_type,
-            "client_assertion": self.client_assertion,
-        }
-
 
 class NonceRequest(_Body):
     client_id: str = Field(min_length=1, max_length=128)

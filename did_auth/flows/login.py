@@ -1,5 +1,5 @@
 """One login use case per proof kind: the whole decision of a login, from the request as
-the HTTP edge read it to the tokens and the record of the success.
+the HTTP edge read it to the tokens and the record of the outcome.
 
 | proof                               | route                    | use case                    |
 | ----------------------------------- | ------------------------ | --------------------------- |
@@ -16,21 +16,22 @@ only read the request and write the answer. A direct login (`/siwe/verify`, `/di
    as at the token endpoint: RFC 6749 §3.2.1); fresh signing keys; the DPoP proof (RFC
    9449 §5: its key's thumbprint binds the tokens; required for a `require_dpop` client);
 2. the proof's own checks and the tokens (`SiweLogin.verify`, `DidLogin.verify`);
-3. postamble: the success is counted and audited once (`LoginRecorder`), with the same
-   fields for every proof kind and flow.
+3. postamble: the outcome, success or refusal, is counted and audited once
+   (`LoginRecorder`), with the same fields (`method`: siwe, did; `flow`: direct,
+   authorization_code) for every proof kind and flow.
 
 The code flow's completion has the same shape; its client authenticates at the code
-exchange and its DPoP key is the one of the parked request (`dpop_jkt`). Failures are
-audited where every refusal is: the one error mapping of the HTTP edge.
+exchange and its DPoP key is the one of the parked request (`dpop_jkt`). What a refusal
+also is (rate limited, a replay) is audited by the one error mapping of the HTTP edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from did_auth.errors import TemporarilyUnavailable
+from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.guard import RequestContext
@@ -64,10 +65,14 @@ class LoginGate(Protocol):
 
 
 class LoginRecorder(Protocol):
-    """Counts and audits a successful login (`did_auth.monitoring.logins.LoginEvents`)."""
+    """Counts and audits each login's outcome (`did_auth.monitoring.logins.LoginEvents`)."""
 
     def login_succeeded(
         self, ctx: RequestContext, grant: Grant, *, method: str, flow: str
+    ) -> None: ...
+
+    def login_failed(
+        self, ctx: RequestContext, exc: DidAuthError, *, method: str, flow: str, client_id: object
     ) -> None: ...
 
 
@@ -79,7 +84,11 @@ class CodeIssuer(Protocol):
     ) -> tuple[str, Grant]: ...
 
 
-@dataclass(frozen=True, kw_only=True)
+# The request types are built on every login (the hot path included): plain slotted
+# dataclasses, not frozen ones, whose __init__ costs twice as much.
+
+
+@dataclass(kw_only=True, slots=True)
 class DirectLogin:
     """What every direct login request carries besides its proof."""
 
@@ -87,25 +96,27 @@ class DirectLogin:
     audience: Any = None
     scope: Any = None
     otp: Any = None
-    dpop_proofs: Sequence[str] = ()  # the DPoP header values (RFC 9449 §4.3: at most one)
+    # the DPoP header values (RFC 9449 §4.3: at most one)
+    dpop_proofs: list[str] = field(default_factory=list)
     authorization: str | None = None  # the Authorization header (client_secret_basic)
-    # client_secret (RFC 6749 §2.3.1) or client_assertion(_type) (RFC 7523 §2.2) members
-    client_credentials: Mapping[str, object] = field(default_factory=dict)
+    client_secret: str | None = None  # client_secret_post (RFC 6749 §2.3.1)
+    client_assertion_type: str | None = None  # private_key_jwt (RFC 7523 §2.2)
+    client_assertion: str | None = None
     ctx: RequestContext = field(default_factory=RequestContext)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class SiweProofLogin(DirectLogin):
     message: Any
     signature: Any
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class DidProofLogin(DirectLogin):
     proof: Any
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class AuthorizationCodeLogin:
     request_id: Any
     message: Any
@@ -113,7 +124,7 @@ class AuthorizationCodeLogin:
     ctx: RequestContext = field(default_factory=RequestContext)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LoginResult:
     response: dict[str, Any]  # the token response (RFC 6749 §5.1)
     grant: Grant
@@ -148,19 +159,25 @@ class Logins:
         return {"nonce": nonce, "expires_in": self.nonces.ttl}
 
     async def siwe(self, req: SiweProofLogin) -> LoginResult:
-        jkt = await self._preamble(req, "/siwe/verify")
-        response, grant = await self.siwe_login.verify(
-            SiweRequest(
-                client_id=req.client_id,
-                message=req.message,
-                signature=req.signature,
-                audience=req.audience,
-                scope=req.scope,
-                otp=req.otp,
-                jkt=jkt,
-                ctx=req.ctx,
+        try:
+            jkt = await self._preamble(req, "/siwe/verify")
+            response, grant = await self.siwe_login.verify(
+                SiweRequest(
+                    client_id=req.client_id,
+                    message=req.message,
+                    signature=req.signature,
+                    audience=req.audience,
+                    scope=req.scope,
+                    otp=req.otp,
+                    jkt=jkt,
+                    ctx=req.ctx,
+                )
             )
-        )
+        except DidAuthError as exc:
+            self.recorder.login_failed(
+                req.ctx, exc, method="siwe", flow="direct", client_id=req.client_id
+            )
+            raise
         return self._issued(req.ctx, "siwe", response, grant)
 
     # --- DID proofs -----------------------------------------------------------------------
@@ -182,18 +199,24 @@ class Logins:
         return await did_login.challenge(client_id, did, audience=audience, hold=hold)
 
     async def did(self, req: DidProofLogin) -> LoginResult:
-        jkt = await self._preamble(req, "/did/verify")
-        response, grant = await self._did().verify(
-            DidRequest(
-                client_id=req.client_id,
-                proof=req.proof,
-                audience=req.audience,
-                scope=req.scope,
-                otp=req.otp,
-                jkt=jkt,
-                ctx=req.ctx,
+        try:
+            jkt = await self._preamble(req, "/did/verify")
+            response, grant = await self._did().verify(
+                DidRequest(
+                    client_id=req.client_id,
+                    proof=req.proof,
+                    audience=req.audience,
+                    scope=req.scope,
+                    otp=req.otp,
+                    jkt=jkt,
+                    ctx=req.ctx,
+                )
             )
-        )
+        except DidAuthError as exc:
+            self.recorder.login_failed(
+                req.ctx, exc, method="did", flow="direct", client_id=req.client_id
+            )
+            raise
         return self._issued(req.ctx, "did", response, grant)
 
     # --- the code flow's sign-in page -----------------------------------------------------
@@ -201,9 +224,18 @@ class Logins:
     async def authorization_code(self, req: AuthorizationCodeLogin) -> tuple[str, Grant]:
         """The wallet signed on the hosted page: the redirect URL carrying a fresh code
         (RFC 6749 §4.1.2). The tokens are counted as issued at the code exchange."""
-        await self.gate.verify_request(req.ctx)
-        await self.refresh_keys()
-        url, grant = await self.codes.complete(req.request_id, req.message, req.signature, req.ctx)
+        try:
+            await self.gate.verify_request(req.ctx)
+            await self.refresh_keys()
+            url, grant = await self.codes.complete(
+                req.request_id, req.message, req.signature, req.ctx
+            )
+        except DidAuthError as exc:
+            # The client is known from the parked request only: not named before it is found.
+            self.recorder.login_failed(
+                req.ctx, exc, method="siwe", flow="authorization_code", client_id=None
+            )
+            raise
         self.recorder.login_succeeded(req.ctx, grant, method="siwe", flow="authorization_code")
         return url, grant
 
@@ -217,12 +249,18 @@ class Logins:
         endpoint = self.settings.issuer + path
         # RFC 6749 §3.2.1: "Confidential clients or other clients issued client credentials
         # MUST authenticate with the authorization server" - here as at the token endpoint.
+        credentials = {
+            "client_id": req.client_id,
+            "client_secret": req.client_secret,
+            "client_assertion_type": req.client_assertion_type,
+            "client_assertion": req.client_assertion,
+        }
         authenticated = await self.client_auth.authenticate(
-            req.authorization, req.client_credentials, endpoint
+            req.authorization, credentials, endpoint
         )
         await self.refresh_keys()
         return await self.dpop.check(
-            list(req.dpop_proofs),
+            req.dpop_proofs,
             htm="POST",
             htu=endpoint,
             required=authenticated.config.require_dpop,

@@ -1,4 +1,4 @@
-"""The record of a successful login: one counter, one audit line, the same fields for every
+"""The record of a login's outcome: one counter, one audit line, the same fields for every
 proof kind (`method`: siwe, did) and flow (`flow`: direct, authorization_code).
 
 `dpop_bound` says whether the tokens are bound to a DPoP key (RFC 9449 §6); the name is
@@ -7,6 +7,7 @@ not `dpop`, which the audit log drops as secret-like (a DPoP proof is a credenti
 
 from __future__ import annotations
 
+from did_auth.errors import DidAuthError
 from did_auth.flows.guard import RequestContext
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
 from did_auth.monitoring.metrics import METRICS
@@ -37,4 +38,20 @@ class LoginEvents:
             scope=grant.scope,
             amr=list(grant.amr),
             dpop_bound=grant.jkt is not None,
+        )
+
+    def login_failed(
+        self, ctx: RequestContext, exc: DidAuthError, *, method: str, flow: str, client_id: object
+    ) -> None:
+        METRICS.logins.labels(method=method, outcome="failure").inc()
+        self._audit.emit(
+            AuditEvent.LOGIN_FAILURE,
+            Outcome.FAILURE,
+            reason=exc.reason,
+            request_id=ctx.request_id,
+            client_id=client_id if isinstance(client_id, str) else None,
+            ip=ctx.ip,
+            status=exc.status,
+            method=method,
+            flow=flow,
         )

@@ -42,7 +42,9 @@ async def did_verify(request: Request, body: DidVerifyRequest, svc: ServicesDep)
             otp=body.otp,
             dpop_proofs=request.headers.getlist("dpop"),
             authorization=request.headers.get("authorization"),
-            client_credentials=body.client_credentials(),
+            client_secret=body.client_secret,
+            client_assertion_type=body.client_assertion_type,
+            client_assertion=body.client_assertion,
             ctx=request_context(request),
         )
     )

@@ -52,7 +52,9 @@ async def siwe_verify_handler(
             otp=body.otp,
             dpop_proofs=dpop,
             authorization=authorization,
-            client_credentials=body.client_credentials(),
+            client_secret=body.client_secret,
+            client_assertion_type=body.client_assertion_type,
+            client_assertion=body.client_assertion,
             ctx=ctx,
         )
     )
