@@ -64,6 +64,11 @@ class Store(Protocol):
         """Entries strictly after cursor `after` (all from the start when None), oldest first."""
         ...
 
+    async def feed_head(self, stream: str) -> str | None:
+        """The id of the last entry ever appended (trimmed or not: Redis's last-generated-id),
+        None when the stream does not exist (never written, or lost with a restart)."""
+        ...
+
     async def publish(self, channel: str, message: bytes) -> None:
         """Fire-and-forget notification to subscribers (Redis pub/sub); no-op in memory."""
         ...
@@ -87,8 +92,9 @@ class Store(Protocol):
         Returns `(allowed 0/1, remaining, retry_after_ms, reset_after_ms)`: units still
         available after this decision, the wait until `cost` units would fit (0 when
         allowed, -1 when `cost > limit` can never fit), and the wait until the bucket is full.
+        Stores that subclass `Store` inherit this: one bucket of `gcra_many`.
         """
-        ...
+        return (await self.gcra_many([(key, period_ms, limit, cost)]))[0]
 
     async def gcra_many(
         self, buckets: Sequence[tuple[str, int, int, int]]

@@ -6,21 +6,39 @@ import json
 import time
 from collections.abc import Callable, Sequence
 
+from did_auth.store.base import Store
+
 __all__ = ["MemoryStore"]
+
+
+def _stream_id(cursor: str) -> tuple[int, int] | None:
+    ms, _, seq = cursor.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return None
 
 
 def _ceil_ms(us: int) -> int:
     return -(-us // 1000)
 
 
-class MemoryStore:
-    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+class MemoryStore(Store):
+    def __init__(
+        self,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._now = monotonic
+        self._wall = wall
         self._ops = 0
-        # stream -> [(seq, appended at (monotonic), entry)], oldest first
-        self._feeds: dict[str, list[tuple[int, float, bytes]]] = {}
-        self._feed_seq = 0
+        # stream -> [(id, appended at (monotonic), entry)], oldest first
+        self._feeds: dict[str, list[tuple[tuple[int, int], float, bytes]]] = {}
+        # stream -> the last id written (kept when its entries are trimmed, like a Redis
+        # stream's last-generated-id)
+        self._feed_last: dict[str, tuple[int, int]] = {}
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -93,10 +111,16 @@ class MemoryStore:
 
     async def feed_append(self, stream: str, entry: bytes, *, keep_for: float) -> str:
         feed = self._feeds.setdefault(stream, [])
-        self._feed_seq += 1
-        cursor = f"{self._feed_seq}-0"
+        # Ids as Redis stream ids: `<ms>-<seq>` from the wall clock, above the last one even
+        # if the clock steps back, so a restarted process (whose counter would start over)
+        # writes above every cursor it handed out before and a follower misses nothing.
+        ms = int(self._wall() * 1000)
+        last_ms, last_seq = self._feed_last.get(stream, (0, -1))
+        new_id = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+        self._feed_last[stream] = new_id
+        cursor = f"{new_id[0]}-{new_id[1]}"
         now = self._now()
-        feed.append((self._feed_seq, now, entry))
+        feed.append((new_id, now, entry))
         # Trim by age (like XTRIM MINID): only entries older than `keep_for` go.
         floor = now - keep_for
         old = 0
@@ -110,11 +134,14 @@ class MemoryStore:
         self, stream: str, after: str | None, count: int
     ) -> list[tuple[str, bytes]]:
         feed = self._feeds.get(stream, [])
-        try:
-            floor = -1 if after is None else int(after.split("-", 1)[0])
-        except ValueError:
+        floor = (-1, -1) if after is None else _stream_id(after)
+        if floor is None:
             return []
-        return [(f"{seq}-0", e) for seq, _, e in feed if seq > floor][:count]
+        return [(f"{i[0]}-{i[1]}", e) for i, _, e in feed if i > floor][:count]
+
+    async def feed_head(self, stream: str) -> str | None:
+        last = self._feed_last.get(stream)
+        return None if last is None else f"{last[0]}-{last[1]}"
 
     async def publish(self, channel: str, message: bytes) -> None:
         return None
@@ -123,11 +150,6 @@ class MemoryStore:
         return None
 
     # -- GCRA and bounded sets: the same maths as the Redis Lua scripts, on the monotonic clock.
-
-    async def gcra(
-        self, key: str, period_ms: int, limit: int, cost: int
-    ) -> tuple[int, int, int, int]:
-        return (await self.gcra_many([(key, period_ms, limit, cost)]))[0]
 
     async def gcra_many(
         self, buckets: Sequence[tuple[str, int, int, int]]

@@ -27,10 +27,11 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.store import redis_scripts as scripts
+from did_auth.store.base import Store
 from did_auth.store.resp import FastRedis
 
 __all__ = ["CLUSTER_SCHEMES", "RedisStore", "parse_cluster_url"]
@@ -77,7 +78,7 @@ def _unavailable() -> TemporarilyUnavailable:
     return TemporarilyUnavailable("the session store is unavailable", reason="redis_down")
 
 
-class RedisStore:
+class RedisStore(Store):
     def __init__(self, client: AnyRedis, *, url: str = "", fast: FastRedis | None = None) -> None:
         # `_r` runs the store's commands: the multiplexed connection for a single node when
         # there is one, else redis-py. `client` stays redis-py (tests, admin commands).
@@ -204,11 +205,6 @@ class RedisStore:
 
         await self._call(run)
 
-    async def gcra(
-        self, key: str, period_ms: int, limit: int, cost: int
-    ) -> tuple[int, int, int, int]:
-        return (await self.gcra_many([(key, period_ms, limit, cost)]))[0]
-
     async def gcra_many(
         self, buckets: Sequence[tuple[str, int, int, int]]
     ) -> list[tuple[int, int, int, int]]:
@@ -314,6 +310,19 @@ class RedisStore:
             start = "-" if after is None else f"({after}"
             rows = await self._r.xrange(stream, min=start, max="+", count=count)
             return [(i.decode() if isinstance(i, bytes) else str(i), f[b"e"]) for i, f in rows]
+
+        return await self._call(run)
+
+    async def feed_head(self, stream: str) -> str | None:
+        async def run() -> str | None:
+            try:
+                info = await self._r.xinfo_stream(stream)
+            except ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    return None  # never written, or lost (Redis restarted without its data)
+                raise
+            last = info.get("last-generated-id")
+            return last.decode() if isinstance(last, bytes) else None if last is None else str(last)
 
         return await self._call(run)
 

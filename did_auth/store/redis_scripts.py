@@ -35,6 +35,19 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# The start of both GCRA scripts: one clock reading (Redis TIME, whole microseconds) and how
+# a bucket's theoretical arrival time (TAT) is stored: until it is reached, at least 1 ms.
+_GCRA_PROLOGUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local function store_tat(k, tat)
+  local ttl = math.ceil((tat - now) / 1000)
+  if ttl < 1 then ttl = 1 end
+  redis.call('SET', k, string.format('%.0f', tat), 'PX', string.format('%.0f', ttl))
+end
+"""
+
 # GCRA over N buckets, all or nothing, one clock reading (Redis TIME, so replica clocks do not
 # matter; Redis >= 5 replicates script effects, so TIME in a writing script is allowed).
 # ARGV[1]: "1" = dry run (decide and report, never write; as if another bucket had denied).
@@ -42,10 +55,7 @@ return n
 # Times are whole microseconds (< 2^53, exact in Lua doubles); the emission interval is
 # rounded up to a whole microsecond. Returns 4 integers per bucket:
 # allowed, remaining, retry_after_ms (-1: cost > limit, never), reset_after_ms.
-GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
+GCRA = _GCRA_PROLOGUE + """
 local tats = {}
 local res = {}
 local ok = true
@@ -84,9 +94,7 @@ if ok then
     local k = KEYS[i]
     if res[i][6] > 0 and not written[k] then
       written[k] = true
-      local ttl = math.ceil((tats[k] - now) / 1000)
-      if ttl < 1 then ttl = 1 end
-      redis.call('SET', k, string.format('%.0f', tats[k]), 'PX', string.format('%.0f', ttl))
+      store_tat(k, tats[k])
     end
   end
 end
@@ -140,10 +148,7 @@ return id
 # back by exactly emission * cost (summed over its buckets); a TAT that falls to now or
 # below means the bucket is full again and the key is deleted. Then every bucket's state is
 # reported as a cost-0 peek: 4 integers each, allowed (1), remaining, 0, reset_after_ms.
-GCRA_REFUND = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
+GCRA_REFUND = _GCRA_PROLOGUE + """
 local back = {}
 local emissions = {}
 for i = 1, n do
@@ -163,9 +168,7 @@ for i = 1, n do
     if back[k] > 0 and v then
       tat = tat - back[k]
       if tat > now then
-        local ttl = math.ceil((tat - now) / 1000)
-        if ttl < 1 then ttl = 1 end
-        redis.call('SET', k, string.format('%.0f', tat), 'PX', string.format('%.0f', ttl))
+        store_tat(k, tat)
       else
         redis.call('DEL', k)
       end
