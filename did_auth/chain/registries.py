@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from coincurve import PublicKey
@@ -323,8 +323,11 @@ class Relayer:
         id_: str | None,
         deadline: int,
         signature: bytes,
+        on_verified: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
-        """Check, simulate and send; returns the transaction hash (0x-hex)."""
+        """Check, simulate and send; returns the transaction hash (0x-hex). `on_verified`
+        runs once the signature has been checked, before the send (the caller charges the
+        account's budget there: it may raise to refuse)."""
         config = self.chains.settings.chain(chain_id)
         if config is None:
             raise InvalidRequest(f"chain {chain_id} is not configured", reason="chain_unknown")
@@ -353,6 +356,8 @@ class Relayer:
         await self._precheck(
             client, chain_id, registry, account, raw_id, deadline, signature
         )
+        if on_verified is not None:
+            await on_verified()
         if raw_id is not None:
             data = _REVOKE_SIGNED + encode(
                 ["address", "bytes32", "uint256", "bytes"], [account, raw_id, deadline, signature]

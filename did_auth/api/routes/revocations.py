@@ -16,7 +16,8 @@ Errors: no relayer key for that chain → 400 `invalid_request` ("no relayer con
 malformed input → 400 `invalid_request`; a signature that is not the account's for this
 message and its *current* nonce, or an expired deadline → 400 `invalid_grant` (checked off
 chain and by simulation, before any gas is spent); the chain unreachable → 503. Limited per
-client IP and per account (the relayer's gas is a shared budget). The transaction is sent,
+client IP (every request) and per account (only requests whose signature verified: the
+account is the caller's choice; the relayer's gas is a shared budget). The transaction is sent,
 not awaited: the watcher applies the resulting `Revoked` / `RevokedAll` event like any other.
 """
 
@@ -64,15 +65,17 @@ class RelayRequest(BaseModel):
 @router.post("/revocations/relay")
 async def relay_revocation(request: Request, body: RelayRequest, svc: ServicesDep) -> Response:
     ctx = request_context(request)
-    enforce(
-        await check_all(
-            RateLimiter(svc.store),
-            [
-                (f"relay:ip:{client_ip_key(ctx.ip)}", RELAY_PER_IP),
-                (f"relay:account:{body.account.lower()}", RELAY_PER_ACCOUNT),
-            ],
-        )
-    )
+    limiter = RateLimiter(svc.store)
+    # The per-IP budget first, for every request; the per-account budget only once the
+    # account's signature has verified (like verify_per_subject): the account is the
+    # caller's choice, so charging it before the check would let anyone spend a victim's
+    # budget with garbage and lock the victim out of revoking its own sessions.
+    enforce(await check_all(limiter, [(f"relay:ip:{client_ip_key(ctx.ip)}", RELAY_PER_IP)]))
+
+    async def charge_account() -> None:
+        key = f"relay:account:{body.account.lower()}"
+        enforce(await check_all(limiter, [(key, RELAY_PER_ACCOUNT)]))
+
     tx_hash = await svc.relayer.relay(
         chain_id=body.chain_id,
         kind=body.kind,
@@ -80,6 +83,7 @@ async def relay_revocation(request: Request, body: RelayRequest, svc: ServicesDe
         id_=body.id,
         deadline=body.deadline,
         signature=parse_hex_signature(body.signature),
+        on_verified=charge_account,
     )
     svc.audit.emit(
         AuditEvent.REVOCATION_APPLIED,
