@@ -17,6 +17,7 @@ import orjson
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
+from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
 __all__ = [
@@ -103,7 +104,7 @@ class AuthorizationRequest:
 
 
 def request_key(request_id: str) -> str:
-    return f"da:{{az:{request_id}}}"
+    return store_keys.authorize_request(request_id)
 
 
 def authority(issuer: str) -> str:
