@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.requests import Request
 
+from did_auth.api.deps import get_services
 from did_auth.oauth.protected_resource import Audience, ResourceRequest
-from did_auth.services import Services
 
 __all__ = ["Audience", "access_claims"]
 
@@ -17,7 +17,7 @@ __all__ = ["Audience", "access_claims"]
 async def access_claims(request: Request, audience: Audience = Audience.SOLE) -> dict[str, Any]:
     """The claims of the request's live access token for did-auth (Bearer, or DPoP with its
     proof): `aud` exactly the issuer, or (`Audience.INCLUDES`) containing it."""
-    svc: Services = request.app.state.services
+    svc = get_services(request)
     return await svc.resource.claims(
         ResourceRequest(
             authorization=request.headers.get("authorization"),
