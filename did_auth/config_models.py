@@ -5,10 +5,18 @@ top-level `Settings` and the loading order (embedded defaults < TOML < environme
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from did_auth import config_check
 
@@ -27,7 +35,7 @@ class ChainConfig(StrictModel):
     chain_id: int = Field(gt=0)
     # A JSON-RPC endpoint (http(s)://, ws(s)://) or "embedded" (an in-process development
     # chain). Required: an entry never silently becomes a test chain.
-    rpc_url: str
+    rpc_url: Annotated[str, checked_by(config_check.rpc_url_problem)]
     did_registry: str | None = None
     revocation_registry: str | None = None
     # The other chain ids whose accounts this chain's RevocationRegistry governs (its own
@@ -58,16 +66,27 @@ class ChainConfig(StrictModel):
     # config file's folder), or from DID_AUTH_CHAINS__<index>__RELAYER_PRIVATE_KEY.
     relayer_private_key_file: str | None = None
 
-    @field_validator("rpc_url")
-    @classmethod
-    def _rpc_url(cls, v: str) -> str:
-        raise_if(config_check.rpc_url_problem(v))
-        return v
-
 
 def raise_if(problem: str | None) -> None:
     if problem:
         raise ValueError(problem)
+
+
+_V = TypeVar("_V")
+
+
+def checked_by(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A field validator (for a string, an optional string or a list of strings) from a
+    `config_check` problem function, so that loading and `check-config` word a problem
+    the same way."""
+
+    def check(value: _V) -> _V:
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, str):
+                raise_if(problem(item))
+        return value
+
+    return AfterValidator(check)
 
 
 def store_has_sentinel() -> bool:
@@ -82,7 +101,9 @@ def store_has_sentinel() -> bool:
 class ClientConfig(StrictModel):
     client_id: str = Field(min_length=1, max_length=128)
     domains: list[str] = Field(min_length=1)
-    uris: list[str] = Field(min_length=1)
+    uris: Annotated[list[str], checked_by(config_check.client_uri_problem)] = Field(
+        min_length=1
+    )
     chain_ids: list[int] = Field(min_length=1)
     audiences: list[str] = Field(min_length=1)
     scopes: list[str] = Field(min_length=1)
@@ -145,13 +166,6 @@ class ClientConfig(StrictModel):
             problem = _redirect_uri_problem(uri)
             if problem:
                 raise ValueError(f"redirect_uri {uri[:100]!r}: {problem}")
-        return v
-
-    @field_validator("uris")
-    @classmethod
-    def _uris(cls, v: list[str]) -> list[str]:
-        for uri in v:
-            raise_if(config_check.client_uri_problem(uri))
         return v
 
     @field_validator("origins")

@@ -8,7 +8,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -21,7 +21,7 @@ from did_auth.config_models import (
     ResourceServerConfig,
     ScopeConfig,
     StrictModel,
-    raise_if,
+    checked_by,
     store_has_sentinel,
 )
 from did_auth.errors import ConfigError
@@ -42,16 +42,22 @@ ENV_PREFIX = "DID_AUTH_"
 NOT_CONFIG = config_check.NOT_CONFIG_VARIABLES
 
 
+def _redis_url_problem(url: str) -> str | None:
+    return config_check.redis_url_problem(url, sentinel=store_has_sentinel())
+
+
 class Settings(StrictModel):
-    issuer: str = "http://127.0.0.1:8000"
-    redis_url: str | None = None
+    issuer: Annotated[str, checked_by(config_check.issuer_problem)] = "http://127.0.0.1:8000"
+    redis_url: Annotated[str | None, checked_by(_redis_url_problem)] = None
     access_token_ttl: int = Field(default=300, gt=0, le=MAX_ACCESS_TOKEN_TTL)
     refresh_token_ttl: int = Field(default=86400, gt=0, le=90 * 86400)
     session_max_lifetime: int = Field(default=30 * 86400, gt=0)
     signing_alg: Literal["ES256", "EdDSA"] = "ES256"
     key_encryption_key_file: str | None = None
     # Base64 of 32 bytes; an alternative to the file (e.g. DID_AUTH_KEY_ENCRYPTION_KEY).
-    key_encryption_key: str | None = Field(default=None, repr=False)
+    key_encryption_key: Annotated[str | None, checked_by(config_check.kek_b64_problem)] = Field(
+        default=None, repr=False
+    )
     trusted_proxies: list[str] = Field(default_factory=list)
     audit_log: str = "stdout"
     nonce_ttl: int = Field(default=300, gt=0, le=3600)
@@ -60,6 +66,13 @@ class Settings(StrictModel):
     # Seconds a connection has to send its complete request line and headers (each
     # request of a keep-alive connection too); then it is closed (slow-header clients).
     header_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds from the end of a request's head to the end of its body; then a 408 (when no
+    # response has started) and the connection is closed (slow-body clients).
+    body_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Connections one peer address may hold open at once, per worker process (direct
+    # peers only: a peer in trusted_proxies is not capped); more are closed on accept.
+    # 0: no cap.
+    max_connections_per_ip: int = Field(default=256, ge=0, le=1_000_000)
     refresh_grace: int = Field(default=10, ge=0, le=120)
     # Step-up scopes need an authentication (auth_time) at most this old.
     step_up_max_age: int = Field(default=300, gt=0, le=3600)
@@ -73,39 +86,12 @@ class Settings(StrictModel):
     metrics_public: bool = False
     metrics_token: str | None = Field(default=None, repr=False, min_length=16)
     metrics_token_file: str | None = None
-    metrics_listen: str | None = None
+    metrics_listen: Annotated[str | None, checked_by(config_check.listen_problem)] = None
     chains: list[ChainConfig] = Field(default_factory=list)
     clients: list[ClientConfig] = Field(default_factory=list)
     resource_servers: list[ResourceServerConfig] = Field(default_factory=list)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     scopes: dict[str, ScopeConfig] = Field(default_factory=dict)
-
-    @field_validator("issuer")
-    @classmethod
-    def _issuer_is_url(cls, v: str) -> str:
-        raise_if(config_check.issuer_problem(v))
-        return v
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, v: str | None) -> str | None:
-        if v is not None:
-            raise_if(config_check.redis_url_problem(v, sentinel=store_has_sentinel()))
-        return v
-
-    @field_validator("key_encryption_key")
-    @classmethod
-    def _kek(cls, v: str | None) -> str | None:
-        if v is not None:
-            raise_if(config_check.kek_b64_problem(v))
-        return v
-
-    @field_validator("metrics_listen")
-    @classmethod
-    def _metrics_listen(cls, v: str | None) -> str | None:
-        if v is not None:
-            raise_if(config_check.listen_problem(v))
-        return v
 
     @field_validator("trusted_proxies")
     @classmethod
