@@ -282,7 +282,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     X-Forwarded-For itself, only from its configured `trusted_proxies` (uvicorn would also
     trust any 127.0.0.1 peer, and redo the work on every request). The HTTP protocol
     closes a connection that has not sent a complete request head within
-    `header_timeout` seconds (slow-header clients); it is pickled to every worker."""
+    `header_timeout` seconds (slow-header clients) or the rest of its body within
+    `body_timeout` seconds (slow-body clients), and caps the connections of one peer
+    address (`max_connections_per_ip`); it is pickled to every worker."""
     import importlib.util
 
     from did_auth.api.header_timeout import protocol_factory
@@ -291,7 +293,13 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     if importlib.util.find_spec("uvloop") is not None:
         opts["loop"] = "uvloop"
     httptools = importlib.util.find_spec("httptools") is not None
-    opts["http"] = protocol_factory(settings.header_timeout, httptools=httptools)
+    opts["http"] = protocol_factory(
+        settings.header_timeout,
+        httptools=httptools,
+        body_timeout=settings.body_timeout,
+        max_connections_per_ip=settings.max_connections_per_ip,
+        trusted_proxies=settings.trusted_proxies,
+    )
     return opts
 
 
