@@ -8,8 +8,15 @@ Secrets are sealed with the key-encryption key (AES-256-GCM, the account key as 
 data) before they reach the store. An enrolment is *pending* (its own key, 15 minutes) until
 confirmed with a code of the new secret; confirming replaces the active factor, if any.
 Who may start an enrolment is decided by `did_auth.flows.otp_enrolment`. A code is accepted
-once (the time step is remembered, compare-and-set) and failures back off the account with
-exponential, capped delays (a 6-digit code can be guessed, unlike a signature).
+once (the time step is remembered, compare-and-set) and failures back off with exponential,
+capped delays (a 6-digit code can be guessed, unlike a signature), each against its budget:
+
+* login step-up (`verify`): the account's budget;
+* the enrolment endpoints: the caller's session (`sid`), and for a guess of the current
+  factor at `/otp/enroll` (`verify_for_enrolment`) also the account's *enrolment* budget,
+  so that many sessions together cannot brute-force the factor there. Never the login
+  step-up budget: otherwise any live token of the account could send wrong codes there
+  and lock the user out of step-up (429 at login) for up to the backoff cap.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
 
-__all__ = ["Confirmed", "Enrollment", "OtpService"]
+__all__ = ["Confirmed", "Enrollment", "OtpService", "enrolment_budget", "session_budget"]
 
 _TTL = 10 * 365 * 86400
 _PENDING_TTL = 900
@@ -40,6 +47,17 @@ def _key(key: str) -> str:
 
 def _pending_key(key: str) -> str:
     return store_keys.otp_pending(key)
+
+
+def session_budget(sid: str) -> str:
+    """The OTP backoff budget of one session's enrolment attempts (`/otp/*`)."""
+    return f"enrol-sid:{sid}"
+
+
+def enrolment_budget(account: str) -> str:
+    """The OTP backoff budget of guesses of the account's factor at `/otp/enroll`, apart
+    from its login step-up budget (the account key itself)."""
+    return f"enrol:{account}"
 
 
 @dataclass(frozen=True)
@@ -122,43 +140,63 @@ class OtpService:
         uri = pyotp.TOTP(secret).provisioning_uri(name=sub, issuer_name=self._issuer_name)
         return Enrollment(secret=secret, uri=uri)
 
-    async def confirm(self, sub: str, code: object) -> Confirmed:
-        """Activate the pending enrolment with a code of its new secret."""
+    async def confirm(self, sub: str, code: object, *, sid: str | None = None) -> Confirmed:
+        """Activate the pending enrolment with a code of its new secret. Failures count
+        against the caller's session `sid` (else the account's enrolment budget), never
+        the account's login step-up budget."""
         key = account_key(sub)
         pending = _pending_key(key)
         raw = await self._store.get(pending)
         if raw is None:
             raise InvalidRequest("no pending enrolment for this account")
         rec = orjson.loads(raw)
-        step = await self._code_step(key, self._secret(sub, rec), code, last_step=-1)
+        budgets = (session_budget(sid),) if sid else (enrolment_budget(key),)
+        step = await self._code_step(budgets, self._secret(sub, rec), code, last_step=-1)
         if await self._store.take(pending, expect=raw) != raw:
             raise InvalidRequest("the pending enrolment changed; enrol again")
         active = await self._active(sub)
         record = {"active": True, "sealed": rec["sealed"], "aad": rec["aad"], "last_step": step}
         await self._store.put(_key(key), orjson.dumps(record), _TTL)
+        for budget in budgets:
+            await self._backoff.success(budget)
+        # A new factor: earlier login failures were guesses of the old one.
         await self._backoff.success(key)
         return Confirmed(replaced=active is not None, method=str(rec.get("method", "")))
 
     async def verify(self, sub: str, code: object) -> None:
+        """Login step-up: a code of the account's factor, on the account's budget."""
+        await self._verify(sub, code, (account_key(sub),))
+
+    async def verify_for_enrolment(self, sub: str, code: object, *, sid: str) -> None:
+        """A code of the account's current factor sent to `/otp/enroll` (to replace it): on
+        the session's budget and the account's enrolment budget, not the login's."""
+        own = (session_budget(sid),) if sid else ()
+        await self._verify(sub, code, (*own, enrolment_budget(account_key(sub))))
+
+    async def _verify(self, sub: str, code: object, budgets: tuple[str, ...]) -> None:
         found = await self._active(sub)
         if found is None:
             raise AccessDenied("no second factor enrolled for this account", reason="otp_missing")
         store_key, raw, rec = found
         last = rec.get("last_step", -1)
         step = await self._code_step(
-            account_key(sub), self._secret(sub, rec), code,
+            budgets, self._secret(sub, rec), code,
             last_step=last if isinstance(last, int) else -1,
         )
         updated = orjson.dumps({**rec, "last_step": step})
         # Compare-and-set: two requests carrying the same code cannot both pass.
         if not await self._store.swap(store_key, raw, updated, _TTL):
             raise InvalidGrant("otp is wrong or already used", reason="otp_invalid")
-        await self._backoff.success(account_key(sub))
+        for budget in budgets:
+            await self._backoff.success(budget)
 
-    async def _code_step(self, key: str, secret: str, code: object, *, last_step: int) -> int:
+    async def _code_step(
+        self, budgets: tuple[str, ...], secret: str, code: object, *, last_step: int
+    ) -> int:
         # The attempt is admitted (and counted) *before* the code is looked at: a burst of
         # parallel guesses gets one attempt per backoff window, never one each.
-        await self._backoff.attempt(key)
+        for budget in budgets:
+            await self._backoff.attempt(budget)
         if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
             raise InvalidGrant("otp must be a 6-digit code", reason="otp_invalid")
         totp = pyotp.TOTP(secret)

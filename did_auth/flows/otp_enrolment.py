@@ -9,9 +9,10 @@ must never be enough to choose the factor:
   with `max_age`). A leaked `account:read` token with an old `auth_time` cannot enrol an
   attacker's TOTP.
 * A factor enrolled: replacing it needs the *current* factor (`otp`, a code of the enrolled
-  secret, with the account's OTP backoff) or, when that factor is lost, a wallet signature
-  made for this purpose (`siwe`). A fresh login alone is not enough: a token stolen right
-  after a login would otherwise replace the victim's factor.
+  secret, backed off per session and per account, apart from the account's login step-up
+  budget: wrong codes here must not lock the user out of step-up) or, when that factor is
+  lost, a wallet signature made for this purpose (`siwe`). A fresh login alone is not
+  enough: a token stolen right after a login would otherwise replace the victim's factor.
 * The re-enrolment signature is an EIP-4361 message checked like a login (client domain,
   uri and chain, times, signature incl. EIP-1271/6492, suspension and revokeAll on the
   authoritative RevocationRegistry, single-use nonce from `/siwe/nonce`, consumed last), and
@@ -67,6 +68,7 @@ class OtpEnrolRequest:
     sub: str  # from the verified access token
     client_id: str  # the token's client
     auth_time: float  # the token's auth_time
+    sid: str = ""  # the token's session: the budget of wrong codes sent here
     otp: Any = None  # a code of the currently enrolled factor
     siwe: Any = None  # {"message", "signature"}: a wallet signature for re-enrolment
     ctx: RequestContext = field(default_factory=RequestContext)
@@ -99,7 +101,9 @@ class OtpEnrolment:
                     "re-enrolment) to replace it",
                     reason="second_factor_required",
                 )
-            await self.otp.verify(req.sub, req.otp)
+            # Wrong codes count against this session and the account's enrolment budget,
+            # never the login step-up budget (any live token could lock step-up otherwise).
+            await self.otp.verify_for_enrolment(req.sub, req.otp, sid=req.sid)
             method = "current_otp"
         else:
             if req.otp is not None:

@@ -199,3 +199,22 @@ def test_a_service_without_backoff_builds_its_own() -> None:
 
     svc = OtpService(MemoryStore(), Sealer(b"k" * 32), FixedClock(0), issuer_name="x")
     assert svc._backoff.free_attempts == 3
+
+
+async def test_enrolment_failures_spare_the_login_step_up_budget() -> None:
+    from did_auth.did.accounts import account_key
+
+    core = await make_core()
+    secret = await enrolled(core)
+    pending = await core.otp.enroll(SUB, replace=True, method="current_otp")
+    wrong = f"{(int(code(secret, core)) + 500_000) % 1_000_000:06d}"
+    for _ in range(4):  # the free attempts of each budget, and the one that closes its gate
+        assert await _invalid(core.otp.verify_for_enrolment(SUB, wrong, sid="0xaa")) == "otp_invalid"
+        assert await _invalid(core.otp.confirm(SUB, wrong, sid="0xbb")) == "otp_invalid"
+    with pytest.raises(RateLimited):  # the session's budget
+        await core.otp.confirm(SUB, wrong, sid="0xbb")
+    with pytest.raises(RateLimited):  # the account's enrolment budget, from any session
+        await core.otp.verify_for_enrolment(SUB, wrong, sid="0xcc")
+    assert await core.otp._backoff.failures(account_key(SUB)) == 0
+    await core.otp.verify(SUB, code(secret, core))  # login step-up is not held back
+    await core.otp.confirm(SUB, code(pending.secret, core), sid="0xdd")  # another session

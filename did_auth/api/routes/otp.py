@@ -39,6 +39,7 @@ async def otp_enroll(
                 sub=sub,
                 client_id=client_id,
                 auth_time=float(claims.get("auth_time", 0)),
+                sid=str(claims["sid"]),
                 otp=body.otp,
                 siwe=body.siwe.model_dump() if body.siwe is not None else None,
                 ctx=ctx,
@@ -81,7 +82,8 @@ async def otp_enroll(
 async def otp_confirm(request: Request, body: OtpConfirmRequest, svc: ServicesDep) -> Response:
     claims = await access_claims(request, Audience.SOLE)  # RFC 9068 §4, as above
     ctx = request_context(request)
-    confirmed = await svc.otp.confirm(str(claims["sub"]), body.otp)
+    # Wrong codes count against the caller's session, not the account's step-up budget.
+    confirmed = await svc.otp.confirm(str(claims["sub"]), body.otp, sid=str(claims["sid"]))
     svc.audit.emit(
         AuditEvent.SECOND_FACTOR_ENROLLED,
         Outcome.SUCCESS,
