@@ -257,18 +257,23 @@ def _decode_key_material(m: VerificationMethod) -> bytes | None:
     return None
 
 
-def _secp256k1_key(m: VerificationMethod) -> bytes | None:
-    """The compressed secp256k1 key of a method that carries one."""
-    raw: bytes | None = None
-    if m.public_key_multibase is not None and m.type in ("Multikey", *_SECP256K1_TYPES):
+def _key_material(
+    m: VerificationMethod, types: frozenset[str], multikey_type: str
+) -> bytes | None:
+    """The raw public key of a method of one key type: a Multikey (or typed) multibase
+    value naming that type, else the method's hex / base64 / base58 material."""
+    if m.public_key_multibase is not None and m.type in ("Multikey", *types):
         try:
             key_type, raw = decode_multikey(m.public_key_multibase)
         except ValueError:
             return None
-        if key_type != "secp256k1":
-            return None
-    elif m.type in _SECP256K1_TYPES:
-        raw = _decode_key_material(m)
+        return raw if key_type == multikey_type else None
+    return _decode_key_material(m) if m.type in types else None
+
+
+def _secp256k1_key(m: VerificationMethod) -> bytes | None:
+    """The compressed secp256k1 key of a method that carries one."""
+    raw = _key_material(m, _SECP256K1_TYPES, "secp256k1")
     if raw is None:
         return None
     try:
@@ -278,16 +283,7 @@ def _secp256k1_key(m: VerificationMethod) -> bytes | None:
 
 
 def _ed25519_key(m: VerificationMethod) -> bytes | None:
-    raw: bytes | None = None
-    if m.public_key_multibase is not None and m.type in ("Multikey", *_ED25519_TYPES):
-        try:
-            key_type, raw = decode_multikey(m.public_key_multibase)
-        except ValueError:
-            return None
-        if key_type != "Ed25519":
-            return None
-    elif m.type in _ED25519_TYPES:
-        raw = _decode_key_material(m)
+    raw = _key_material(m, _ED25519_TYPES, "Ed25519")
     return raw if raw is not None and len(raw) == 32 else None
 
 
