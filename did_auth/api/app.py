@@ -36,26 +36,28 @@ __all__ = ["app_from_env", "create_app"]
 _LOOPBACK_ORIGIN_REGEX: Final = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the services (chains, watchers, keys) and the metrics listener; close both."""
+    svc: Services = app.state.services
+    await svc.start()
+    metrics_listener = None
+    try:
+        if svc.settings.metrics_listen:
+            metrics_listener = await start_metrics_listener(svc.settings.metrics_listen)
+        yield
+    finally:
+        if metrics_listener is not None:
+            await metrics_listener.close()
+        await svc.close()
+
+
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     svc = services or build_services(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await svc.start()
-        metrics_listener = None
-        try:
-            if settings.metrics_listen:
-                metrics_listener = await start_metrics_listener(settings.metrics_listen)
-            yield
-        finally:
-            if metrics_listener is not None:
-                await metrics_listener.close()
-            await svc.close()
-
     app = FastAPI(
         title="did-auth",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=_lifespan,
         docs_url=None,
         redoc_url=None,
     )
