@@ -131,6 +131,27 @@ await assert.rejects(
 assert.equal(JSON.parse(calls[1][1]).client_id, "demo");
 assert.match(JSON.parse(calls[1][1]).message, new RegExp(`\\n${wallet.address}\\n`));
 
+// OTP enrolment: signInForAccount logs in for did-auth itself (audience = the issuer, the
+// only audience did-auth's /otp routes accept, RFC 9068 §4); enrollOtp/confirmOtp send it.
+const seen = [];
+const okFetch = async (url, init) => {
+  seen.push([url, init]);
+  if (url.endsWith("/siwe/nonce")) return new Response(JSON.stringify({ nonce: "abcdefgh12345678", expires_in: 300 }), { status: 200 });
+  if (url.endsWith("/siwe/verify")) return new Response(JSON.stringify({ access_token: "at.for.issuer", token_type: "Bearer" }), { status: 200 });
+  if (url.endsWith("/otp/enroll")) return new Response(JSON.stringify({ secret: "S", otpauth_uri: "otpauth://totp/x", replaces: false }), { status: 200 });
+  return new Response(JSON.stringify({ enrolled: true, replaced: false }), { status: 200 });
+};
+const account = new DidAuthClient({ issuer: "http://127.0.0.1:1/", clientId: "demo", audience: "trading-api", fetchImpl: okFetch });
+const own = await account.signInForAccount({ provider: signer, domain: "127.0.0.1:1", uri: "http://127.0.0.1:1/" });
+assert.equal(JSON.parse(seen[1][1].body).audience, "http://127.0.0.1:1");
+assert.equal((await account.enrollOtp(own.tokens.access_token)).secret, "S");
+assert.equal(seen[2][0], "http://127.0.0.1:1/otp/enroll");
+assert.equal(seen[2][1].headers.authorization, "Bearer at.for.issuer");
+assert.deepEqual(await account.confirmOtp(own.tokens.access_token, "123456"), { enrolled: true, replaced: false });
+assert.deepEqual(JSON.parse(seen[3][1].body), { otp: "123456" });
+await account.signIn({ provider: signer, domain: "127.0.0.1:1", uri: "http://127.0.0.1:1/" });
+assert.equal(JSON.parse(seen[5][1].body).audience, "trading-api", "plain sign-in keeps the API audience");
+
 // decodeJwt (display only) handles base64url without padding.
 const payload = { sub: "did:pkh:eip155:1:" + wallet.address, "ü": "ß" };
 const b64 = Buffer.from(JSON.stringify(payload)).toString("base64url");

@@ -11,6 +11,13 @@
 //   const next = await client.refresh(tokens.refresh_token);   // rotates the refresh token
 //   await client.revoke(next.refresh_token);                    // ends the whole session
 //
+// A second factor (TOTP) for step-up scopes is enrolled at did-auth itself, with a token
+// for did-auth (audience = the issuer URL; did-auth refuses tokens for your APIs there,
+// RFC 9068 §4):
+//   const own = await client.signInForAccount({ provider: wallet.provider });
+//   const { secret, otpauth_uri } = await client.enrollOtp(own.tokens.access_token);
+//   await client.confirmOtp(own.tokens.access_token, codeFromTheAuthenticatorApp);
+//
 // The dance: POST /siwe/nonce -> build the exact EIP-4361 text -> personal_sign (EIP-191,
 // EIP-1193 provider) -> POST /siwe/verify -> token response. Errors are DidAuthError with a
 // `code` the UI can act on and a `message` written for the user:
@@ -400,12 +407,14 @@ export class DidAuthClient {
     this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
   }
 
-  async _post(path, body, { form = false } = {}) {
+  async _post(path, body, { form = false, accessToken = undefined } = {}) {
     let response;
+    const headers = { "content-type": form ? "application/x-www-form-urlencoded" : "application/json" };
+    if (accessToken) headers.authorization = `Bearer ${accessToken}`;
     try {
       response = await this._fetch(this.issuer + path, {
         method: "POST",
-        headers: { "content-type": form ? "application/x-www-form-urlencoded" : "application/json" },
+        headers,
         body: form ? new URLSearchParams(body).toString() : JSON.stringify(body),
         credentials: "omit",
         cache: "no-store",
@@ -468,7 +477,8 @@ export class DidAuthClient {
    * message, signature}; `submit` replaces the final /siwe/verify call when given.
    */
   async signIn({ provider, chainIds = null, statement = undefined, resources = undefined, requestId = undefined,
-                 domain = undefined, uri = undefined, expiresIn = 300, onStep = () => {}, submit = null }) {
+                 domain = undefined, uri = undefined, expiresIn = 300, onStep = () => {}, submit = null,
+                 audience = this.audience }) {
     onStep("connect");
     const { address, chainId } = await connectWallet(provider, { chainIds });
     onStep("nonce");
@@ -479,8 +489,34 @@ export class DidAuthClient {
     onStep("sign");
     const signature = await personalSign(provider, address, message);
     onStep("verify");
-    const tokens = submit ? await submit({ message, signature }) : await this.verify({ message, signature });
+    const tokens = submit ? await submit({ message, signature }) : await this.verify({ message, signature, audience });
     return { tokens, address, chainId, message, signature };
+  }
+
+  /**
+   * signIn for did-auth itself (audience = the issuer URL): the only tokens did-auth's own
+   * resources accept (/otp/enroll, /otp/confirm; RFC 9068 §4). Keep them in this page:
+   * never send them to your APIs, and never use your APIs' tokens here.
+   */
+  async signInForAccount(options) {
+    return this.signIn({ ...options, audience: this.issuer });
+  }
+
+  /**
+   * POST /otp/enroll: start a TOTP enrolment; {secret, otpauth_uri, replaces}. `accessToken`
+   * from signInForAccount (a fresh login enrols the first factor); replacing one needs `otp`
+   * (a code of the current factor) or `siwe` ({message, signature} for re-enrolment).
+   */
+  async enrollOtp(accessToken, { otp = undefined, siwe = undefined } = {}) {
+    const body = {};
+    if (otp) body.otp = otp;
+    if (siwe) body.siwe = siwe;
+    return this._post("/otp/enroll", body, { accessToken });
+  }
+
+  /** POST /otp/confirm: activate the pending enrolment with a code of its new secret. */
+  async confirmOtp(accessToken, otp) {
+    return this._post("/otp/confirm", { otp }, { accessToken });
   }
 
   /** RFC 6749 §6 refresh (the refresh token rotates: keep the new one). */
