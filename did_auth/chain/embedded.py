@@ -269,6 +269,50 @@ class EmbeddedChain:
         self.worker.close()
 
 
+class _WallClockTester(EthereumTester):  # type: ignore[misc]
+    """eth-tester whose blocks carry the wall-clock time of their mining.
+
+    py-evm opens the next (pending) block, with its timestamp, as soon as the previous one
+    is mined, and eth-tester auto-mines that block when the next transaction comes, however
+    much later: on an idle chain a transaction ran with, and its block recorded, a time
+    seconds or minutes old. A relayed `revokeAll()` then set `revokedBefore` (its
+    `block.timestamp`) before the auth_time of sessions it was meant to end. Here the pending
+    block is re-stamped with the current time before each transaction runs (and before an
+    empty block is mined), never earlier than its parent + 1: a block's timestamp "MUST be
+    greater than the timestamp of its parent" (Yellow Paper §4.3.4, py-evm's header check).
+    Within one second, consecutive blocks may run ahead of the clock by their count."""
+
+    def _stamp_pending(self) -> None:
+        backend = self.backend
+        if not isinstance(backend, PyEVMBackend):
+            return
+        chain = backend.chain
+        if chain.get_block().transactions:
+            return  # already executed at its stamp (not auto-mining): keep it
+        parent = chain.get_canonical_head()
+        now = max(int(time.time()), int(parent.timestamp) + 1)
+        if int(chain.header.timestamp) != now:
+            chain.set_header_timestamp(now)
+
+    def send_transaction(self, transaction: Any) -> Any:
+        self._stamp_pending()
+        return super().send_transaction(transaction)
+
+    def send_raw_transaction(self, raw_transaction_hex: Any) -> Any:
+        self._stamp_pending()
+        return super().send_raw_transaction(raw_transaction_hex)
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
+        hashes = []
+        for _ in range(num_blocks):
+            self._stamp_pending()
+            if coinbase is None:
+                hashes += super().mine_blocks(1)
+            else:
+                hashes += super().mine_blocks(1, coinbase)
+        return hashes
+
+
 def start_embedded_chain(chain_id: int) -> EmbeddedChain:
     """A fresh py-evm chain answering `chain_id`, with the registries deployed."""
     backend = PyEVMBackend()
@@ -276,7 +320,7 @@ def start_embedded_chain(chain_id: int) -> EmbeddedChain:
     # A subclass (not an instance attribute) so that chains py-evm re-creates from this one
     # (snapshots, new blocks) keep the id.
     chain.__class__ = type("EmbeddedPyEvmChain", (type(chain),), {"chain_id": chain_id})
-    tester = EthereumTester(backend)
+    tester = _WallClockTester(backend)
     keys = tuple(k.to_hex() for k in backend.account_keys)
     embedded = EmbeddedChain(chain_id=chain_id, tester=tester, private_keys=keys)
     embedded.did_registry = embedded.deploy("EthereumDIDRegistry", [], [])
