@@ -130,6 +130,7 @@ class Services:
             keys=self.keys,
             sessions=self.sessions,
             siwe=self.siwe,
+            revocations=self.revocations,
         )
 
     @cached_property
@@ -232,9 +233,12 @@ def build_services(
         guard=guard,
         handlers=[
             RefreshTokenGrant(
-                settings, clock, issuer, sessions, dpop, registry, did_recheck=did.recheck
+                settings, clock, issuer, sessions, dpop, revocations, registry,
+                did_recheck=did.recheck,
             ),
-            AuthorizationCodeGrant(settings, clock, store, keys, sessions, dpop, issuer),
+            AuthorizationCodeGrant(
+                settings, clock, store, keys, sessions, dpop, issuer, revocations
+            ),
         ],
         refresh_keys=keys.refresh,
         audit=audit,

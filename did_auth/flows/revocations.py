@@ -35,6 +35,11 @@ account address and by `auth_key`, a bare address or a CAIP-10 account).
 
 A feed that a verifier can trust must not be outrun:
 
+* a `since` cursor beyond the feed's head (the feed started over: an in-memory store
+  restarted, a Redis stream lost) is answered with a page from the start carrying
+  `"reset": true`; the follower takes its cursor and re-reads (entries are idempotent).
+  Stream ids are time-based (`<ms>-<seq>`, the memory store's too), so a restarted server
+  writes above the cursors it handed out before;
 * a page answers `{"revoked": [...], "cursor": C, "more": bool}`; entries whose `exp` has
   passed are left out but never shorten the page: it holds `limit` live entries, or it ends
   at the end of the feed (`more: false`), or (a bound on the work of one request) the
@@ -127,6 +132,11 @@ def parse_feed_query(since: str | None, limit: str | int | None) -> tuple[str | 
     if not 1 <= n <= FEED_LIMIT_MAX:
         raise InvalidRequest(f"limit must be an integer from 1 to {FEED_LIMIT_MAX}")
     return since, n
+
+
+def _stream_id(cursor: str) -> tuple[int, int]:
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def revoked_before_covers(revoked_before: int | None, at: float) -> bool:
@@ -242,7 +252,12 @@ class RevocationBook:
     async def revoke_sid(self, sid: str, *, reason: str) -> bool:
         """End one session and announce its sid; True when announced. A session revoked
         already (or past its lifetime) adds nothing to the feed; a sid the store does not
-        know (e.g. revoked on chain) is announced."""
+        know (e.g. revoked on chain) is announced.
+
+        The one way to revoke a session (refresh-token rotation takes the book for reuse
+        detection; the session store's marking is called from here only): the mark and the
+        feed entry go together, so a verifier following the feed never keeps accepting the
+        access tokens of a session the server revoked, and each sid is announced once."""
         if await self.sessions.revoke_live(sid) is False:
             return False
         await self._emit(
@@ -378,5 +393,18 @@ class RevocationBook:
                         if index < len(rows) - 1:
                             more = True  # rows after this one are still unread
                         break
+        if since is not None and cursor == since and await self._beyond_head(since):
+            # A cursor this feed never handed out, ahead of everything written: the feed
+            # started over (an in-memory store restarted, a Redis stream lost) or the
+            # follower read another feed. Answering "nothing new" would leave the follower
+            # behind every later entry for good; it re-reads from the start instead
+            # (entries are idempotent) and takes the new cursor.
+            page = await self.feed(None, limit)
+            page["reset"] = True
+            return page
         return {"revoked": revoked, "cursor": cursor if cursor is not None else "0-0",
                 "more": more}
+
+    async def _beyond_head(self, since: str) -> bool:
+        head = await self.store.feed_head(FEED_STREAM)
+        return _stream_id(since) > (_stream_id(head) if head is not None else (0, 0))

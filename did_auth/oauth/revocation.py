@@ -121,7 +121,18 @@ class RevocationEndpoint:
             await self._revocations.revoke_jti(jti, exp, reason="rfc7009")
             return None
         if not await self._revocations.revoke_sid(sid, reason="rfc7009"):
-            return None  # revoked already, with its session
+            if session.revoked:
+                # Revoked already: a no-op (RFC 7009 §2.2), and a safe one. Every session
+                # revocation (RFC 7009, refresh-token reuse, code replay, registry and DID
+                # checks, the chain watcher) goes through RevocationBook.revoke_sid, which
+                # writes the session's sid entry when it marks the session revoked (the
+                # session store has no other way to revoke one), so that entry already
+                # covers this token at every verifier following the feed.
+                return None
+            # Past the session's lifetime but not revoked: the token may outlive its
+            # session, so it is denied and announced by jti (once).
+            await self._revocations.revoke_jti(jti, exp, reason="rfc7009")
+            return None
         # The session's entry covers this token; its jti is announced too, for followers
         # that deny by jti.
         await self._revocations.revoke_jti(jti, exp, reason="rfc7009")

@@ -316,13 +316,17 @@ class RedisStore(Store):
     async def feed_head(self, stream: str) -> str | None:
         async def run() -> str | None:
             try:
-                info = await self._r.xinfo_stream(stream)
+                # redis-py's client (the fast single-node client has no XINFO): this is
+                # asked only when a follower's page came back empty.
+                info = await self._client.xinfo_stream(stream)
             except ResponseError as exc:
                 if "no such key" in str(exc).lower():
                     return None  # never written, or lost (Redis restarted without its data)
                 raise
             last = info.get("last-generated-id")
-            return last.decode() if isinstance(last, bytes) else None if last is None else str(last)
+            if last is None:
+                return None
+            return last.decode() if isinstance(last, bytes) else str(last)
 
         return await self._call(run)
 

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from did_auth_verifier.jose import JoseError, b64url_decode, b64url_encode
@@ -25,7 +25,7 @@ from did_auth.errors import InvalidGrant
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
-__all__ = ["Session", "SessionStore", "session_key"]
+__all__ = ["Session", "SessionRevoker", "SessionStore", "session_key"]
 
 _PREFIX = "rt_"
 _HISTORY = 16  # rotated-out hashes remembered for reuse detection
@@ -73,6 +73,13 @@ class Session:
         d["amr"] = tuple(d["amr"])
         d["previous"] = tuple(d["previous"])
         return cls(**d)
+
+
+class SessionRevoker(Protocol):
+    """What revokes sessions: `did_auth.flows.revocations.RevocationBook`, which marks the
+    session revoked (`SessionStore.revoke_live`) and announces its sid on the feed."""
+
+    async def revoke_sid(self, sid: str, *, reason: str) -> bool: ...
 
 
 def _new_refresh(sid: str) -> str:
@@ -145,20 +152,6 @@ class SessionStore:
             return None
         return s
 
-    async def revoke(self, sid: str) -> bool:
-        """Mark the session (the whole refresh family) revoked; True if it existed."""
-        for _ in range(5):
-            raw = await self.store.get(session_key(sid))
-            if raw is None:
-                return False
-            s = Session.from_bytes(raw)
-            if s.revoked:
-                return True
-            done = replace(s, revoked=True)
-            if await self.store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
-                return True
-        return True
-
     async def bind_key(self, sid: str, jkt: str) -> Session:
         """Bind a live session (its refresh-token family) to a DPoP key, once.
 
@@ -184,8 +177,14 @@ class SessionStore:
         )
 
     async def revoke_live(self, sid: str) -> bool | None:
-        """Revoke a live session: True when this call revoked it, False when it was revoked
-        already or is past its lifetime, None when the store does not know it."""
+        """Mark a live session (its whole refresh-token family) revoked: True when this call
+        revoked it, False when it was revoked already or is past its lifetime, None when the
+        store does not know it.
+
+        Called by `RevocationBook.revoke_sid` only, which announces the sid on the
+        revocation feed unless this returns False: a session revoked here alone would still
+        be accepted by every verifier following the feed. There is no other way to revoke a
+        session (tests/security/test_session_revocations_reach_the_feed.py)."""
         for _ in range(5):
             raw = await self.store.get(session_key(sid))
             if raw is None:
@@ -198,8 +197,11 @@ class SessionStore:
                 return True
         return True  # pragma: no cover - five lost races: another writer revoked or rotated
 
-    async def rotate(self, token: str) -> tuple[Session, str]:
-        """Exchange a refresh token for the next one (atomic compare-and-set)."""
+    async def rotate(self, token: str, *, revocations: SessionRevoker) -> tuple[Session, str]:
+        """Exchange a refresh token for the next one (atomic compare-and-set).
+
+        A rotated-out token presented again is theft: the session is revoked through
+        `revocations` (the `RevocationBook`), which also announces it on the feed."""
         sid = sid_of_refresh(token)
         if sid is None:
             raise InvalidGrant("malformed refresh token", reason="refresh_malformed")
@@ -215,7 +217,9 @@ class SessionStore:
             retry = h == s.grace_hash and h != s.refresh_hash and now < s.grace_until
             if h != s.refresh_hash and not retry:
                 if h in s.previous:
-                    await self.revoke(sid)
+                    # RFC 6819 §5.2.2.3: the server revokes the refresh token family (the
+                    # session); the feed entry ends the session's access tokens too.
+                    await revocations.revoke_sid(sid, reason="refresh_reuse")
                     raise InvalidGrant(
                         "refresh token reuse detected; the session was revoked",
                         reason="refresh_reuse",

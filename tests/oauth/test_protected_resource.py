@@ -9,6 +9,7 @@ import pytest
 from did_auth.api.errors import error_response, resource_challenge
 from did_auth.clock import FixedClock
 from did_auth.errors import InvalidGrant, ResourceAccessError
+from did_auth.flows.revocations import RevocationBook
 from did_auth.oauth.protected_resource import credentials
 from did_auth.store.memory import MemoryStore
 from did_auth.tokens.issue import new_sid
@@ -80,7 +81,8 @@ async def test_bind_key_binds_once() -> None:
         await sessions.bind_key(sid, "jkt-2")  # never re-bound to another key
     other = new_sid()
     await sessions.create(_session(other))
-    await sessions.revoke(other)
+    book = RevocationBook(sessions.store, sessions, clock, access_ttl=300, session_lifetime=3600)
+    assert await book.revoke_sid(other, reason="test")
     with pytest.raises(InvalidGrant):
         await sessions.bind_key(other, "jkt-1")
     with pytest.raises(InvalidGrant):

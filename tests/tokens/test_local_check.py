@@ -123,7 +123,7 @@ async def test_a_denied_jti_and_a_revoked_session_end_the_token() -> None:
 
     token2, grant2 = await _login(core)
     assert await core.local.active_claims(token2) is not None
-    await core.sessions.revoke(grant2.sid)
+    assert await core.revocations.revoke_sid(grant2.sid, reason="test")
     assert await core.local.active_claims(token2) is None
 
 

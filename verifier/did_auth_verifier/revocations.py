@@ -13,6 +13,9 @@ Feed (interface: `GET /revocations?since=CURSOR`): `{"revoked": [entry, ...], "c
 are kept until then (plus a grace period covering clock leeway) and then purged.
 
 The first request is sent without `since`; afterwards the last `cursor` is echoed back.
+A page with `"reset": true` says the cursor sent is beyond the issuer's feed (it started
+over, e.g. a restart of an issuer on its in-memory store): the page is from the start of the
+feed and its cursor replaces ours (no cursor: the next request starts from the start).
 `more: false` marks the end of the feed (an issuer that does not send `more` is at its end
 when a page leaves the cursor where it was). `apply(entries)` is public so that a push
 source (e.g. Redis pub/sub) can feed the same view.
@@ -207,6 +210,7 @@ class FeedFollower(RevocationSet):
         self._max_pages = max_pages
         self._page_size = page_size
         self._cursor: str | None = None
+        self._resets = 0
         self._last_success = float("-inf")
         self._poll_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -216,6 +220,11 @@ class FeedFollower(RevocationSet):
     @property
     def cursor(self) -> str | None:
         return self._cursor
+
+    @property
+    def resets(self) -> int:
+        """How often the issuer answered that our cursor was beyond its feed (`reset`)."""
+        return self._resets
 
     @property
     def last_success(self) -> float:
@@ -266,24 +275,34 @@ class FeedFollower(RevocationSet):
                     entries = document.get("revoked")
                     cursor = document.get("cursor")
                     more = document.get("more")
+                    reset = document.get("reset", False)
                     if not isinstance(entries, list):
                         raise ValueError("feed response has no 'revoked' array")
                     if cursor is not None and not isinstance(cursor, str | int):
                         raise ValueError("feed cursor is not a string")
                     if more is not None and not isinstance(more, bool):
                         raise ValueError("feed 'more' is not a boolean")
+                    if not isinstance(reset, bool):
+                        raise ValueError("feed 'reset' is not a boolean")
                     self.apply(entries)
-                    previous, self._cursor = (
-                        self._cursor,
-                        (str(cursor) if cursor is not None else self._cursor),
-                    )
+                    previous = self._cursor
+                    if reset:
+                        # Our cursor is beyond the issuer's feed (it started over): the page
+                        # is from its start, and so is our position now. Entries are
+                        # idempotent and revocations never undone, so the view is kept.
+                        self._resets += 1
+                        log.warning("revocation feed: the issuer's feed started over; "
+                                    "re-reading it from the start")
+                        self._cursor = str(cursor) if cursor is not None else None
+                    elif cursor is not None:
+                        self._cursor = str(cursor)
                     at_end = (not more) if more is not None else self._cursor == previous
                     if at_end:
                         # The view now holds every entry written before `started`.
                         self._last_success = started
                         self.purge()
                         return True
-                    if self._cursor == previous and not entries:
+                    if self._cursor == previous and not entries and not reset:
                         raise ValueError("feed says there is more but does not advance")
             except Exception as exc:
                 log.warning("revocation feed poll failed: %s", type(exc).__name__)

@@ -46,6 +46,7 @@ from did_auth.flows.oidc.request import (
 )
 from did_auth.flows.oidc.signin import SignInPage, SignInPages, scope_words
 from did_auth.flows.oidc.userinfo import userinfo_claims
+from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.siwe_login import SiweLogin
 from did_auth.oauth.codes import s256_challenge
 from did_auth.settings import ClientConfig, Settings
@@ -84,6 +85,9 @@ class OidcProvider:
     keys: KeyRing
     sessions: SessionStore
     siwe: SiweLogin
+    # Revokes (and announces) the session of a completion that lost the race for its parked
+    # request; the SIWE login's book when not given.
+    revocations: RevocationBook | None = None
     pages: SignInPages = field(init=False)
     authorization: AuthorizationEndpoint = field(init=False)
     codes: AuthorizationCodeIssuance = field(init=False)
@@ -93,8 +97,11 @@ class OidcProvider:
         self.authorization = AuthorizationEndpoint(
             self.settings, self.clock, self.store, self.pages
         )
+        revocations = self.revocations or self.siwe.revocations
+        if revocations is None:
+            raise ValueError("OidcProvider needs a RevocationBook (revocations=...)")
         self.codes = AuthorizationCodeIssuance(
-            self.settings, self.clock, self.store, self.sessions, self.siwe
+            self.settings, self.clock, self.store, revocations, self.siwe
         )
 
     async def authorize(

@@ -26,13 +26,13 @@ from did_auth.flows.oidc.request import (
     pending_request,
     request_key,
 )
+from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.siwe_login import SiweLogin, SiweRequest
 from did_auth.oauth.codes import seal_code
 from did_auth.settings import Settings
 from did_auth.siwe import SiweMessage
 from did_auth.store.base import Store
 from did_auth.tokens.issue import Grant
-from did_auth.tokens.sessions import SessionStore
 
 __all__ = ["AuthorizationCodeIssuance"]
 
@@ -42,7 +42,7 @@ class AuthorizationCodeIssuance:
     settings: Settings
     clock: Clock
     store: Store
-    sessions: SessionStore
+    revocations: RevocationBook
     siwe: SiweLogin
 
     @property
@@ -84,7 +84,7 @@ class AuthorizationCodeIssuance:
         # Single use of the parked request (atomic): a concurrent completion that loses
         # here gets nothing, and the session it created is revoked.
         if await self.store.take(request_key(request.request_id)) is None:
-            await self.sessions.revoke(grant.sid)
+            await self.revocations.revoke_sid(grant.sid, reason="signin_request_reused")
             raise InvalidGrant("the sign-in request was already used")
         code = secrets.token_urlsafe(32)
         record = {

@@ -21,6 +21,7 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.issuance import token_response
+from did_auth.flows.revocations import RevocationBook
 from did_auth.oauth.codes import (
     USED_TTL,
     VERIFIER_RE,
@@ -52,6 +53,9 @@ class AuthorizationCodeGrant:
     sessions: SessionStore
     dpop: DpopGate
     token_issuer: TokenIssuer
+    # Revokes the session of a replayed code or a failed exchange, and announces it on the
+    # feed so that the access tokens already issued for it die at the resource servers too.
+    revocations: RevocationBook
     grant_type: str = "authorization_code"
 
     @property
@@ -113,7 +117,7 @@ class AuthorizationCodeGrant:
         elif not hmac.compare_digest(s256_challenge(verifier), record["code_challenge"]):
             problem = "PKCE verification failed: code_verifier does not match"
         if problem is not None:
-            await self.sessions.revoke(str(grant["sid"]))
+            await self.revocations.revoke_sid(str(grant["sid"]), reason="authorization_code")
             raise InvalidGrant(problem, reason="authorization_code")
         tokens: dict[str, Any] = dict(record["tokens"])
         if jkt is None and got_jkt is not None:
@@ -146,8 +150,11 @@ class AuthorizationCodeGrant:
         return self._token_response(client, record, grant, tokens)
 
     async def _replayed(self, sid: str) -> None:
-        """RFC 6749 §4.1.2: a code used twice -> deny, and revoke what it was used for."""
-        await self.sessions.revoke(sid)
+        """RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+        authorization server MUST deny the request and SHOULD revoke (when possible) all
+        tokens previously issued based on that authorization code": the session, and with
+        its feed entry the access tokens (once: a further replay adds nothing)."""
+        await self.revocations.revoke_sid(sid, reason="code_replay")
         raise InvalidGrant("authorization code already used", reason="code_replay")
 
     def _token_response(

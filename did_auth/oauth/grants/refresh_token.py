@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidDpopProof, InvalidGrant, InvalidScope
+from did_auth.errors import AccessDenied, InvalidDpopProof, InvalidGrant, InvalidScope
 from did_auth.flows.dpop_gate import DpopGate
 from did_auth.flows.issuance import token_response
 from did_auth.flows.registry_checks import RegistryGate
+from did_auth.flows.revocations import RevocationBook
 from did_auth.oauth.grants.base import TokenRequest
 from did_auth.policy.scopes import parse_scope, token_ttl
 from did_auth.settings import Settings
@@ -28,6 +29,9 @@ class RefreshTokenGrant:
     issuer: TokenIssuer
     sessions: SessionStore
     dpop: DpopGate
+    # Revokes (and announces on the feed) the session of a reused refresh token or of a
+    # DID whose key no longer authenticates it.
+    revocations: RevocationBook
     registry: RegistryGate | None = None  # on-chain RevocationRegistry checks
     # A DID session refreshes only while its key still authenticates the DID.
     did_recheck: Callable[[str, object], Awaitable[None]] | None = None
@@ -85,8 +89,18 @@ class RefreshTokenGrant:
             and current.sub.startswith("did:")
             and not current.sub.startswith("did:pkh:")
         ):
-            await self.did_recheck(current.sub, current.extra.get("auth_key"))
-        session, new_refresh = await self.sessions.rotate(refresh_token)
+            try:
+                await self.did_recheck(current.sub, current.extra.get("auth_key"))
+            except AccessDenied as exc:
+                # The key no longer authenticates the DID (revoked or expired delegate,
+                # former owner, deactivated DID): the session ends, on the feed too, so its
+                # access tokens stop working at the resource servers as well.
+                reason = exc.reason if exc.reason.startswith("did_") else f"did_{exc.reason}"
+                await self.revocations.revoke_sid(current.sid, reason=reason)
+                raise
+        session, new_refresh = await self.sessions.rotate(
+            refresh_token, revocations=self.revocations
+        )
         if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
             raise InvalidScope("unknown session")
         grant = Grant(
