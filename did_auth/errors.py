@@ -51,6 +51,15 @@ class DidAuthError(Exception):
     code: str = "server_error"
     status: int = 500
 
+    def __init_subclass__(cls, *, code: str = "", status: int = 0, **kwargs: object) -> None:
+        """`class X(DidAuthError, code=..., status=...)`: the OAuth error code and the HTTP
+        status of X (inherited when not given)."""
+        super().__init_subclass__(**kwargs)
+        if code:
+            cls.code = code
+        if status:
+            cls.status = status
+
     def __init__(self, description: str = "", *, reason: str | None = None) -> None:
         super().__init__(description or self.code)
         self.description = description or self.code
@@ -62,21 +71,17 @@ class DidAuthError(Exception):
         return {"error": self.code, "error_description": self.description}
 
 
-class InvalidRequest(DidAuthError):
-    code = "invalid_request"
-    status = 400
+class InvalidRequest(DidAuthError, code="invalid_request", status=400):
+    """Malformed input, a missing parameter, an unknown chain (RFC 6749 §5.2)."""
 
 
 class SiweParseError(InvalidRequest):
     """The text is not a well-formed EIP-4361 message (or fields violate the ABNF)."""
 
 
-class InvalidClient(DidAuthError):
+class InvalidClient(DidAuthError, code="invalid_client", status=401):
     """Client authentication failed (RFC 6749 §5.2). `basic` tells the HTTP edge that the
     client tried the `Authorization: Basic` header, which it must then challenge."""
-
-    code = "invalid_client"
-    status = 401
 
     def __init__(
         self, description: str = "", *, basic: bool = False, reason: str | None = None
@@ -85,33 +90,29 @@ class InvalidClient(DidAuthError):
         self.basic = basic
 
 
-class UnsupportedGrantType(DidAuthError):
-    code = "unsupported_grant_type"
-    status = 400
+class UnsupportedGrantType(DidAuthError, code="unsupported_grant_type", status=400):
+    """RFC 6749 §5.2: the authorization server does not support this grant type."""
 
 
-class InvalidGrant(DidAuthError):
-    code = "invalid_grant"
-    status = 400
+class InvalidGrant(DidAuthError, code="invalid_grant", status=400):
+    """A bad signature, a replayed nonce, an expired, revoked or foreign grant (RFC 6749
+    §5.2)."""
 
 
-class InvalidScope(DidAuthError):
-    code = "invalid_scope"
-    status = 400
+class InvalidScope(DidAuthError, code="invalid_scope", status=400):
+    """RFC 6749 §5.2: the requested scope is invalid, unknown, or exceeds the grant."""
 
 
-class AccessDenied(DidAuthError):
-    code = "access_denied"
-    status = 403
+class AccessDenied(DidAuthError, code="access_denied", status=403):
+    """Revoked, suspended, or not allowed (the reason tells which rule refused)."""
 
 
-class InsufficientUserAuthentication(DidAuthError):
+class InsufficientUserAuthentication(
+    DidAuthError, code="insufficient_user_authentication", status=401
+):
     """RFC 9470 §3: the token's authentication event is too old for this resource;
     `max_age` (seconds) is what it needs. The HTTP edge adds the challenge, in the scheme
     the token was presented with (`scheme`: Bearer, or DPoP for a DPoP-bound token)."""
-
-    code = "insufficient_user_authentication"
-    status = 401
 
     def __init__(
         self, description: str = "", *, max_age: int, scheme: str = "Bearer",
@@ -122,34 +123,27 @@ class InsufficientUserAuthentication(DidAuthError):
         self.scheme = scheme
 
 
-class InvalidToken(DidAuthError):
-    code = "invalid_token"
-    status = 401
+class InvalidToken(DidAuthError, code="invalid_token", status=401):
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid."""
 
 
-class InvalidDpopProof(DidAuthError):
-    code = "invalid_dpop_proof"
-    status = 400
+class InvalidDpopProof(DidAuthError, code="invalid_dpop_proof", status=400):
+    """RFC 9449 §7.1: the DPoP proof is missing, malformed or does not match."""
 
 
-class UseDpopNonce(DidAuthError):
-    code = "use_dpop_nonce"
-    status = 400
-
+class UseDpopNonce(DidAuthError, code="use_dpop_nonce", status=400):
     def __init__(self, description: str = "", *, nonce: str, reason: str | None = None) -> None:
         super().__init__(description or "a DPoP nonce is required", reason=reason)
         self.nonce = nonce
 
 
-class ResourceAccessError(DidAuthError):
+class ResourceAccessError(DidAuthError, status=401):
     """A request to one of did-auth's own protected resources (`/userinfo`, `/otp/*`) did
     not pass the access-token check (RFC 6750 §3, RFC 9449 §7.1). Always 401; the HTTP edge
     answers with a `WWW-Authenticate` challenge of the scheme the client used (`scheme`),
     naming `challenge_error`. Without usable credentials (`scheme` None) the challenge has no
     error code (RFC 6750 §3.1) and offers both schemes; `algs` are the DPoP proof algorithms
     accepted (RFC 9449 §7.1), `nonce` a DPoP nonce to use (§9)."""
-
-    status = 401
 
     def __init__(
         self,
@@ -169,10 +163,7 @@ class ResourceAccessError(DidAuthError):
         self.nonce = nonce
 
 
-class RateLimited(DidAuthError):
-    code = "slow_down"
-    status = 429
-
+class RateLimited(DidAuthError, code="slow_down", status=429):
     def __init__(
         self, description: str = "", *, retry_after: int, reason: str | None = None
     ) -> None:
@@ -180,16 +171,13 @@ class RateLimited(DidAuthError):
         self.retry_after = max(1, int(retry_after))
 
 
-class TemporarilyUnavailable(DidAuthError):
-    code = "temporarily_unavailable"
-    status = 503
+class TemporarilyUnavailable(DidAuthError, code="temporarily_unavailable", status=503):
+    """Redis or a chain cannot answer: the decision fails closed (503), a check is
+    never skipped."""
 
 
-class ConfigError(DidAuthError):
+class ConfigError(DidAuthError, code="invalid_config", status=500):
     """An invalid configuration; `problems` lists `key.path: message` strings."""
-
-    code = "invalid_config"
-    status = 500
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
