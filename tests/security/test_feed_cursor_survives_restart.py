@@ -16,6 +16,7 @@ idempotent, nothing is lost).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 
 from did_auth.flows.revocations import FEED_STREAM
 from did_auth.services import Services
+from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from did_auth.verifier import FeedFollower
@@ -67,6 +69,15 @@ async def test_memory_feed_ids_are_time_based_and_monotonic() -> None:
     b = await stepped.feed_append("s", b"b", keep_for=60)
     assert (a, b) == ("2000000000-0", "2000000000-1")
     assert [c for c, _ in await stepped.feed_read("s", a, 10)] == [b]
+
+
+async def test_feed_head_is_the_last_id_written(store: Store) -> None:
+    """memory, Redis and Redis Cluster: the head survives trimming, is None for no stream."""
+    stream = FEED_STREAM + ":head-test:" + secrets.token_hex(4)
+    assert await store.feed_head(stream) is None
+    first = await store.feed_append(stream, b"a", keep_for=60)
+    last = await store.feed_append(stream, b"b", keep_for=60)
+    assert await store.feed_head(stream) == last != first
 
 
 # --------------------------------------------------------------------------- the feed
