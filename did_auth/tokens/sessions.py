@@ -21,7 +21,7 @@ import orjson
 from did_auth_verifier.jose import JoseError, b64url_decode, b64url_encode
 
 from did_auth.clock import Clock
-from did_auth.errors import InvalidGrant
+from did_auth.errors import InvalidGrant, TemporarilyUnavailable
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
@@ -29,6 +29,7 @@ __all__ = ["Session", "SessionRevoker", "SessionStore", "session_key"]
 
 _PREFIX = "rt_"
 _HISTORY = 16  # rotated-out hashes remembered for reuse detection
+_REVOKE_ATTEMPTS = 50
 
 
 def session_key(sid: str) -> str:
@@ -185,7 +186,10 @@ class SessionStore:
         revocation feed unless this returns False: a session revoked here alone would still
         be accepted by every verifier following the feed. There is no other way to revoke a
         session (tests/security/test_session_revocations_reach_the_feed.py)."""
-        for _ in range(5):
+        # A revocation must win against concurrent rotations: retry the compare-and-set
+        # (each lost race means another writer changed the record), and fail closed rather
+        # than report a session revoked that is still live.
+        for _ in range(_REVOKE_ATTEMPTS):
             raw = await self.store.get(session_key(sid))
             if raw is None:
                 return None
@@ -195,7 +199,9 @@ class SessionStore:
             done = replace(s, revoked=True)
             if await self.store.swap(session_key(sid), raw, done.to_bytes(), self._ttl(s)):
                 return True
-        return True  # pragma: no cover - five lost races: another writer revoked or rotated
+        raise TemporarilyUnavailable(  # pragma: no cover - needs 50 lost races in a row
+            "the session could not be revoked under contention; retry", reason="revoke_contention"
+        )
 
     async def rotate(self, token: str, *, revocations: SessionRevoker) -> tuple[Session, str]:
         """Exchange a refresh token for the next one (atomic compare-and-set).
