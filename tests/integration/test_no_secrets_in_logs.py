@@ -47,7 +47,10 @@ def test_audit_and_logs_hold_no_secrets(redis_server: RedisServer, tmp_path: Pat
         secrets.append(bad)
         httpx.post(base + "/siwe/verify", json={"client_id": "dapp", "message": text, "signature": bad})
         # OTP enrolment and a step-up login (with a wrong code first)
-        auth = {"Authorization": f"Bearer {tok['access_token']}"}
+        # (with a token for did-auth itself: its /otp routes refuse other audiences)
+        own = login(audience=base).json()
+        secrets += [own["access_token"], own["refresh_token"]]
+        auth = {"Authorization": f"Bearer {own['access_token']}"}
         enrol = httpx.post(base + "/otp/enroll", headers=auth).json()
         totp = pyotp.TOTP(enrol["secret"])
         secrets += [enrol["secret"], enrol["otpauth_uri"]]

@@ -91,7 +91,9 @@ def code_flow_and_refresh(
         client_id=rp.client_id, nonce=nonce, token=token,
     )
     at = unverified_claims(token["access_token"])
-    assert at["sub"] == claims["sub"] and at["aud"] == AUDIENCE and at["client_id"] == rp.client_id
+    # The code flow's access token is the API's and also the UserInfo one (OIDC Core §5.3.1).
+    assert at["sub"] == claims["sub"] and at["aud"] == [AUDIENCE, server.url]
+    assert at["client_id"] == rp.client_id
     jkt = extra.get("dpop_jkt")
     assert at.get("cnf") == ({"jkt": jkt} if jkt else None)
     info = userinfo(server, token["access_token"], dpop_key)

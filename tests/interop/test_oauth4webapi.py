@@ -35,7 +35,8 @@ def check_flow(result: dict[str, Any], server: OAuthServer, client_id: str, *, d
     assert result["access_header"]["typ"] == "at+jwt"
     for at in (result["at_claims"], result["refreshed"]["at_claims"]):
         # validateJwtAccessToken accepted it; these are the claims it returned.
-        assert at["iss"] == server.url and at["aud"] == AUDIENCE
+        # The API's audience, and the issuer for UserInfo (OIDC Core §5.3.1).
+        assert at["iss"] == server.url and at["aud"] == [AUDIENCE, server.url]
         assert at["sub"] == ids["sub"] and at["client_id"] == client_id
         assert set(at["scope"].split()) == {"account:read", "trade:write"}
         if dpop:

@@ -40,7 +40,9 @@ def check_flow(result: dict[str, Any], server: OAuthServer, client_id: str, *, d
     # RFC 9068 §2: the access token is an at+jwt for the resource server, issued to this client.
     assert result["access_header"]["typ"] == "at+jwt"
     at = result["access_claims"]
-    assert at["aud"] == AUDIENCE and at["client_id"] == client_id and at["sub"] == ids["sub"]
+    # ... and for UserInfo: the issuer is its second audience (OIDC Core §5.3.1).
+    assert at["aud"] == [AUDIENCE, server.url]
+    assert at["client_id"] == client_id and at["sub"] == ids["sub"]
     assert result["refreshed"]["access_claims"]["sub"] == ids["sub"]
     assert result["refreshed"]["access_token"] != result["access_token"]
     if dpop:
