@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -186,24 +187,21 @@ def _result(reply: Any, method: str) -> Any:
     return reply["result"]
 
 
+@dataclass(eq=False)
 class ChainClient:
     """One configured chain: raw pinned/batched reads for decisions, and `w3` for the rest."""
 
-    def __init__(
-        self,
-        config: ChainConfig,
-        transport: RpcTransport,
-        w3: AsyncWeb3[Any],
-        *,
-        embedded: EmbeddedChain | None = None,
-    ) -> None:
-        self.config = config
-        self.chain_id = config.chain_id
-        self.transport = transport
-        self.w3 = w3
-        self.embedded = embedded
-        self._chain_id_checked = False
-        self._batches_ok = True
+    config: ChainConfig
+    transport: RpcTransport
+    w3: AsyncWeb3[Any]
+    _: KW_ONLY
+    embedded: EmbeddedChain | None = None
+    chain_id: int = field(init=False)
+    _chain_id_checked: bool = field(default=False, init=False)
+    _batches_ok: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        self.chain_id = self.config.chain_id
 
     @property
     def rpc_round_trips(self) -> int:
