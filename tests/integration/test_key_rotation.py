@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,13 +31,17 @@ def trading_api(live_server: LiveServer) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
+        assert proc.poll() is None, "the trading API exited"
         try:
             httpx.get(url + "/account", timeout=0.5)
-            break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            return False
+        return True
+
+    # (it used to give up silently after 30 s and let the test run against nothing)
+    wait_until(listening, 30, interval=0.1, what="the trading API to listen")
     yield url
     proc.terminate()
     proc.wait(10)
