@@ -172,16 +172,7 @@ class ClientConfig(StrictModel):
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
         for origin in v:
-            u = urlsplit(origin)
-            if (
-                u.scheme not in ("http", "https")
-                or not u.hostname
-                or u.path
-                or u.query
-                or u.fragment
-                or u.username is not None
-                or origin != origin.lower()
-            ):
+            if not _is_origin(origin):
                 raise ValueError(f"origin {origin[:100]!r}: must be lowercase scheme://host[:port]")
         return v
 
@@ -189,21 +180,7 @@ class ClientConfig(StrictModel):
     @classmethod
     def _demo_api_origins(cls, v: list[str]) -> list[str]:
         for origin in v:
-            if origin in _DEMO_LOOPBACK_ANY_PORT:
-                continue
-            u = urlsplit(origin)
-            try:
-                u.port  # noqa: B018 - raises ValueError on a bad port
-            except ValueError:
-                u = urlsplit("invalid:")
-            if (
-                u.scheme not in ("http", "https")
-                or not u.hostname
-                or f"{u.scheme}://{u.netloc}" != origin
-                or "@" in u.netloc
-                or origin != origin.lower()
-                or "*" in origin
-            ):
+            if origin not in _DEMO_LOOPBACK_ANY_PORT and not _is_origin(origin):
                 raise ValueError(
                     f"demo_api_origin {origin[:100]!r}: must be lowercase scheme://host[:port] "
                     f"or one of {sorted(_DEMO_LOOPBACK_ANY_PORT)}"
@@ -231,6 +208,25 @@ class ClientConfig(StrictModel):
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # A loopback trading API on any port (CSP source expressions; Chromium refuses `[::1]:*`).
 _DEMO_LOOPBACK_ANY_PORT = frozenset({"http://127.0.0.1:*", "http://localhost:*"})
+
+
+def _is_origin(origin: str) -> bool:
+    """An origin as browsers send it (RFC 6454 §6.2): lower-case `scheme://host[:port]` with
+    an http(s) scheme, a valid port, and nothing else (no user info, path, query, fragment
+    or wildcard). The one rule for `origins` and `demo_api_origins`."""
+    u = urlsplit(origin)
+    try:
+        u.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (
+        u.scheme in ("http", "https")
+        and bool(u.hostname)
+        and f"{u.scheme}://{u.netloc}" == origin
+        and "@" not in u.netloc
+        and origin == origin.lower()
+        and "*" not in origin
+    )
 
 
 def _redirect_uri_problem(uri: str) -> str | None:
@@ -280,6 +276,10 @@ class RateLimits(StrictModel):
     source_backoff_ip_threshold: int = Field(default=20, ge=1, le=100_000)
     source_backoff_pair_threshold: int = Field(default=5, ge=1, le=100_000)
     source_backoff_cap: float = Field(default=300.0, gt=0, le=86_400)
+    # Contract-wallet signature checks (EIP-1271, EIP-6492) one client IP may have running
+    # at once on the embedded chain (one EVM thread shared by every login); more are
+    # refused at once with 429 slow_down instead of queueing. 0: no cap.
+    contract_checks_in_flight_per_ip: int = Field(default=1, ge=0, le=10_000)
     # OTP step-up: per-account exponential backoff, base * 2**k seconds, capped.
     otp_free_attempts: int = Field(default=3, ge=0, le=100)
     otp_backoff_base: float = Field(default=2.0, gt=0, le=3600)
