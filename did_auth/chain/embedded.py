@@ -21,7 +21,8 @@ checks) is stopped when it runs past the cap, as geth stops an `eth_call` after
 `--rpc.evmtimeout`: the worker raises an exception inside the running EVM
 (`PyThreadState_SetAsyncExc`, CPython), which unwinds it; an `eth_call` runs on a throwaway
 state that is never persisted, so nothing of the chain changes. A capped request that
-waited for the worker longer than its cap is not started at all (503: the chain is busy).
+waited for the worker longer than its cap is not started at all (429 slow_down with
+Retry-After, `rpc_busy`: the chain is busy with signer-chosen work).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ast
 import asyncio
 import ctypes
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +49,7 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from did_auth.chain.contracts import load_artifact
 from did_auth.chain.rpc import REQUEST_BUDGET, RpcTimedOut
-from did_auth.errors import TemporarilyUnavailable
+from did_auth.errors import RateLimited, TemporarilyUnavailable
 
 __all__ = [
     "EmbeddedChain",
@@ -360,7 +362,7 @@ class EmbeddedTransport:
     for reverts), so ChainClient handles both alike; every call counts as one round trip.
     Requests run on the chain's worker thread; a request with a cap (`REQUEST_BUDGET`) that
     runs past it is stopped and is `RpcTimedOut`, one that could not start within it is
-    `TemporarilyUnavailable` (busy); one without waits at most `timeout` (`RpcTimedOut`).
+    `RateLimited` (`rpc_busy`, 429); one without waits at most `timeout` (`RpcTimedOut`).
     """
 
     def __init__(self, chain: EmbeddedChain, *, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -426,8 +428,14 @@ class EmbeddedTransport:
                 return await self.chain.worker.run(fn)
         except EvmDeadline as exc:
             if not exc.started:
-                raise TemporarilyUnavailable(
-                    "the embedded chain is busy", reason="rpc_busy"
+                # Only capped requests (contract-signature checks, whose cost the signer
+                # chooses) give up waiting: the server sheds that work to protect itself and
+                # the request was never judged, so it is "slow down, retry" (429 with
+                # Retry-After), not a server fault (a 5xx any outsider could raise at will).
+                raise RateLimited(
+                    "the embedded chain is busy with other signature checks; retry later",
+                    retry_after=math.ceil(exc.budget),
+                    reason="rpc_busy",
                 ) from None
             raise RpcTimedOut(
                 f"the embedded chain stopped a call after {exc.budget:g} s", reason="rpc_timeout"

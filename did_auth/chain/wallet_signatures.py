@@ -45,9 +45,11 @@ which is never the magic value.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 from eth_abi.abi import encode
@@ -60,7 +62,7 @@ from did_auth.chain.client import (
     RpcCall,
 )
 from did_auth.chain.contracts import load_artifact
-from did_auth.errors import InvalidGrant, InvalidRequest
+from did_auth.errors import InvalidGrant, InvalidRequest, RateLimited
 from did_auth.signatures import eip1271, eip6492
 from did_auth.signatures.eip191 import personal_message_hash, recover_personal_raw
 
@@ -127,13 +129,23 @@ class ChainSignatureChecker:
         self._monotonic = monotonic
         # (chain id, lower-case address) -> monotonic expiry of "has code".
         self._has_code: OrderedDict[tuple[int, str], float] = OrderedDict()
+        # (chain id, source IP) -> contract-signature checks running (one event loop).
+        self._running: dict[tuple[int, str], int] = {}
 
-    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+    async def check(
+        self,
+        *,
+        chain_id: int,
+        address: str,
+        message: bytes,
+        signature: bytes,
+        source: str | None = None,
+    ) -> None:
         sig = bytes(signature)
         if eip6492.is_wrapped(sig):
-            await self._check_6492(
-                self._client_for_contract(chain_id), address, personal_message_hash(message), sig
-            )
+            wrapped_on = self._client_for_contract(chain_id)
+            with self._in_flight(wrapped_on, source):
+                await self._check_6492(wrapped_on, address, personal_message_hash(message), sig)
             return
         if len(sig) == 65 and self._eoa_signed(message, sig, address):
             return
@@ -147,7 +159,36 @@ class ChainSignatureChecker:
                 f"chain {chain_id} is not configured: contract-wallet signatures need it",
                 reason="chain_unknown",
             )
-        await self._check_1271(client, address, personal_message_hash(message), sig)
+        with self._in_flight(client, source):
+            await self._check_1271(client, address, personal_message_hash(message), sig)
+
+    @contextmanager
+    def _in_flight(self, client: ChainClient, source: str | None) -> Iterator[None]:
+        """At most `contract_checks_in_flight_per_ip` contract-signature checks of one source
+        at once on the embedded chain: its one EVM thread serves every login, and a check
+        costs what the signer chooses (up to verify_timeout). More are refused at once
+        (429 slow_down) rather than queued in front of other sources' logins."""
+        cap = self.registry.settings.rate_limits.contract_checks_in_flight_per_ip
+        if client.embedded is None or source is None or cap <= 0:
+            yield
+            return
+        key = (client.chain_id, source)
+        running = self._running.get(key, 0)
+        if running >= cap:
+            raise RateLimited(
+                "a contract-wallet signature check of this client is still running",
+                retry_after=math.ceil(client.config.verify_timeout),
+                reason="contract_checks_in_flight",
+            )
+        self._running[key] = running + 1
+        try:
+            yield
+        finally:
+            left = self._running[key] - 1
+            if left:
+                self._running[key] = left
+            else:
+                del self._running[key]
 
     # ------------------------------------------------------------------------- paths
 

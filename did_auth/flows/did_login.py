@@ -133,6 +133,10 @@ class DidLogin:
         now = self.clock.now()
         check_claims(proof, now=now, skew=self.settings.clock_skew)
         requested = parse_scope(req.scope)
+        # A challenge this server issued for this client, DID and audience, not yet used:
+        # read before resolving the DID (chain reads); consumed last, below.
+        binding = challenge_binding(client.client_id, did.did, proof.audience)
+        await self.challenges.peek(proof.nonce, binding)
 
         resolution = await self.resolver.resolve(did, now=now)
         if resolution.deactivated:
@@ -158,9 +162,7 @@ class DidLogin:
         )
         # Last: single use, atomic. The binding carries client, DID and audience, so a
         # challenge issued for another client, DID or audience is refused and left intact.
-        await self.challenges.consume(
-            proof.nonce, challenge_binding(client.client_id, did.did, proof.audience)
-        )
+        await self.challenges.consume(proof.nonce, binding)
         # One wallet, one subject: a did:pkh is issued in its canonical form (EIP-55
         # address), whatever letter case the proof used, as SIWE logins issue it.
         sub = pkh_did(did.chain_id, did.address) if isinstance(did, PkhDid) else did.did

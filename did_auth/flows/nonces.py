@@ -58,6 +58,21 @@ class NonceBook:
             if await self._store.put(self._key(nonce), binding.encode(), self._ttl, nx=True):
                 return nonce
 
+    async def peek(self, nonce: str, binding: str) -> None:
+        """Raise as `consume` would, without using the nonce: one read, no state change.
+
+        A cheap gate before expensive checks (a contract-wallet signature makes the chain
+        work): whoever was not handed this nonce, or replays a used one, is refused before
+        that work. Not a substitute for `consume`, which stays last and atomic."""
+        got = await self._store.get(self._key(nonce))
+        if got == binding.encode():
+            return
+        if got == _USED:
+            raise InvalidGrant("nonce already used", reason="nonce_replay")
+        if got is None:
+            raise InvalidGrant("nonce unknown or expired", reason="nonce_unknown")
+        raise InvalidGrant("nonce was issued for another client", reason="nonce_binding")
+
     async def consume(self, nonce: str, binding: str) -> None:
         """Atomically use a nonce once (compare-and-set to a 'used' marker, one round trip).
 

@@ -159,12 +159,16 @@ class OtpEnrolment:
                 reason="expired",
             )
         signature = parse_hex_signature(signature_hex)
+        # EIP-4361: a nonce this server issued and not yet used; read before the signature
+        # (a contract wallet's check is chain work), consumed last.
+        await self.nonces.peek(msg.nonce, client.client_id)
         try:
             await self.signatures.check(
                 chain_id=msg.chain_id,
                 address=msg.address,
                 message=text.encode(),
                 signature=signature,
+                source=req.ctx.ip,
             )
         except InvalidGrant:
             await self.guard.proof_failed(req.ctx, client.client_id, msg.address)

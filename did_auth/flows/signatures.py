@@ -11,16 +11,33 @@ __all__ = ["EoaSignatureChecker", "SignatureChecker"]
 
 
 class SignatureChecker(Protocol):
-    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+    async def check(
+        self,
+        *,
+        chain_id: int,
+        address: str,
+        message: bytes,
+        signature: bytes,
+        source: str | None = None,
+    ) -> None:
         """Return when `signature` is `address`'s EIP-191 signature of `message` on `chain_id`
-        (EOA, EIP-1271 or EIP-6492); raise InvalidGrant otherwise."""
+        (EOA, EIP-1271 or EIP-6492); raise InvalidGrant otherwise. `source` (the client IP)
+        lets a checker limit the costly checks one source runs at once (RateLimited)."""
         ...
 
 
 class EoaSignatureChecker:
     """Plain accounts only: EIP-191 recovery, no chain access."""
 
-    async def check(self, *, chain_id: int, address: str, message: bytes, signature: bytes) -> None:
+    async def check(
+        self,
+        *,
+        chain_id: int,
+        address: str,
+        message: bytes,
+        signature: bytes,
+        source: str | None = None,
+    ) -> None:
         if len(signature) != 65:
             raise InvalidGrant(
                 "contract-wallet signatures need the message's chain to be configured",

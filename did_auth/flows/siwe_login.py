@@ -92,12 +92,18 @@ class SiweLogin:
             step_up_ok=req.otp is not None,
         )
         signature = parse_hex_signature(req.signature)
+        # EIP-4361: the relying party MUST check "that `nonce` is one it issued and not yet
+        # used". Read here, before the signature (a contract wallet's check is chain work of
+        # the signer's choosing, up to verify_timeout): no work for a nonce this server did
+        # not hand this client. The atomic consume below stays last.
+        await self.nonces.peek(msg.nonce, client.client_id)
         try:
             await self.signatures.check(
                 chain_id=msg.chain_id,
                 address=msg.address,
                 message=req.message.encode(),
                 signature=signature,
+                source=req.ctx.ip,
             )
         except InvalidGrant:
             await self.guard.proof_failed(req.ctx, client.client_id, msg.address)
