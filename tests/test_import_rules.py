@@ -6,6 +6,8 @@
   wiring (`services`, `cli`). It receives a store, a chain reader and a clock.
 * The verifier distribution (`verifier/did_auth_verifier`) imports nothing from the server.
 * No import cycles between did_auth modules.
+* No private name (`_x`) is imported from another did_auth package: what a package shares
+  it names publicly (store key names live in `did_auth.store.keys`).
 
 Every import counts: module level, inside functions, and under `TYPE_CHECKING`.
 """
@@ -107,6 +109,22 @@ def test_the_verifier_imports_nothing_from_the_server() -> None:
         for target, line, _ in _imports(name, path)
         if _within(target, "did_auth")
     ]
+    assert violations == []
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_private_names_imported_across_packages() -> None:
+    violations = []
+    for name, path in MODULES.items():
+        for target, line, names in _imports(name, path):
+            if not _within(target, "did_auth") or _package(target) == _package(name):
+                continue
+            for imported in names:
+                if imported.startswith("_") and not imported.startswith("__"):
+                    violations.append(f"{path.relative_to(ROOT)}:{line} imports {target}.{imported}")
     assert violations == []
 
 
