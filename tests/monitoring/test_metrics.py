@@ -129,6 +129,7 @@ def test_predefined_metrics_expose_and_parse() -> None:
     assert types == {
         "didauth_http_requests_total": "counter",
         "didauth_http_request_duration_seconds": "histogram",
+        "didauth_client_disconnects_total": "counter",
         "didauth_logins_total": "counter",
         "didauth_tokens_issued_total": "counter",
         "didauth_rate_limited_total": "counter",
