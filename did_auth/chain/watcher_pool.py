@@ -9,7 +9,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from did_auth.chain.client import ChainRegistry
-from did_auth.chain.registries import dedicated_client, registry_addresses
+from did_auth.chain.registry_reader import dedicated_client, registry_addresses
 from did_auth.chain.watcher import Watcher
 from did_auth.flows.revocations import RevocationBook
 from did_auth.monitoring.audit import AuditLog
