@@ -68,3 +68,19 @@ async def test_issuance_uses_the_scopes_lifetime_and_creates_the_session() -> No
     stored = await core.sessions.get(grant.sid)
     assert stored is not None and stored.refresh_hash and not stored.revoked
     assert tokens["refresh_token"] not in str(stored)  # stored hashed only
+
+
+async def test_an_openid_connect_login_also_names_the_issuer_for_userinfo() -> None:
+    core = await make_core()
+    claims = jwt.decode(core.issuer.issue(_grant(userinfo=True), 60).token,
+                        options={"verify_signature": False})
+    # RFC 7519 §4.1.3: several audiences are an array; the API's stays first (OIDC Core §5.3)
+    assert claims["aud"] == ["trading-api", ISS]
+    own = jwt.decode(core.issuer.issue(_grant(userinfo=True, audience=ISS), 60).token,
+                     options={"verify_signature": False})
+    assert own["aud"] == ISS
+    # ... and the session keeps it, so that refreshed access tokens carry it too.
+    grant = _grant(userinfo=True)
+    _, session = await issue_for_grant(core.settings, core.issuer, core.sessions, grant)
+    stored = await core.sessions.get(grant.sid)
+    assert session.userinfo and stored is not None and stored.userinfo
