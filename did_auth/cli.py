@@ -277,7 +277,7 @@ def _quiet_startup_failure() -> None:
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """uvloop and httptools when installed (issue 9: the event loop and HTTP parser in C),
+    """uvloop and httptools when installed (the event loop and HTTP parser in C),
     else uvicorn's pure-Python ones. No uvicorn proxy-header rewriting: did-auth reads
     X-Forwarded-For itself, only from its configured `trusted_proxies` (uvicorn would also
     trust any 127.0.0.1 peer, and redo the work on every request). The HTTP protocol

@@ -1,4 +1,4 @@
-"""On-chain revocation state in login, refresh and introspection decisions (issue 6).
+"""On-chain revocation state in login, refresh and introspection decisions.
 
 `contracts/RevocationRegistry.sol` keeps, per account: `isSuspended`, `revokedBefore` (unix
 seconds; everything authenticated at or before it is dead, 0 = never) and revoked ids. One

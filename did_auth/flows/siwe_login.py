@@ -66,7 +66,7 @@ class SiweLogin:
     otp: OtpService
     guard: LoginGuard = field(default_factory=OpenGuard)
     revocations: RevocationBook | None = None
-    registry: RegistryGate | None = None  # issue 6: on-chain RevocationRegistry checks
+    registry: RegistryGate | None = None  # on-chain RevocationRegistry checks
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
@@ -110,7 +110,7 @@ class SiweLogin:
             raise
         # Only a verified signature is charged to the account's own budget.
         await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
-        # Issue 6: the chain's RevocationRegistry (one pinned read; chain down -> 503):
+        # The chain's RevocationRegistry (one pinned read; chain down -> 503):
         # a suspended account, or a message issued at or before its revokeAll, is refused.
         if self.registry is not None:
             await self.registry.check_siwe_login(

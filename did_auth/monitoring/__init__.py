@@ -1,4 +1,4 @@
-"""Monitoring: the audit trail and Prometheus metrics (issue 7, parts 3-5).
+"""Monitoring: the audit trail and Prometheus metrics.
 
 - `did_auth.monitoring.audit`: `AuditLog`, one redacted JSON line per security decision.
 - `did_auth.monitoring.metrics`: a dependency-free Prometheus registry (text format 0.0.4)

@@ -1,4 +1,4 @@
-"""The audit trail: one JSON line per security decision (issue 7, part 3).
+"""The audit trail: one JSON line per security decision.
 
 Each line is a JSON object (RFC 8259) with, in this order:
 `ts` (RFC 3339 UTC time, milliseconds, `Z`), `event` (one of `AuditEvent`), `outcome`,

@@ -1,4 +1,4 @@
-"""Backoff after failures, without handing attackers a lockout weapon (issue 7, part 2).
+"""Backoff after failures, without handing attackers a lockout weapon.
 
 - `SourceBackoff`: failed wallet/DID proofs. A signature cannot be guessed, so failures only
   cost us work (recovery, EIP-1271 RPC calls); they must never let an attacker lock a victim

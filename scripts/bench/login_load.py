@@ -25,7 +25,7 @@ not depend on how fast the generator is. For did-auth, the RSS of its processes 
 1,000-login warm-up and after `--memory-logins` logins in total (same server, counted over
 its whole life; bounded by `--memory-budget` seconds, and said so when cut short).
 
-Targets (issue 9): server CPU per login >= 8x lower than the baseline's and within 1.3x of
+Targets: server CPU per login >= 8x lower than the baseline's and within 1.3x of
 the ceiling's; logins/s >= 5x the baseline's; RSS after 100,000 logins <= 1.5x RSS after
 1,000.
 """

@@ -8,7 +8,7 @@ script prints how many JWKS requests each made so you can see no per-call networ
   cannot help);
 * warm: the same token verified M times.
 
-Targets (issue 5): cold ours/pyjwt <= 1.2; warm pyjwt/ours >= 10.
+Targets: cold ours/pyjwt <= 1.2; warm pyjwt/ours >= 10.
 
     .venv/bin/python scripts/bench/verify_token.py [--n 2000] [--warm 20000] [--rounds 5]
         [--alg ES256|EdDSA|both] [--check]

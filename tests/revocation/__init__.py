@@ -1,4 +1,4 @@
-"""Helpers for the on-chain revocation tests (issue 6): the registries on the session's
+"""Helpers for the on-chain revocation tests: the registries on the session's
 Hardhat node, funded throwaway accounts, EIP-712 revocation signatures (written here from
 the EIP-712 spec with eth-account, independently of did_auth's own digest code), and
 transactions that record when their block was mined."""

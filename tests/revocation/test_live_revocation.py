@@ -1,4 +1,4 @@
-"""Issue 6 acceptance, end to end on the Hardhat node: a real `did-auth serve` process
+"""On-chain revocation acceptance, end to end on the Hardhat node: a real `did-auth serve` process
 (Redis store, the chain with our RevocationRegistry and ERC-1056 registry, watcher interval
 0.2 s) and a real `examples/trading_api.py --follow-revocations --revocation-interval 0.2`.
 
