@@ -149,7 +149,8 @@ class DidLogin:
         # Only a verified signature is charged to the DID's own budget.
         await self.guard.proof_verified(req.ctx, client.client_id, did.did)
         if self.registry is not None:
-            # RevocationRegistry: suspended identity, proof issued before a revokeAll, key revoked on chain.
+            # RevocationRegistry: suspended identity, proof issued before a revokeAll,
+            # key revoked on chain.
             await self.registry.check_did_login(
                 sub=did.did, issued_at=float(proof.issued_at), auth_key=method.key_id
             )

@@ -97,7 +97,8 @@ class LocalTokenCheck:
         session = await self.sessions.get(str(claims["sid"]))
         if session is None or session.revoked:
             return None
-        # RevocationRegistry: suspended / revokeAll / revoked sid or key on chain (fails closed: 503).
+        # RevocationRegistry: suspended / revokeAll / revoked sid or key on chain
+        # (fails closed: 503).
         if self.session_check is not None and not await self.session_check.session_allowed(
             session
         ):
