@@ -38,6 +38,22 @@ def _head(path: str = "/token", length: int = 50) -> bytes:
     ).encode()
 
 
+def _response(sock: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(4096)
+        assert got, data
+        data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        got = sock.recv(4096)
+        assert got, data
+        body += got
+    return data
+
+
 def _cut_off_after(sock: socket.socket, trickle: list[bytes], every: float, limit: float
                    ) -> tuple[float, bytes]:
     """Send `trickle` one piece per `every` seconds until the server closes the connection;
@@ -87,17 +103,17 @@ def test_slow_but_timely_body_and_the_next_request_still_work(server: LiveServer
         for i in range(0, len(body), 20):
             time.sleep(TIMEOUT / 5)
             sock.sendall(body[i : i + 20])
-        answer = sock.recv(4096)
+        answer = _response(sock)
         assert answer.startswith(b"HTTP/1.1 400"), answer[:200]  # the app's own answer
         time.sleep(TIMEOUT + 0.5)  # the deadline ended with the body: no late close
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _response(sock).startswith(b"HTTP/1.1 200")
 
 
 def test_every_worker_cuts_slow_bodies(redis_server: RedisServer) -> None:
     srv = start_server(
         config_dict(
-            redis_url=redis_server.url[:-1] + "3",
+            redis_url=redis_server.url[:-1] + "13",  # a database of its own (its own KEK)
             key_encryption_key_file="kek.bin",
             body_timeout=TIMEOUT,
         ),
@@ -124,7 +140,7 @@ def test_connections_per_peer_address_are_capped() -> None:
         held = [_connect(srv.url) for _ in range(cap)]
         for s in held:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert s.recv(4096).startswith(b"HTTP/1.1 200")  # kept alive, still counted
+            assert _response(s).startswith(b"HTTP/1.1 200")  # kept alive, still counted
         with _connect(srv.url) as extra:
             took, answer = _cut_off_after(extra, [], every=0.1, limit=3)
         assert took < 1 and answer == b""
@@ -132,7 +148,7 @@ def test_connections_per_peer_address_are_capped() -> None:
         time.sleep(0.2)
         with _connect(srv.url) as again:
             again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert again.recv(4096).startswith(b"HTTP/1.1 200")
+            assert _response(again).startswith(b"HTTP/1.1 200")
         for s in held:
             s.close()
     finally:
