@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from did_auth.chain.client import ChainRegistry
-from did_auth.chain.did_reader import Web3ChainReader
+from did_auth.chain.did_reader import ChainDidRegistries
 from did_auth.chain.registries import RegistryReader, Relayer
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
 from did_auth.chain.watcher_pool import WatcherPool
@@ -81,15 +81,13 @@ class Services:
     registry_reader: RegistryReader | None = None
     registry: RegistryGate | None = None
     watchers: WatcherPool | None = None
-    # DID challenge-response logins (did:ethr resolvers are added per chain at start).
+    # DID challenge-response logins (did:ethr on every started chain with a registry).
     did: DidLogin | None = None
     # Who may enrol or replace a second factor (POST /otp/enroll).
     otp_enrolment: OtpEnrolment | None = None
 
     async def start(self) -> None:
         await self.chains.start()
-        if self.did is not None:
-            self._add_did_registries(self.did)
         if self.watchers is not None:
             self.watchers.start()
         try:
@@ -98,14 +96,6 @@ class Services:
             # Start anyway and answer 503 until the store is back (fail closed, recover
             # by itself): the keys are loaded by the first request that can reach it.
             log.warning("store unreachable at start; signing keys load when it returns")
-
-    def _add_did_registries(self, did: DidLogin) -> None:
-        """Serve did:ethr on every started chain that has an ERC-1056 registry."""
-        for chain_id, client in self.chains.clients.items():
-            if client.did_registry and chain_id not in did.resolver.ethr:
-                call_from = client.embedded.deployer if client.embedded else None
-                reader = Web3ChainReader(client.w3, call_from=call_from)
-                did.resolver.add_ethr(chain_id, client.did_registry, reader)
 
     async def close(self) -> None:
         try:
@@ -225,6 +215,7 @@ def build_services(
         guard=guard,
         revocations=revocations,
         registry=registry,
+        late_registries=ChainDidRegistries(chains),
     )
     client_auth = ClientAuthenticator(settings, store, clock, issuer=settings.issuer)
     token_endpoint = TokenEndpoint(

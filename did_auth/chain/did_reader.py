@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from did_auth.chain.registry_events import as_hex
 from did_auth.did.chain_reader import BlockId
+from did_auth.did.ethr import EthrResolver
 from did_auth.did.ethr_events import hex_bytes
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 
-__all__ = ["Web3ChainReader"]
+if TYPE_CHECKING:
+    from did_auth.chain.client import ChainRegistry
+
+__all__ = ["ChainDidRegistries", "Web3ChainReader"]
 
 
 class Web3ChainReader:
@@ -88,3 +92,20 @@ class Web3ChainReader:
             raise TemporarilyUnavailable(
                 "chain read failed (eth_getLogs: malformed)", reason="chain_unavailable"
             ) from None
+
+
+class ChainDidRegistries:
+    """did:ethr on every started chain that has an ERC-1056 registry (its `did_registry`,
+    or the one an embedded chain deployed at start): `did_auth.did.resolver.EthrRegistries`
+    for a `DidResolver` built before the chains start."""
+
+    def __init__(self, chains: ChainRegistry) -> None:
+        self.chains = chains
+
+    def ethr_resolver(self, chain_id: int) -> EthrResolver | None:
+        client = self.chains.clients.get(chain_id)
+        if client is None or not client.did_registry:
+            return None
+        call_from = client.embedded.deployer if client.embedded else None
+        reader = Web3ChainReader(client.w3, call_from=call_from)
+        return EthrResolver(chain_id=chain_id, registry=client.did_registry, reader=reader)

@@ -12,7 +12,7 @@ network; did:ethr reads the ERC-1056 registry of its chain through a `ChainReade
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from did_auth.did.chain_reader import BlockId, ChainReader
 from did_auth.did.document import Resolution
@@ -28,6 +28,7 @@ __all__ = [
     "BlockId",
     "ChainReader",
     "DidResolver",
+    "EthrRegistries",
     "ParsedDid",
     "parse_did",
 ]
@@ -56,11 +57,34 @@ def parse_did(did: object) -> ParsedDid:
     )
 
 
-class DidResolver:
-    """Dispatch by method. `ethr` maps chain ids to the resolver of that chain's registry."""
+class EthrRegistries(Protocol):
+    """Where the did:ethr resolver of a chain comes from when it is known only once the
+    chain has started (an embedded chain deploys its ERC-1056 registry at start-up):
+    `did_auth.chain.did_reader.ChainDidRegistries`."""
 
-    def __init__(self, ethr: Mapping[int, EthrResolver] | None = None) -> None:
+    def ethr_resolver(self, chain_id: int) -> EthrResolver | None: ...
+
+
+class DidResolver:
+    """Dispatch by method. `ethr` maps chain ids to the resolver of that chain's registry;
+    `registries`, when given, serves the chains `ethr` does not name (each looked up once
+    it answers, then kept in `ethr`)."""
+
+    def __init__(
+        self,
+        ethr: Mapping[int, EthrResolver] | None = None,
+        registries: EthrRegistries | None = None,
+    ) -> None:
         self.ethr: dict[int, EthrResolver] = dict(ethr or {})
+        self.registries = registries
+
+    def _ethr(self, chain_id: int) -> EthrResolver | None:
+        resolver = self.ethr.get(chain_id)
+        if resolver is None and self.registries is not None:
+            resolver = self.registries.ethr_resolver(chain_id)
+            if resolver is not None:
+                self.ethr[chain_id] = resolver
+        return resolver
 
     @classmethod
     def from_settings(
@@ -68,12 +92,14 @@ class DidResolver:
         settings: Settings,
         readers: Mapping[int, ChainReader],
         registries: Mapping[int, str] | None = None,
+        late: EthrRegistries | None = None,
         **kw: Any,
     ) -> DidResolver:
         """One `EthrResolver` per `[[chains]]` entry that has a reader and an ERC-1056
         registry: its `did_registry`, or the address in `registries` (e.g. the registry an
-        embedded chain deployed at start-up), which wins when both are given."""
-        resolver = cls()
+        embedded chain deployed at start-up), which wins when both are given; `late` serves
+        the other chains (`DidResolver.registries`)."""
+        resolver = cls(registries=late)
         extra = dict(registries or {})
         for c in settings.chains:
             registry = extra.get(c.chain_id) or c.did_registry
@@ -93,7 +119,7 @@ class DidResolver:
     def parse(self, did: object) -> ParsedDid:
         """`parse_did`, plus: a did:ethr's chain must have a configured registry."""
         parsed = parse_did(did)
-        if isinstance(parsed, EthrDid) and parsed.chain_id not in self.ethr:
+        if isinstance(parsed, EthrDid) and self._ethr(parsed.chain_id) is None:
             raise InvalidRequest(
                 f"did:ethr on chain {parsed.chain_id} is not supported here: the chain has no "
                 "configured ERC-1056 registry",
@@ -104,7 +130,7 @@ class DidResolver:
     async def resolve(self, did: str | ParsedDid, *, now: float | None = None) -> Resolution:
         parsed = self.parse(did) if isinstance(did, str) else did
         if isinstance(parsed, EthrDid):
-            resolver = self.ethr.get(parsed.chain_id)
+            resolver = self._ethr(parsed.chain_id)
             if resolver is None:
                 raise InvalidRequest("did:ethr chain is not configured", reason="did_chain")
             return await resolver.resolve(parsed, now=now)

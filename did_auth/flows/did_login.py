@@ -38,7 +38,7 @@ from did_auth.clock import Clock
 from did_auth.did.ethr import EthrDid
 from did_auth.did.jwt_proof import check_claims, match_signer, parse_proof
 from did_auth.did.pkh import PkhDid, pkh_did
-from did_auth.did.resolver import ChainReader, DidResolver, ParsedDid
+from did_auth.did.resolver import ChainReader, DidResolver, EthrRegistries, ParsedDid
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
 from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
@@ -218,16 +218,17 @@ def build_did_login(
     revocations: RevocationBook | None = None,
     registries: Mapping[int, str] | None = None,
     registry: RegistryGate | None = None,
+    late_registries: EthrRegistries | None = None,
 ) -> DidLogin:
     """Wire a `DidLogin`: challenges in `store` (kind "c", `nonce_ttl`), and a did:ethr
     resolver for every `[[chains]]` entry that has a reader and a registry (`did_registry`,
-    or `registries[chain_id]`, e.g. an embedded chain's; `login.resolver.add_ethr(...)`
-    adds one later)."""
+    or `registries[chain_id]`, e.g. an embedded chain's), and for the chains
+    `late_registries` serves once they have started."""
     return DidLogin(
         settings=settings,
         clock=clock,
         challenges=NonceBook(store, ttl=settings.nonce_ttl, kind="c"),
-        resolver=DidResolver.from_settings(settings, readers, registries),
+        resolver=DidResolver.from_settings(settings, readers, registries, late_registries),
         issuer=issuer,
         sessions=sessions,
         otp=otp,
