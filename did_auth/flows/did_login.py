@@ -40,10 +40,11 @@ from did_auth.did.jwt_proof import check_claims, match_signer, parse_proof
 from did_auth.did.pkh import PkhDid, pkh_did
 from did_auth.did.resolver import ChainReader, DidResolver, EthrRegistries, ParsedDid
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
-from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
+from did_auth.flows.guard import LoginGuard, OpenGuard
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.proof_request import ProofRequest
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.clients import check_chain, get_client
@@ -62,14 +63,8 @@ def challenge_binding(client_id: str, did: str, audience: str) -> str:
 
 
 @dataclass(frozen=True)
-class DidRequest:
-    client_id: Any
+class DidRequest(ProofRequest):
     proof: Any
-    audience: Any = None
-    scope: Any = None
-    otp: Any = None
-    jkt: str | None = None  # thumbprint of a verified DPoP proof's key
-    ctx: RequestContext = field(default_factory=RequestContext)
 
 
 def _check_did_chain(client: ClientConfig, did: ParsedDid) -> None:

@@ -30,22 +30,8 @@ async def issue_for_grant(
     grant: Grant,
     revocations: RevocationBook | None = None,
 ) -> tuple[dict[str, Any], Session]:
-    session, refresh = await sessions.create(
-        Session(
-            sid=grant.sid,
-            sub=grant.sub,
-            client_id=grant.client_id,
-            audience=grant.audience,
-            scopes=grant.scopes,
-            auth_time=grant.auth_time,
-            amr=grant.amr,
-            created_at=0.0,
-            expires_at=0.0,
-            jkt=grant.jkt,
-            extra=grant.extra,
-            userinfo=grant.userinfo,
-        )
-    )
+    # The session keeps every field of its grant; the store sets its times.
+    session, refresh = await sessions.create(Session(**vars(grant), created_at=0.0, expires_at=0.0))
     if revocations is not None:
         await revocations.index(session)
     access = issuer.issue(grant, token_ttl(settings, grant.scopes))

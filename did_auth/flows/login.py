@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from did_auth.errors import DidAuthError, TemporarilyUnavailable
 from did_auth.flows.did_login import DidLogin, DidRequest
@@ -116,6 +116,9 @@ class DidProofLogin(DirectLogin):
     proof: Any
 
 
+_Direct = TypeVar("_Direct", bound=DirectLogin)
+
+
 @dataclass(kw_only=True, slots=True)
 class AuthorizationCodeLogin:
     request_id: Any
@@ -159,26 +162,23 @@ class Logins:
         return {"nonce": nonce, "expires_in": self.nonces.ttl}
 
     async def siwe(self, req: SiweProofLogin) -> LoginResult:
-        try:
-            jkt = await self._preamble(req, "/siwe/verify")
-            response, grant = await self.siwe_login.verify(
-                SiweRequest(
-                    client_id=req.client_id,
-                    message=req.message,
-                    signature=req.signature,
-                    audience=req.audience,
-                    scope=req.scope,
-                    otp=req.otp,
-                    jkt=jkt,
-                    ctx=req.ctx,
-                )
+        return await self._direct(req, "siwe", "/siwe/verify", self._verify_siwe)
+
+    async def _verify_siwe(
+        self, req: SiweProofLogin, jkt: str | None
+    ) -> tuple[dict[str, Any], Grant]:
+        return await self.siwe_login.verify(
+            SiweRequest(
+                client_id=req.client_id,
+                message=req.message,
+                signature=req.signature,
+                audience=req.audience,
+                scope=req.scope,
+                otp=req.otp,
+                jkt=jkt,
+                ctx=req.ctx,
             )
-        except DidAuthError as exc:
-            self.recorder.login_failed(
-                req.ctx, exc, method="siwe", flow="direct", client_id=req.client_id
-            )
-            raise
-        return self._issued(req.ctx, "siwe", response, grant)
+        )
 
     # --- DID proofs -----------------------------------------------------------------------
 
@@ -199,25 +199,22 @@ class Logins:
         return await did_login.challenge(client_id, did, audience=audience, hold=hold)
 
     async def did(self, req: DidProofLogin) -> LoginResult:
-        try:
-            jkt = await self._preamble(req, "/did/verify")
-            response, grant = await self._did().verify(
-                DidRequest(
-                    client_id=req.client_id,
-                    proof=req.proof,
-                    audience=req.audience,
-                    scope=req.scope,
-                    otp=req.otp,
-                    jkt=jkt,
-                    ctx=req.ctx,
-                )
+        return await self._direct(req, "did", "/did/verify", self._verify_did)
+
+    async def _verify_did(
+        self, req: DidProofLogin, jkt: str | None
+    ) -> tuple[dict[str, Any], Grant]:
+        return await self._did().verify(
+            DidRequest(
+                req.client_id,
+                req.proof,
+                audience=req.audience,
+                scope=req.scope,
+                otp=req.otp,
+                jkt=jkt,
+                ctx=req.ctx,
             )
-        except DidAuthError as exc:
-            self.recorder.login_failed(
-                req.ctx, exc, method="did", flow="direct", client_id=req.client_id
-            )
-            raise
-        return self._issued(req.ctx, "did", response, grant)
+        )
 
     # --- the code flow's sign-in page -----------------------------------------------------
 
@@ -266,9 +263,23 @@ class Logins:
             required=authenticated.config.require_dpop,
         )
 
-    def _issued(
-        self, ctx: RequestContext, method: str, response: dict[str, Any], grant: Grant
+    async def _direct(
+        self,
+        req: _Direct,
+        method: str,
+        path: str,
+        verify: Callable[[_Direct, str | None], Awaitable[tuple[dict[str, Any], Grant]]],
     ) -> LoginResult:
-        self.recorder.login_succeeded(ctx, grant, method=method, flow="direct")
+        """A direct login of one proof kind: preamble, the proof's checks and tokens, and
+        the outcome recorded once, success or refusal."""
+        try:
+            jkt = await self._preamble(req, path)
+            response, grant = await verify(req, jkt)
+        except DidAuthError as exc:
+            self.recorder.login_failed(
+                req.ctx, exc, method=method, flow="direct", client_id=req.client_id
+            )
+            raise
+        self.recorder.login_succeeded(req.ctx, grant, method=method, flow="direct")
         nonce = self.dpop.new_nonce() if self.settings.dpop_nonce else None
         return LoginResult(response, grant, nonce)

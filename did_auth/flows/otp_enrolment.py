@@ -44,11 +44,11 @@ from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import Enrollment, OtpService
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.signatures import SignatureChecker
-from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
+from did_auth.flows.siwe_login import check_message_binding, check_signed_message
+from did_auth.policy.clients import get_client
 from did_auth.settings import Settings
 from did_auth.signatures.eip191 import parse_hex_signature
 from did_auth.siwe import SiweMessage
-from did_auth.siwe.verify import check_times
 
 __all__ = [
     "REENROL_RESOURCE",
@@ -142,11 +142,8 @@ class OtpEnrolment:
                 "the re-enrolment message is not signed for this account", reason="account"
             )
         # EIP-4361 §"Verifying a signed message": domain, uri, chain, times, nonce: as a login.
-        check_chain(client, msg.chain_id)
-        check_domain(client, msg.domain)
-        check_uri(client, msg.uri, msg.scheme)
         now = self.clock.now()
-        check_times(msg, now, self.settings.clock_skew)
+        check_message_binding(self.settings, client, msg, now)
         if msg.statement != REENROL_STATEMENT or REENROL_RESOURCE not in (msg.resources or ()):
             raise InvalidRequest(
                 f'the re-enrolment message needs the statement "{REENROL_STATEMENT}" and the '
@@ -159,25 +156,4 @@ class OtpEnrolment:
                 reason="expired",
             )
         signature = parse_hex_signature(signature_hex)
-        # EIP-4361: a nonce this server issued and not yet used; read before the signature
-        # (a contract wallet's check is chain work), consumed last.
-        await self.nonces.peek(msg.nonce, client.client_id)
-        try:
-            await self.signatures.check(
-                chain_id=msg.chain_id,
-                address=msg.address,
-                message=text.encode(),
-                signature=signature,
-                source=req.ctx.ip,
-            )
-        except InvalidGrant:
-            await self.guard.proof_failed(req.ctx, client.client_id, msg.address)
-            raise
-        await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
-        if self.registry is not None:
-            # A suspended account, or a message issued before its revokeAll, is refused.
-            await self.registry.check_siwe_login(
-                chain_id=msg.chain_id, address=msg.address, issued_at=msg.issued_at_epoch
-            )
-        # Last: single use, atomic (EIP-4361: a nonce is used once).
-        await self.nonces.consume(msg.nonce, client.client_id)
+        await check_signed_message(self, msg, text, signature, client.client_id, req.ctx)

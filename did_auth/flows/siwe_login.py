@@ -10,7 +10,7 @@ rejected request never burns it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
@@ -18,12 +18,13 @@ from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
 from did_auth.flows.issuance import issue_for_grant
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
+from did_auth.flows.proof_request import ProofRequest
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.policy.clients import check_chain, check_domain, check_uri, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
-from did_auth.settings import Settings
+from did_auth.settings import ClientConfig, Settings
 from did_auth.signatures.eip191 import parse_hex_signature
 from did_auth.siwe import SiweMessage
 from did_auth.siwe.recaps import recap_scopes
@@ -31,7 +32,14 @@ from did_auth.siwe.verify import check_times
 from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
 from did_auth.tokens.sessions import SessionStore
 
-__all__ = ["SiweLogin", "SiweRequest", "pkh_did"]
+__all__ = [
+    "SignedMessageChecks",
+    "SiweLogin",
+    "SiweRequest",
+    "check_message_binding",
+    "check_signed_message",
+    "pkh_did",
+]
 
 MAX_MESSAGE_CHARS = 16 * 1024
 MAX_SIGNATURE_HEX = 2 + 2 * 16 * 1024
@@ -42,16 +50,69 @@ def pkh_did(chain_id: int, address: str) -> str:
     return f"did:pkh:eip155:{chain_id}:{address}"
 
 
+def check_message_binding(
+    settings: Settings, client: ClientConfig, msg: SiweMessage, now: float
+) -> None:
+    """EIP-4361 §"Verifying a signed message": the chain, `domain`, `uri` and the times
+    (`expiration-time`, `not-before`, `issued-at`) the client allows."""
+    check_chain(client, msg.chain_id)
+    check_domain(client, msg.domain)
+    check_uri(client, msg.uri, msg.scheme)
+    check_times(msg, now, settings.clock_skew)
+
+
+class SignedMessageChecks(Protocol):
+    """What checks a signed EIP-4361 message (a login, an OTP re-enrolment)."""
+
+    nonces: NonceBook
+    signatures: SignatureChecker
+    guard: LoginGuard
+    registry: RegistryGate | None
+
+
+async def check_signed_message(
+    checks: SignedMessageChecks,
+    msg: SiweMessage,
+    text: str,
+    signature: bytes,
+    client_id: str,
+    ctx: RequestContext,
+) -> None:
+    """The nonce, the signature (charged to the account's budgets), the chain's
+    RevocationRegistry, then the nonce consumed."""
+    # EIP-4361: the relying party MUST check "that `nonce` is one it issued and not yet
+    # used". Read here, before the signature (a contract wallet's check is chain work of
+    # the signer's choosing, up to verify_timeout): no work for a nonce this server did
+    # not hand this client. The atomic consume below stays last.
+    await checks.nonces.peek(msg.nonce, client_id)
+    try:
+        await checks.signatures.check(
+            chain_id=msg.chain_id,
+            address=msg.address,
+            message=text.encode(),
+            signature=signature,
+            source=ctx.ip,
+        )
+    except InvalidGrant:
+        await checks.guard.proof_failed(ctx, client_id, msg.address)
+        raise
+    # Only a verified signature is charged to the account's own budget.
+    await checks.guard.proof_verified(ctx, client_id, msg.address)
+    # The chain's RevocationRegistry (one pinned read; chain down -> 503):
+    # a suspended account, or a message issued at or before its revokeAll, is refused.
+    if checks.registry is not None:
+        await checks.registry.check_siwe_login(
+            chain_id=msg.chain_id, address=msg.address, issued_at=msg.issued_at_epoch
+        )
+    # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
+    # of one signed message cannot both pass this line.
+    await checks.nonces.consume(msg.nonce, client_id)
+
+
 @dataclass(frozen=True)
-class SiweRequest:
-    client_id: Any
+class SiweRequest(ProofRequest):
     message: Any
     signature: Any
-    audience: Any = None
-    scope: Any = None
-    otp: Any = None
-    jkt: str | None = None  # thumbprint of a verified DPoP proof's key
-    ctx: RequestContext = field(default_factory=RequestContext)
     userinfo: bool = False  # an OpenID Connect login: `Grant.userinfo`
 
 
@@ -78,11 +139,8 @@ class SiweLogin:
             raise InvalidRequest("signature must be 0x-prefixed hex")
         msg = SiweMessage.from_text(req.message)
         await self.guard.before_proof(req.ctx, client.client_id, msg.address)
-        check_chain(client, msg.chain_id)
-        check_domain(client, msg.domain)
-        check_uri(client, msg.uri, msg.scheme)
         now = self.clock.now()
-        check_times(msg, now, self.settings.clock_skew)
+        check_message_binding(self.settings, client, msg, now)
         audience = resolve_audience(client, req.audience, issuer=self.settings.issuer)
         scopes = resolve_scopes(
             self.settings,
@@ -92,33 +150,9 @@ class SiweLogin:
             step_up_ok=req.otp is not None,
         )
         signature = parse_hex_signature(req.signature)
-        # EIP-4361: the relying party MUST check "that `nonce` is one it issued and not yet
-        # used". Read here, before the signature (a contract wallet's check is chain work of
-        # the signer's choosing, up to verify_timeout): no work for a nonce this server did
-        # not hand this client. The atomic consume below stays last.
-        await self.nonces.peek(msg.nonce, client.client_id)
-        try:
-            await self.signatures.check(
-                chain_id=msg.chain_id,
-                address=msg.address,
-                message=req.message.encode(),
-                signature=signature,
-                source=req.ctx.ip,
-            )
-        except InvalidGrant:
-            await self.guard.proof_failed(req.ctx, client.client_id, msg.address)
-            raise
-        # Only a verified signature is charged to the account's own budget.
-        await self.guard.proof_verified(req.ctx, client.client_id, msg.address)
-        # The chain's RevocationRegistry (one pinned read; chain down -> 503):
-        # a suspended account, or a message issued at or before its revokeAll, is refused.
-        if self.registry is not None:
-            await self.registry.check_siwe_login(
-                chain_id=msg.chain_id, address=msg.address, issued_at=msg.issued_at_epoch
-            )
-        # Last: single use, atomic (GETDEL / compare-and-delete). Two concurrent submissions
-        # of one signed message cannot both pass this line.
-        await self.nonces.consume(msg.nonce, client.client_id)
+        await check_signed_message(
+            self, msg, req.message, signature, client.client_id, req.ctx
+        )
         sub = pkh_did(msg.chain_id, msg.address)
         amr: tuple[str, ...] = ("siwe",)
         if req.otp is not None:
