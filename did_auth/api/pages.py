@@ -67,7 +67,8 @@ def html_headers(*, connect_src: str = "'self'", opener: bool = False) -> dict[s
 
 
 def render(template: str, **values: str) -> str:
-    text = asset(template).decode("utf-8")
+    # {{HEAD}}: the head every page shares (charset, viewport, referrer, style, icon).
+    text = asset(template).decode("utf-8").replace("{{HEAD}}", asset("head.html").decode("utf-8"))
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
     return text

@@ -25,7 +25,7 @@ from did_auth.flows.oidc.request import (
     AuthorizeRedirectError,
     request_key,
 )
-from did_auth.flows.oidc.signin import SignInPage, SignInPages
+from did_auth.flows.oidc.signin import SignInPage, SignInPages, page_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
@@ -102,12 +102,7 @@ class AuthorizationEndpoint:
             raise AuthorizePageError(
                 "Invalid request", "client_id and redirect_uri must each appear once."
             )
-        client_id = params.get("client_id")
-        if not client_id:
-            raise AuthorizePageError("Invalid request", "The request has no client_id.")
-        client = self.settings.client(client_id)
-        if client is None:
-            raise AuthorizePageError("Unknown application", "The client_id is not registered.")
+        client = page_client(self.settings, params)
         redirect_uri = params.get("redirect_uri")
         if not redirect_uri:
             # OIDC Core §3.1.2.1: redirect_uri is REQUIRED.

@@ -22,7 +22,7 @@ from did_auth.settings import ClientConfig, Settings
 from did_auth.siwe.parse import STATEMENT_RE
 from did_auth.siwe.recaps import build_recap, recap_statement
 
-__all__ = ["SignInPage", "SignInPages", "scope_words"]
+__all__ = ["SignInPage", "SignInPages", "page_client", "scope_words"]
 
 _SCOPE_WORDS: Final = {
     "account:read": "see your account balances and open orders",
@@ -35,6 +35,18 @@ def scope_words(settings: Settings, scope: str) -> str:
     """A scope in words a wallet user understands (config `description`, else built-in)."""
     described = settings.scope_config(scope).description
     return described or _SCOPE_WORDS.get(scope) or f"use the {scope} permission"
+
+
+def page_client(settings: Settings, params: Mapping[str, str]) -> ClientConfig:
+    """The registered client a page request names (`client_id`): a missing or unknown
+    one is shown on an error page, never redirected to (RFC 6749 §4.1.2.1)."""
+    client_id = params.get("client_id")
+    if not client_id:
+        raise AuthorizePageError("Invalid request", "The request has no client_id.")
+    client = settings.client(client_id)
+    if client is None:
+        raise AuthorizePageError("Unknown application", "The client_id is not registered.")
+    return client
 
 
 def _statement_safe(text: str) -> str:
@@ -138,12 +150,7 @@ class SignInPages:
         and where the tokens go: `return_to` (a path on this server; the page keeps them in
         the tab's sessionStorage) or `origin` (a registered origin of the client; the page
         posts them to its opener window)."""
-        client_id = params.get("client_id")
-        if not client_id:
-            raise AuthorizePageError("Invalid request", "The request has no client_id.")
-        client = self.settings.client(client_id)
-        if client is None:
-            raise AuthorizePageError("Unknown application", "The client_id is not registered.")
+        client = page_client(self.settings, params)
         try:
             audience = resolve_audience(
                 client, params.get("audience"), issuer=self.settings.issuer
