@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 import orjson
@@ -24,8 +24,9 @@ from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, TemporarilyUnavailable
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
+from did_auth.tokens.issue import Grant
 
-__all__ = ["Session", "SessionRevoker", "SessionStore", "session_key"]
+__all__ = ["Session", "SessionRevoker", "SessionStore", "session_grant", "session_key"]
 
 _PREFIX = "rt_"
 _HISTORY = 16  # rotated-out hashes remembered for reuse detection
@@ -34,6 +35,15 @@ _REVOKE_ATTEMPTS = 50
 
 def session_key(sid: str) -> str:
     return store_keys.session(sid)
+
+
+def session_grant(session: Session, scopes: tuple[str, ...] | None = None) -> Grant:
+    """The grant a session keeps (every field of `Grant`; a session is created from one),
+    for new access tokens of the session; `scopes` narrows them (a refresh)."""
+    kept = {f.name: getattr(session, f.name) for f in fields(Grant)}
+    if scopes is not None:
+        kept["scopes"] = scopes
+    return Grant(**kept)
 
 
 def _hash(token: str) -> str:

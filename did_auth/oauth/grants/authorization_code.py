@@ -35,9 +35,9 @@ from did_auth.oauth.grants.base import TokenRequest
 from did_auth.policy.scopes import token_ttl
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
-from did_auth.tokens.issue import Grant, TokenIssuer, encode_jwt
+from did_auth.tokens.issue import TokenIssuer, encode_jwt
 from did_auth.tokens.keys import KeyRing
-from did_auth.tokens.sessions import SessionStore
+from did_auth.tokens.sessions import SessionStore, session_grant
 
 __all__ = ["AuthorizationCodeGrant"]
 
@@ -129,18 +129,7 @@ class AuthorizationCodeGrant:
             # client, as with dpop_jkt). The session holds the refresh-token binding; the
             # login's unbound access token is never handed out.
             session = await self.sessions.bind_key(str(grant["sid"]), got_jkt)
-            bound = Grant(
-                sub=session.sub,
-                client_id=session.client_id,
-                audience=session.audience,
-                scopes=session.scopes,
-                auth_time=session.auth_time,
-                amr=session.amr,
-                sid=session.sid,
-                jkt=session.jkt,
-                extra=session.extra,
-                userinfo=session.userinfo,
-            )
+            bound = session_grant(session)
             access = self.token_issuer.issue(bound, token_ttl(self.settings, bound.scopes))
             tokens.update(token_response(access.token, access.ttl, tokens["refresh_token"], bound))
         else:

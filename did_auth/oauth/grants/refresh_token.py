@@ -16,8 +16,8 @@ from did_auth.flows.revocations import RevocationBook
 from did_auth.oauth.grants.base import TokenRequest
 from did_auth.policy.scopes import parse_scope, token_ttl
 from did_auth.settings import Settings
-from did_auth.tokens.issue import Grant, TokenIssuer
-from did_auth.tokens.sessions import SessionStore, sid_of_refresh
+from did_auth.tokens.issue import TokenIssuer
+from did_auth.tokens.sessions import SessionStore, session_grant, sid_of_refresh
 
 __all__ = ["RefreshTokenGrant"]
 
@@ -103,18 +103,7 @@ class RefreshTokenGrant:
         )
         if scopes is None:  # pragma: no cover - rotate() refuses unknown sessions
             raise InvalidScope("unknown session")
-        grant = Grant(
-            sub=session.sub,
-            client_id=session.client_id,
-            audience=session.audience,
-            scopes=scopes,
-            auth_time=session.auth_time,
-            amr=session.amr,
-            sid=session.sid,
-            jkt=session.jkt,
-            extra=session.extra,
-            userinfo=session.userinfo,
-        )
+        grant = session_grant(session, scopes)
         access = self.issuer.issue(grant, token_ttl(self.settings, grant.scopes))
         return token_response(access.token, access.ttl, new_refresh, grant)
 
