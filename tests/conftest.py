@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.redis_cluster",
+    "tests.fixtures.redis_sentinel",
     "tests.fixtures.servers",
     "tests.fixtures.stores",
     "tests.fixtures.hardhat",

@@ -1,6 +1,10 @@
 """Redis store (redis.asyncio): atomic via SET NX EX, GETDEL and Lua; fails closed.
 
-Single node (or a Sentinel-managed primary): `redis://host:port/db`, `rediss://...`.
+Single node: `redis://host:port/db`, `rediss://...`.
+Sentinel: `redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB][?opts]`
+(`rediss+sentinel://` for TLS to the data nodes): the listed sentinels are asked for the
+current primary of SERVICE, and again after every connection failure, so a failover is
+followed (see `parse_sentinel_url` and `RedisStore._durable`).
 Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port...][?options]`
 (`rediss+cluster://` for TLS); the listed nodes are only seeds, the client discovers the
 rest of the cluster and follows MOVED/ASK redirections. Cluster mode has database 0 only.
@@ -17,7 +21,9 @@ atomically, exactly as on a single Redis. Two operations span tags:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -25,7 +31,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
@@ -34,9 +41,16 @@ from did_auth.store import redis_scripts as scripts
 from did_auth.store.base import Store
 from did_auth.store.resp import FastRedis
 
-__all__ = ["CLUSTER_SCHEMES", "RedisStore", "parse_cluster_url"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SENTINEL_SCHEMES",
+    "RedisStore",
+    "parse_cluster_url",
+    "parse_sentinel_url",
+]
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 AnyRedis = aioredis.Redis | RedisCluster
 
 T = TypeVar("T")
@@ -71,6 +85,81 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, opts
 
 
+def _split_nodes(url: str, schemes: tuple[str, ...], what: str) -> tuple[
+    str, str, list[tuple[str, int]], str
+]:
+    """`scheme://[userinfo@]host:port[,host:port...][/path][?query]` -> scheme, userinfo,
+    nodes, the rest (path and query)."""
+    scheme = next((s for s in schemes if url.startswith(s)), None)
+    if scheme is None:
+        raise ValueError(f"a {what} URL starts with {' or '.join(schemes)}")
+    rest = url[len(scheme) :]
+    cut0 = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    userinfo, _, hosts = rest[:cut0].rpartition("@")
+    tail = rest[cut0:]
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"{what} node must be host:port, got {item!r}")
+        nodes.append((unquote(host.strip("[]")), int(port)))
+    return scheme, userinfo, nodes, tail
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a `redis+sentinel://` URL names (see `parse_sentinel_url`)."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    opts: dict[str, Any]
+    # WAIT numreplicas after a single-use write (nonce, code, refresh rotation).
+    wait_replicas: int = 1
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """`redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB][?opts]`.
+
+    The hosts are sentinels; SERVICE is the name they monitor (`sentinel monitor SERVICE
+    ...`); DB defaults to 0. user:password and the query options (redis-py's, such as
+    `socket_timeout`) apply to the data nodes; `rediss+sentinel://` uses TLS to them.
+    `wait_replicas=N` (default 1, 0 to turn off): after consuming a nonce, a code or a
+    refresh token, wait until the replicas connected to the primary (at most N) have the
+    write, else fail with 503 (see `RedisStore._durable`).
+    """
+    scheme, userinfo, nodes, tail = _split_nodes(url, SENTINEL_SCHEMES, "Redis Sentinel")
+    path, _, query = tail.partition("?")
+    parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+    if not parts or not parts[0] or len(parts) > 2:
+        raise ValueError(
+            "a Redis Sentinel URL names the monitored service: "
+            "redis+sentinel://host:port[,host:port]/SERVICE[/DB]"
+        )
+    service = parts[0]
+    db = parts[1] if len(parts) == 2 else "0"
+    if not db.isdigit():
+        raise ValueError(f"Redis Sentinel database must be a number, got {db!r}")
+    wait = 1
+    kept: list[str] = []
+    for item in query.split("&") if query else []:
+        key, _, value = item.partition("=")
+        if key == "wait_replicas":
+            if not value.isdigit():
+                raise ValueError(f"wait_replicas must be a count, got {value!r}")
+            wait = int(value)
+        else:
+            kept.append(item)
+    single = ("rediss://" if scheme.startswith("rediss") else "redis://") + (
+        f"{userinfo}@" if userinfo else ""
+    ) + f"placeholder/{db}" + (f"?{'&'.join(kept)}" if kept else "")
+    opts: dict[str, Any] = dict(parse_url(single))
+    opts.pop("host", None)
+    opts.pop("port", None)
+    if opts.pop("connection_class", None) is not None:
+        opts["ssl"] = True
+    return SentinelTarget(nodes, service, opts, wait)
+
+
 _DOWN = (RedisError, RedisClusterException, OSError)
 
 
@@ -79,7 +168,15 @@ def _unavailable() -> TemporarilyUnavailable:
 
 
 class RedisStore(Store):
-    def __init__(self, client: AnyRedis, *, url: str = "", fast: FastRedis | None = None) -> None:
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        url: str = "",
+        fast: FastRedis | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
+    ) -> None:
         # `_r` runs the store's commands: the multiplexed connection for a single node when
         # there is one, else redis-py. `client` stays redis-py (tests, admin commands).
         self._client = client
@@ -87,10 +184,37 @@ class RedisStore(Store):
         self._scripts: dict[str, str] = {}
         self._cluster = isinstance(client, RedisCluster)
         self.url = url
+        # Sentinel: single-use writes wait for this many replicas (see `_durable`).
+        self._wait_replicas = wait_replicas
+        self._wait_ms = max(1, int(wait_timeout * 1000))
+        self._replicas = 0  # replicas connected to the primary, asked at most once a second
+        self._replicas_at = 0.0
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
         client: AnyRedis
+        if url.startswith(SENTINEL_SCHEMES):
+            target = parse_sentinel_url(url)
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                target.sentinels,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            # No command retries: a command that failed on a connection may have run on the
+            # old primary (a consumed nonce, a rotated refresh token), so it is never sent
+            # again blindly; the request fails with 503 and the next command reconnects to
+            # the primary the sentinels name (redis-py re-asks them after a connection
+            # error, and turns READONLY from a demoted primary into a connection error).
+            client = sentinel.master_for(
+                target.service,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                health_check_interval=10,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                **target.opts,
+            )
+            return cls(client, url=url, wait_replicas=target.wait_replicas, wait_timeout=timeout)
         if url.startswith(CLUSTER_SCHEMES):
             nodes, opts = parse_cluster_url(url)
             client = RedisCluster(
@@ -163,7 +287,57 @@ class RedisStore(Store):
             raise _unavailable() from exc
         return res
 
+    async def _durable(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a single-use write (take, swap) and WAIT until the primary's connected
+        replicas (at most `_wait_replicas`) have it, on one connection (WAIT covers the
+        writes of its own connection).
+
+        Sentinel replication is asynchronous: a write the old primary acknowledged but had
+        not yet sent to its replica is lost when that replica is promoted, so a consumed
+        nonce or a rotated refresh token could be used a second time. Answering only once
+        the replicas hold the write closes that window; when a connected replica does not
+        confirm in time, the outcome is not durable and the request fails with 503 (the
+        write may still stand on the primary: the client starts over rather than reusing
+        the value). A primary with no replica connected (after a failover, until the old
+        primary rejoins) answers without waiting: there is no replica to promote that could
+        lack the write (Sentinel does not promote a replica long disconnected)."""
+        try:
+            single: Any = self._client.client()  # type: ignore[union-attr]  # never cluster
+            async with single as conn:
+                sha = self._scripts.get(script)
+                if sha is None:
+                    sha = await conn.script_load(script)
+                    self._scripts[script] = sha
+                try:
+                    res = await conn.evalsha(sha, len(keys), *keys, *args)
+                except NoScriptError:  # not run: a new primary after a failover
+                    sha = await conn.script_load(script)
+                    self._scripts[script] = sha
+                    res = await conn.evalsha(sha, len(keys), *keys, *args)
+                now = time.monotonic()
+                if now - self._replicas_at > 1.0:
+                    role = await conn.execute_command("ROLE")
+                    master = bool(role) and role[0] in (b"master", "master")
+                    self._replicas = len(role[2]) if master else 0
+                    self._replicas_at = now
+                wanted = min(self._wait_replicas, self._replicas)
+                if wanted:
+                    acked = int(await conn.execute_command("WAIT", wanted, self._wait_ms))
+                    if acked < wanted:
+                        self._replicas_at = 0.0  # look again: a replica may have gone
+                        raise _unavailable()
+        except _DOWN as exc:
+            self._replicas_at = 0.0
+            raise _unavailable() from exc
+        return res
+
     async def take(self, key: str, *, expect: bytes | None = None) -> bytes | None:
+        if self._wait_replicas:
+            if expect is None:
+                got: bytes | None = await self._durable(scripts.TAKE, [key], [])
+            else:
+                got = await self._durable(scripts.TAKE_IF, [key], [expect])
+            return got
         if expect is None:
             try:
                 res: bytes | None = await self._r.getdel(key)
@@ -174,6 +348,9 @@ class RedisStore(Store):
         return out
 
     async def swap(self, key: str, expect: bytes, value: bytes, ttl: float) -> bool:
+        if self._wait_replicas:
+            args = [expect, value, max(1, int(ttl * 1000))]
+            return bool(await self._durable(scripts.SWAP, [key], args))
         res = await self.eval(scripts.SWAP, [key], [expect, value, max(1, int(ttl * 1000))])
         return bool(res)
 

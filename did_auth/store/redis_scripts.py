@@ -11,8 +11,14 @@ __all__ = [
     "INCR_TTL",
     "MEMBERS",
     "SWAP",
+    "TAKE",
     "TAKE_IF",
 ]
+
+# Read and delete (GETDEL as a script, so it can share a connection with WAIT).
+TAKE = """
+return redis.call('GETDEL', KEYS[1])
+"""
 
 # Compare-and-delete: delete only when the value matches; return the stored value either way.
 TAKE_IF = """
