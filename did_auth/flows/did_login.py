@@ -41,7 +41,7 @@ from did_auth.did.pkh import PkhDid, pkh_did
 from did_auth.did.resolver import ChainReader, DidResolver, EthrRegistries, ParsedDid
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
 from did_auth.flows.guard import LoginGuard, OpenGuard
-from did_auth.flows.issuance import issue_for_grant
+from did_auth.flows.issuance import issue_for_proof
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
 from did_auth.flows.proof_request import ProofRequest
@@ -51,7 +51,7 @@ from did_auth.policy.clients import check_chain, get_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
-from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
+from did_auth.tokens.issue import Grant, TokenIssuer
 from did_auth.tokens.sessions import SessionStore
 
 __all__ = ["DidLogin", "DidRequest", "build_did_login", "challenge_binding"]
@@ -62,7 +62,7 @@ def challenge_binding(client_id: str, did: str, audience: str) -> str:
     return json.dumps(["did", client_id, did, audience], separators=(",", ":"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class DidRequest(ProofRequest):
     proof: Any
 
@@ -162,25 +162,17 @@ class DidLogin:
         # One wallet, one subject: a did:pkh is issued in its canonical form (EIP-55
         # address), whatever letter case the proof used, as SIWE logins issue it.
         sub = pkh_did(did.chain_id, did.address) if isinstance(did, PkhDid) else did.did
-        amr: tuple[str, ...] = ("did",)
-        if req.otp is not None:
-            await self.otp.verify(sub, req.otp)
-            amr = ("did", "otp")
-        grant = Grant(
-            sub=sub,
-            client_id=client.client_id,
-            audience=proof.audience,
-            scopes=scopes,
-            auth_time=int(now),
-            amr=amr,
-            sid=new_sid(),
-            jkt=req.jkt,
+        return await issue_for_proof(
+            self,
+            req,
+            "did",
+            sub,
+            client.client_id,
+            proof.audience,
+            scopes,
+            now,
             extra={"auth_key": method.key_id},
         )
-        response, _ = await issue_for_grant(
-            self.settings, self.issuer, self.sessions, grant, self.revocations
-        )
-        return response, grant
 
     async def recheck(self, sub: str, auth_key: object) -> None:
         """Raise `access_denied` unless `auth_key` is still an authentication key of the DID

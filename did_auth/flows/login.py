@@ -84,39 +84,34 @@ class CodeIssuer(Protocol):
     ) -> tuple[str, Grant]: ...
 
 
-# The request types are built on every login (the hot path included): plain slotted
-# dataclasses, not frozen ones, whose __init__ costs twice as much.
+@dataclass(kw_only=True)
+class ClientCredentials:
+    """What a direct login request carries besides the proof request: how its client
+    authenticates and the DPoP proof that binds its tokens."""
 
-
-@dataclass(kw_only=True, slots=True)
-class DirectLogin:
-    """What every direct login request carries besides its proof."""
-
-    client_id: Any
-    audience: Any = None
-    scope: Any = None
-    otp: Any = None
     # the DPoP header values (RFC 9449 §4.3: at most one)
     dpop_proofs: list[str] = field(default_factory=list)
     authorization: str | None = None  # the Authorization header (client_secret_basic)
     client_secret: str | None = None  # client_secret_post (RFC 6749 §2.3.1)
     client_assertion_type: str | None = None  # private_key_jwt (RFC 7523 §2.2)
     client_assertion: str | None = None
-    ctx: RequestContext = field(default_factory=RequestContext)
 
 
-@dataclass(kw_only=True, slots=True)
-class SiweProofLogin(DirectLogin):
-    message: Any
-    signature: Any
+# A direct login's request is its proof's request (its `jkt` set by the preamble) with
+# the client's credentials: the proof's checks read it as it came, no copy per login.
 
 
-@dataclass(kw_only=True, slots=True)
-class DidProofLogin(DirectLogin):
-    proof: Any
+@dataclass
+class SiweProofLogin(SiweRequest, ClientCredentials):
+    pass
 
 
-_Direct = TypeVar("_Direct", bound=DirectLogin)
+@dataclass
+class DidProofLogin(DidRequest, ClientCredentials):
+    pass
+
+
+_Direct = TypeVar("_Direct", SiweProofLogin, DidProofLogin)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -162,23 +157,7 @@ class Logins:
         return {"nonce": nonce, "expires_in": self.nonces.ttl}
 
     async def siwe(self, req: SiweProofLogin) -> LoginResult:
-        return await self._direct(req, "siwe", "/siwe/verify", self._verify_siwe)
-
-    async def _verify_siwe(
-        self, req: SiweProofLogin, jkt: str | None
-    ) -> tuple[dict[str, Any], Grant]:
-        return await self.siwe_login.verify(
-            SiweRequest(
-                client_id=req.client_id,
-                message=req.message,
-                signature=req.signature,
-                audience=req.audience,
-                scope=req.scope,
-                otp=req.otp,
-                jkt=jkt,
-                ctx=req.ctx,
-            )
-        )
+        return await self._direct(req, "siwe", "/siwe/verify", self.siwe_login.verify)
 
     # --- DID proofs -----------------------------------------------------------------------
 
@@ -199,22 +178,7 @@ class Logins:
         return await did_login.challenge(client_id, did, audience=audience, hold=hold)
 
     async def did(self, req: DidProofLogin) -> LoginResult:
-        return await self._direct(req, "did", "/did/verify", self._verify_did)
-
-    async def _verify_did(
-        self, req: DidProofLogin, jkt: str | None
-    ) -> tuple[dict[str, Any], Grant]:
-        return await self._did().verify(
-            DidRequest(
-                req.client_id,
-                req.proof,
-                audience=req.audience,
-                scope=req.scope,
-                otp=req.otp,
-                jkt=jkt,
-                ctx=req.ctx,
-            )
-        )
+        return await self._direct(req, "did", "/did/verify", self._did().verify)
 
     # --- the code flow's sign-in page -----------------------------------------------------
 
@@ -238,7 +202,7 @@ class Logins:
 
     # --- shared ---------------------------------------------------------------------------
 
-    async def _preamble(self, req: DirectLogin, path: str) -> str | None:
+    async def _preamble(self, req: SiweProofLogin | DidProofLogin, path: str) -> str | None:
         """The per-IP budget, the client and its authentication, fresh keys, and the DPoP
         proof; returns the proof key's thumbprint (None without a proof)."""
         await self.gate.verify_request(req.ctx)
@@ -268,13 +232,13 @@ class Logins:
         req: _Direct,
         method: str,
         path: str,
-        verify: Callable[[_Direct, str | None], Awaitable[tuple[dict[str, Any], Grant]]],
+        verify: Callable[[_Direct], Awaitable[tuple[dict[str, Any], Grant]]],
     ) -> LoginResult:
         """A direct login of one proof kind: preamble, the proof's checks and tokens, and
         the outcome recorded once, success or refusal."""
         try:
-            jkt = await self._preamble(req, path)
-            response, grant = await verify(req, jkt)
+            req.jkt = await self._preamble(req, path)
+            response, grant = await verify(req)
         except DidAuthError as exc:
             self.recorder.login_failed(
                 req.ctx, exc, method=method, flow="direct", client_id=req.client_id

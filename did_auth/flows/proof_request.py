@@ -11,7 +11,7 @@ from did_auth.flows.guard import RequestContext
 __all__ = ["ProofRequest"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProofRequest:
     client_id: Any
     _: KW_ONLY

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
-from did_auth.flows.issuance import issue_for_grant
+from did_auth.flows.issuance import issue_for_proof
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
 from did_auth.flows.proof_request import ProofRequest
@@ -29,7 +29,7 @@ from did_auth.signatures.eip191 import parse_hex_signature
 from did_auth.siwe import SiweMessage
 from did_auth.siwe.recaps import recap_scopes
 from did_auth.siwe.verify import check_times
-from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
+from did_auth.tokens.issue import Grant, TokenIssuer
 from did_auth.tokens.sessions import SessionStore
 
 __all__ = [
@@ -109,7 +109,7 @@ async def check_signed_message(
     await checks.nonces.consume(msg.nonce, client_id)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SiweRequest(ProofRequest):
     message: Any
     signature: Any
@@ -154,24 +154,6 @@ class SiweLogin:
             self, msg, req.message, signature, client.client_id, req.ctx
         )
         sub = pkh_did(msg.chain_id, msg.address)
-        amr: tuple[str, ...] = ("siwe",)
-        if req.otp is not None:
-            # Step-up: the second factor is checked only after the wallet signature and the
-            # nonce, so every guess costs a fresh signed message.
-            await self.otp.verify(sub, req.otp)
-            amr = ("siwe", "otp")
-        grant = Grant(
-            sub=sub,
-            client_id=client.client_id,
-            audience=audience,
-            scopes=scopes,
-            auth_time=int(now),
-            amr=amr,
-            sid=new_sid(),
-            jkt=req.jkt,
-            userinfo=req.userinfo,
+        return await issue_for_proof(
+            self, req, "siwe", sub, client.client_id, audience, scopes, now, userinfo=req.userinfo
         )
-        response, _ = await issue_for_grant(
-            self.settings, self.issuer, self.sessions, grant, self.revocations
-        )
-        return response, grant
