@@ -84,6 +84,10 @@ class Settings(StrictModel):
     # on its own listener, metrics_listen = "127.0.0.1:9100" (no authentication there;
     # with --workers N, worker i takes the first free port of port .. port+N-1).
     metrics_public: bool = False
+    # POST /dev/rpc: the embedded chain as a JSON-RPC endpoint (eth_* only), so a bot or a
+    # script can send transactions to it without Hardhat. Only the embedded defaults (no
+    # config file) set it, and only with the memory store and an embedded chain is it served.
+    dev_rpc: bool = False
     metrics_token: str | None = Field(default=None, repr=False, min_length=16)
     metrics_token_file: str | None = None
     metrics_listen: Annotated[str | None, checked_by(config_check.listen_problem)] = None
@@ -230,6 +234,7 @@ def embedded_defaults() -> dict[str, Any]:
         "scopes": default_scope_table(),
         # Development: /metrics open on the main listener (a config file must choose).
         "metrics_public": True,
+        "dev_rpc": True,
     }
 
 

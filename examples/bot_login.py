@@ -19,12 +19,14 @@ The bot then (docs/interface.md, "The DID proof"):
 
 Usage (keys are read from a file or the environment, never from the command line):
 
-    BOT_PRIVATE_KEY=0x... python examples/bot_login.py --issuer http://127.0.0.1:8000 \
+    BOT_PRIVATE_KEY=0x... .venv/bin/python examples/bot_login.py --issuer http://127.0.0.1:8000 \
         --client-id demo --did did:ethr:0x7a69:0xOwnerAddress --api http://127.0.0.1:9000
 
-    # local demo chain: first let the owner authorise the bot key (needs web3)
-    OWNER_PRIVATE_KEY=0x... BOT_PRIVATE_KEY=0x... python examples/bot_login.py ... \
-        --authorize --rpc-url http://127.0.0.1:8545 --registry 0xRegistry [--validity 86400]
+    # a development chain: first let the owner authorise the bot key (needs web3). On
+    # did-auth's embedded defaults the chain is http://127.0.0.1:8000/dev/rpc and the
+    # registry is found there (GET /dev/rpc); on Hardhat pass --registry.
+    OWNER_PRIVATE_KEY=0x... BOT_PRIVATE_KEY=0x... .venv/bin/python examples/bot_login.py ... \
+        --authorize --rpc-url http://127.0.0.1:8000/dev/rpc [--registry 0x...] [--validity 86400]
 
 Prints the trading API's `/account` answer as JSON; exit code 1 with the server's error on
 stderr when any step fails.
@@ -94,6 +96,11 @@ def authorize(args: argparse.Namespace, bot_address: str) -> None:
         from did_auth.chain.contracts import load_artifact
 
     owner = Account.from_key(read_key("OWNER_PRIVATE_KEY", args.owner_key_file))
+    if not args.registry:  # did-auth's development chain says where its registry is
+        r = httpx.get(args.rpc_url, timeout=15)
+        if r.status_code != 200:
+            fail(f"GET {args.rpc_url} (no --registry given)", r)
+        args.registry = r.json()["did_registry"]
     w3 = Web3(Web3.HTTPProvider(args.rpc_url))
     registry = w3.eth.contract(
         address=Web3.to_checksum_address(args.registry),
@@ -139,10 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     bot_key = read_key("BOT_PRIVATE_KEY", args.bot_key_file)
     bot_address = Account.from_key(bot_key).address
     if args.authorize:
-        if not (args.rpc_url and args.registry):
-            p.error("--authorize needs --rpc-url and --registry")
-        authorize(args, bot_address)
+        if not args.rpc_url:
+            p.error("--authorize needs --rpc-url (and --registry, except on /dev/rpc)")
+        try:
+            authorize(args, bot_address)
+        except SystemExit:
+            raise
+        except Exception as exc:
+            # web3's RPC and revert errors (Web3RPCError, ContractLogicError), the node's
+            # connection errors, a bad --registry: one line, not a traceback.
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"error: --authorize via {args.rpc_url}: {detail[:300]}", file=sys.stderr)
+            return 1
+    try:
+        return login(args, bot_key, bot_address)
+    except httpx.HTTPError as exc:
+        print(f"error: {exc.request.url}: {exc}", file=sys.stderr)
+        return 1
 
+
+def login(args: argparse.Namespace, bot_key: bytes, bot_address: str) -> int:
     with httpx.Client(timeout=15) as http:
         r = http.post(
             f"{args.issuer}/did/challenge", json={"client_id": args.client_id, "did": args.did}

@@ -68,6 +68,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     _install_cors(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.dev_rpc and settings.embedded and any(
+        c.rpc_url == "embedded" for c in settings.chains
+    ):
+        from did_auth.api.routes import dev
+
+        app.include_router(dev.router)  # development only: the embedded chain's JSON-RPC
     # The login hot path: the two SIWE login routes skip FastAPI's per-request machinery
     # (same handlers as the routes; see did_auth/api/hotpath.py). Appended last, so it is
     # the innermost of the app's own middlewares: context, metrics, body limit still apply.

@@ -1,6 +1,7 @@
 """The README's login walk-through runs exactly as written against a live `did-auth serve`
 on embedded defaults (no config): its Python block saved as `login.py`, then its shell block
-(the example trading API in the background, `ACCESS_TOKEN` from `login.py`, curl /account).
+(the example trading API in the background, `ACCESS_TOKEN` from `login.py`, curl /account,
+then examples/bot_login.py authorising its key through `/dev/rpc`).
 
 Only the ports change: the README's 8000 (did-auth) and 9000 (trading API) become free ones.
 The blocks run in a scratch folder that looks like the repository's root to them (`.venv`
@@ -80,7 +81,9 @@ def test_the_login_walk_through_runs_as_written(
 ) -> None:
     title = "A login, step by step"
     (python_block,) = blocks(title, "python")
-    (sh_block,) = blocks(title, "sh")
+    # The shell blocks, in order, as one terminal session (the trading API started by the
+    # first one serves the bot of the second).
+    sh_block = "\n".join(blocks(title, "sh"))
     assert "$ACCESS_TOKEN" in sh_block and "ACCESS_TOKEN=" in sh_block
     assert re.search(r"(^|\s)python ", sh_block) is None, "examples run with .venv/bin/python"
 
@@ -100,5 +103,15 @@ def test_the_login_walk_through_runs_as_written(
     # The shell block: the trading API accepts the token the walk-through obtained.
     code, output = run_sh(with_ports(sh_block, port, api_port), root)
     assert code == 0, output
-    account = json.loads(output.strip().splitlines()[-1])
-    assert account["sub"].startswith("did:pkh:eip155:31337:0x"), account
+    # curl's /account for the SIWE login, then the bot's (examples/bot_login.py, its
+    # owner's did:ethr authorised through /dev/rpc), each a JSON object.
+    decoder = json.JSONDecoder()
+    answers, rest = [], output.strip()
+    while "{" in rest:
+        rest = rest[rest.index("{"):]
+        value, end = decoder.raw_decode(rest)
+        answers.append(value)
+        rest = rest[end:]
+    subs = [a.get("sub", "") for a in answers]
+    assert subs[0].startswith("did:pkh:eip155:31337:0x"), output
+    assert "did:ethr:0x7a69:0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF" in subs, output
