@@ -32,6 +32,7 @@ from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
 from did_auth.oauth.introspection import IntrospectionEndpoint
 from did_auth.oauth.protected_resource import ProtectedResource
 from did_auth.oauth.revocation import RevocationEndpoint
+from did_auth.oauth.token_checks import TokenChecks
 from did_auth.oauth.token_endpoint import TokenEndpoint
 from did_auth.policy.abuse import AbuseGuard
 from did_auth.policy.backoff import OtpBackoff
@@ -234,13 +235,17 @@ def build_services(
         refresh_keys=keys.refresh,
         audit=audit,
     )
-    revocation = RevocationEndpoint(
+    # RFC 7009 /revoke and RFC 7662 /introspect: an authenticated caller hands in a token.
+    token_checks = TokenChecks(
         issuer=settings.issuer,
         authenticator=client_auth,
-        guard=guard,
         refresh_keys=keys.refresh,
         sessions=sessions,
         local=local,
+    )
+    revocation = RevocationEndpoint(
+        checks=token_checks,
+        guard=guard,
         revocations=revocations,
         store=store,
         clock=clock,
@@ -268,14 +273,7 @@ def build_services(
         client_auth=client_auth,
         token_endpoint=token_endpoint,
         revocation=revocation,
-        introspection=IntrospectionEndpoint(
-            issuer=settings.issuer,
-            authenticator=client_auth,
-            guard=guard,
-            refresh_keys=keys.refresh,
-            sessions=sessions,
-            local=local,
-        ),
+        introspection=IntrospectionEndpoint(checks=token_checks, guard=guard),
         resource=ProtectedResource(
             local=local, dpop=dpop, refresh_keys=keys.refresh, issuer=settings.issuer
         ),

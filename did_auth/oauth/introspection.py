@@ -8,14 +8,12 @@ session. An inactive token tells nothing more (RFC 7662 §2.2).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from did_auth.errors import InvalidRequest
-from did_auth.oauth.client_auth import ClientAuthenticator
-from did_auth.tokens.local_check import LocalTokenCheck
-from did_auth.tokens.sessions import SessionStore
+from did_auth.oauth.token_checks import TokenChecks
 
 __all__ = ["IntrospectionEndpoint", "IntrospectionGuard"]
 
@@ -28,16 +26,12 @@ class IntrospectionGuard(Protocol):
 
 @dataclass(eq=False, kw_only=True)
 class IntrospectionEndpoint:
-    issuer: str
-    authenticator: ClientAuthenticator
+    checks: TokenChecks
     guard: IntrospectionGuard
-    refresh_keys: Callable[[], Awaitable[None]]
-    sessions: SessionStore
-    local: LocalTokenCheck
 
     @property
     def url(self) -> str:
-        return self.issuer + "/introspect"
+        return self.checks.issuer + "/introspect"
 
     async def handle(
         self, *, authorization: str | None, params: Mapping[str, str]
@@ -46,25 +40,25 @@ class IntrospectionEndpoint:
         # RFC 7662 §2.1: "To prevent token scanning attacks, the endpoint MUST also require
         # some form of authorization to access this endpoint": a configured resource server
         # or client, authenticated like a client at the token endpoint (Basic or post).
-        caller = await self.authenticator.authenticate(
+        caller = await self.checks.authenticator.authenticate(
             authorization, params, self.url, resource_server=True
         )
         await self.guard.introspect_request(caller.client_id)
         token = params.get("token")
         if not token:
             raise InvalidRequest("missing parameter: token")
-        await self.refresh_keys()
+        await self.checks.refresh_keys()
         return await self.introspect(token)
 
     async def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.2: `active` plus the token's claims; inactive tells nothing more."""
-        claims = await self.local.active_claims(token)
+        claims = await self.checks.local.active_claims(token)
         if claims is not None:
             out = {k: v for k, v in claims.items() if k != "cnf"}
             if "cnf" in claims:
                 out["cnf"] = claims["cnf"]
             return {"active": True, "token_type": "access_token", **out}
-        session = await self.sessions.current(token)
+        session = await self.checks.sessions.current(token)
         if session is not None:
             return {
                 "active": True,

@@ -9,18 +9,17 @@ actually ended, none for a token that was already revoked, expired or unknown.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.revocations import RevocationBook
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
-from did_auth.oauth.client_auth import ClientAuthenticator
+from did_auth.oauth.token_checks import TokenChecks
 from did_auth.oauth.token_endpoint import EndpointGuard
 from did_auth.store.base import Store
-from did_auth.tokens.local_check import LocalTokenCheck
-from did_auth.tokens.sessions import SessionStore, sid_of_refresh
+from did_auth.tokens.sessions import sid_of_refresh
 
 __all__ = ["RevocationEndpoint"]
 
@@ -31,23 +30,19 @@ class RevocationEndpoint:
     def __init__(
         self,
         *,
-        issuer: str,
-        authenticator: ClientAuthenticator,
+        checks: TokenChecks,
         guard: EndpointGuard,
-        refresh_keys: Callable[[], Awaitable[None]],
-        sessions: SessionStore,
-        local: LocalTokenCheck,
         revocations: RevocationBook,
         store: Store,
         clock: Clock,
         audit: AuditLog,
     ) -> None:
-        self.url = issuer + "/revoke"
-        self._authenticator = authenticator
+        self.url = checks.issuer + "/revoke"
+        self._authenticator = checks.authenticator
         self._guard = guard
-        self._refresh_keys = refresh_keys
-        self._sessions = sessions
-        self._local = local
+        self._refresh_keys = checks.refresh_keys
+        self._sessions = checks.sessions
+        self._local = checks.local
         self._revocations = revocations
         self._store = store
         self._clock = clock
