@@ -76,7 +76,7 @@ async def test_the_parked_request_lives_600_seconds() -> None:
     core.clock.advance(REQUEST_TTL)
     text, sig = await _signed(core, page, issued_at=core.clock.now())
     with pytest.raises(InvalidGrant) as err:
-        await oidc.complete(page.request_id, text, sig)
+        await oidc.codes.complete(page.request_id, text, sig)
     assert err.value.reason == "authorize_request_unknown"
 
 
@@ -84,7 +84,7 @@ async def test_complete_returns_a_code_at_the_redirect_uri() -> None:
     core, oidc = await _provider()
     request, page = await oidc.authorize(_params())
     text, sig = await _signed(core, page)
-    location, grant = await oidc.complete(page.request_id, text, sig)
+    location, grant = await oidc.codes.complete(page.request_id, text, sig)
     assert location.startswith(CB + "?")
     q = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     assert q["state"] == "st-1" and q["iss"] == ISS  # RFC 9207
@@ -108,10 +108,10 @@ async def test_a_request_is_completed_once() -> None:
     core, oidc = await _provider()
     _, page = await oidc.authorize(_params())
     text, sig = await _signed(core, page)
-    await oidc.complete(page.request_id, text, sig)
+    await oidc.codes.complete(page.request_id, text, sig)
     again, sig2 = await _signed(core, page)
     with pytest.raises(InvalidGrant) as err:
-        await oidc.complete(page.request_id, again, sig2)
+        await oidc.codes.complete(page.request_id, again, sig2)
     assert err.value.reason == "authorize_request_unknown"
 
 
@@ -137,8 +137,8 @@ async def test_concurrent_completions_yield_one_code_and_revoke_the_loser() -> N
         return await real_create(session)
 
     core.sessions.create = create  # type: ignore[method-assign]
-    results = await asyncio.gather(oidc.complete(page.request_id, *one),
-                                   oidc.complete(page.request_id, *two),
+    results = await asyncio.gather(oidc.codes.complete(page.request_id, *one),
+                                   oidc.codes.complete(page.request_id, *two),
                                    return_exceptions=True)
     ok = [r for r in results if not isinstance(r, BaseException)]
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -159,10 +159,10 @@ async def test_the_message_is_for_this_request_and_this_page() -> None:
                  {"domain": "localhost:3000"}, {"uri": ISS + "/signin"}):
         text, sig = await _signed(core, page, **over)
         with pytest.raises(InvalidGrant):
-            await oidc.complete(page.request_id, text, sig)
+            await oidc.codes.complete(page.request_id, text, sig)
     # none of the refusals used the request up
     text, sig = await _signed(core, page)
-    await oidc.complete(page.request_id, text, sig)
+    await oidc.codes.complete(page.request_id, text, sig)
 
 
 async def test_a_refused_signature_leaves_the_request_open() -> None:
@@ -171,16 +171,16 @@ async def test_a_refused_signature_leaves_the_request_open() -> None:
     text, _ = await _signed(core, page)
     _, stranger = siwe_text.new_account()
     with pytest.raises(InvalidGrant):
-        await oidc.complete(page.request_id, text, siwe_text.sign(text, stranger))
+        await oidc.codes.complete(page.request_id, text, siwe_text.sign(text, stranger))
     text, sig = await _signed(core, page)
-    await oidc.complete(page.request_id, text, sig)
+    await oidc.codes.complete(page.request_id, text, sig)
 
 
 @pytest.mark.parametrize("request_id", [None, 5, "", "short", "x" * 65, "bad id with spaces!!"])
 async def test_malformed_request_ids(request_id: Any) -> None:
     _, oidc = await _provider()
     with pytest.raises(InvalidRequest):
-        await oidc.complete(request_id, "m", "0x")
+        await oidc.codes.complete(request_id, "m", "0x")
 
 
 async def test_cancel_redirects_access_denied_and_ends_the_request() -> None:
@@ -191,7 +191,7 @@ async def test_cancel_redirects_access_denied_and_ends_the_request() -> None:
     assert q["error"] == ["access_denied"] and q["state"] == ["s 2"] and q["iss"] == [ISS]
     text, sig = await _signed(core, page)
     with pytest.raises(InvalidGrant):
-        await oidc.complete(page.request_id, text, sig)
+        await oidc.codes.complete(page.request_id, text, sig)
 
 
 async def test_redirected_errors_carry_state_and_issuer() -> None:

@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from did_auth.clock import Clock
-from did_auth.flows.guard import RequestContext
 from did_auth.flows.oidc.authorize import OIDC_SCOPES, AuthorizationEndpoint, redirect_uri_allowed
 from did_auth.flows.oidc.completion import AuthorizationCodeIssuance
 from did_auth.flows.oidc.request import (
@@ -51,7 +50,6 @@ from did_auth.flows.siwe_login import SiweLogin
 from did_auth.oauth.codes import s256_challenge
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
-from did_auth.tokens.issue import Grant
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import SessionStore
 
@@ -108,15 +106,6 @@ class OidcProvider:
         self, params: Mapping[str, str], repeated: frozenset[str] = frozenset()
     ) -> tuple[AuthorizationRequest, SignInPage]:
         return await self.authorization.authorize(params, repeated)
-
-    async def complete(
-        self,
-        request_id: object,
-        message: object,
-        signature: object,
-        ctx: RequestContext | None = None,
-    ) -> tuple[str, Grant]:
-        return await self.codes.complete(request_id, message, signature, ctx)
 
     async def cancel(self, request_id: object) -> str:
         return await self.codes.cancel(request_id)
