@@ -133,6 +133,16 @@ def redis_url_problem(value: str, *, sentinel: bool = False) -> str | None:
             problem = _absolute_url_problem(f"redis://{node}", ("redis",))
             if problem:
                 return f"{_show(value)}: node {node!r} is not host[:port]"
+        if scheme in _SENTINEL_SCHEMES:
+            parts = rest.split("?", 1)[0].split("/")[1:]
+            parts = [p for p in parts if p]
+            if not parts or len(parts) > 2:
+                return (
+                    f"{_show(value)}: name the monitored service, "
+                    "e.g. redis+sentinel://host:26379[,host:26379]/mymaster[/0]"
+                )
+            if len(parts) == 2 and not parts[1].isdigit():
+                return f"{_show(value)}: the database after the service must be a number"
         return None
     problem = _absolute_url_problem(value, schemes)
     if problem:
