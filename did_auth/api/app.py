@@ -25,7 +25,7 @@ from did_auth.api.limits import BodySizeLimit
 from did_auth.api.metrics_listener import start_metrics_listener
 from did_auth.api.models import NonceRequest, SiweVerifyRequest
 from did_auth.api.openapi import install_openapi
-from did_auth.api.routes import ROUTERS, siwe
+from did_auth.api.routes import ROUTERS, docs, siwe
 from did_auth.api.routes.siwe import siwe_nonce_handler, siwe_verify_handler
 from did_auth.errors import DidAuthError
 from did_auth.services import Services, build_services
@@ -68,6 +68,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     _install_cors(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(docs.router)  # GET /docs: Swagger UI from a package, no CDN
+    app.mount(docs.STATIC_PATH, docs.static_files(), name="docs-static")
     if settings.dev_rpc and settings.embedded and any(
         c.rpc_url == "embedded" for c in settings.chains
     ):
