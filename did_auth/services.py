@@ -264,7 +264,16 @@ def build_services(
         dpop=dpop,
         otp=otp,
         siwe=SiweLogin(
-            settings, clock, nonces, checker, issuer, sessions, otp, guard, revocations, registry
+            settings,
+            clock,
+            otp,
+            nonces,
+            checker,
+            issuer,
+            sessions,
+            revocations,
+            guard=guard,
+            registry=registry,
         ),
         audit=audit,
         guard=guard,

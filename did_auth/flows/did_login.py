@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from did_auth.clock import Clock
@@ -44,7 +44,7 @@ from did_auth.flows.guard import LoginGuard, OpenGuard
 from did_auth.flows.issuance import issue_for_proof
 from did_auth.flows.nonces import NonceBook
 from did_auth.flows.otp import OtpService
-from did_auth.flows.proof_request import ProofRequest
+from did_auth.flows.proof_request import ProofFlow, ProofRequest
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.policy.clients import check_chain, get_client
@@ -75,17 +75,12 @@ def _check_did_chain(client: ClientConfig, did: ParsedDid) -> None:
 
 
 @dataclass
-class DidLogin:
-    settings: Settings
-    clock: Clock
+class DidLogin(ProofFlow):
     challenges: NonceBook
     resolver: DidResolver
     issuer: TokenIssuer
     sessions: SessionStore
-    otp: OtpService
-    guard: LoginGuard = field(default_factory=OpenGuard)
     revocations: RevocationBook | None = None
-    registry: RegistryGate | None = None
 
     async def challenge(
         self,

@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from did_auth.clock import Clock
 from did_auth.did.accounts import account_key
 from did_auth.errors import (
     AccessDenied,
@@ -39,14 +38,13 @@ from did_auth.errors import (
     InvalidGrant,
     InvalidRequest,
 )
-from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
+from did_auth.flows.guard import RequestContext
 from did_auth.flows.nonces import NonceBook
-from did_auth.flows.otp import Enrollment, OtpService
-from did_auth.flows.registry_checks import RegistryGate
+from did_auth.flows.otp import Enrollment
+from did_auth.flows.proof_request import ProofFlow
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import check_message_binding, check_signed_message
 from did_auth.policy.clients import get_client
-from did_auth.settings import Settings
 from did_auth.signatures.eip191 import parse_hex_signature
 from did_auth.siwe import SiweMessage
 
@@ -75,14 +73,9 @@ class OtpEnrolRequest:
 
 
 @dataclass
-class OtpEnrolment:
-    settings: Settings
-    clock: Clock
-    otp: OtpService
+class OtpEnrolment(ProofFlow):
     nonces: NonceBook
     signatures: SignatureChecker
-    guard: LoginGuard = field(default_factory=OpenGuard)
-    registry: RegistryGate | None = None
 
     async def enroll(self, req: OtpEnrolRequest) -> tuple[Enrollment, str, bool]:
         """Start a pending enrolment: (enrolment, method, replaces). `method` is how it was

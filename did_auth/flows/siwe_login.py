@@ -9,16 +9,14 @@ rejected request never burns it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
-from did_auth.flows.guard import LoginGuard, OpenGuard, RequestContext
+from did_auth.flows.guard import LoginGuard, RequestContext
 from did_auth.flows.issuance import issue_for_proof
 from did_auth.flows.nonces import NonceBook
-from did_auth.flows.otp import OtpService
-from did_auth.flows.proof_request import ProofRequest
+from did_auth.flows.proof_request import ProofFlow, ProofRequest
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.signatures import SignatureChecker
@@ -117,17 +115,12 @@ class SiweRequest(ProofRequest):
 
 
 @dataclass
-class SiweLogin:
-    settings: Settings
-    clock: Clock
+class SiweLogin(ProofFlow):
     nonces: NonceBook
     signatures: SignatureChecker
     issuer: TokenIssuer
     sessions: SessionStore
-    otp: OtpService
-    guard: LoginGuard = field(default_factory=OpenGuard)
     revocations: RevocationBook | None = None
-    registry: RegistryGate | None = None  # on-chain RevocationRegistry checks
 
     async def verify(self, req: SiweRequest) -> tuple[dict[str, Any], Grant]:
         client = get_client(self.settings, req.client_id)
