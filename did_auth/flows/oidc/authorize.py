@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from did_auth.clock import Clock
 from did_auth.errors import DidAuthError, InvalidScope
 from did_auth.flows.oidc.request import (
     REQUEST_TTL,
     AuthorizationRequest,
     AuthorizePageError,
     AuthorizeRedirectError,
+    OidcEndpoint,
     request_key,
 )
 from did_auth.flows.oidc.signin import SignInPage, SignInPages, page_client
 from did_auth.policy.scopes import parse_scope, resolve_audience, resolve_scopes
-from did_auth.settings import ClientConfig, Settings
-from did_auth.store.base import Store
+from did_auth.settings import ClientConfig
 
 __all__ = ["OIDC_SCOPES", "AuthorizationEndpoint", "redirect_uri_allowed"]
 
@@ -79,15 +78,8 @@ def redirect_uri_allowed(client: ClientConfig, uri: str) -> bool:
 
 
 @dataclass
-class AuthorizationEndpoint:
-    settings: Settings
-    clock: Clock
-    store: Store
+class AuthorizationEndpoint(OidcEndpoint):
     pages: SignInPages
-
-    @property
-    def issuer(self) -> str:
-        return self.settings.issuer
 
     async def authorize(
         self, params: Mapping[str, str], repeated: frozenset[str] = frozenset()

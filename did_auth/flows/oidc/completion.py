@@ -15,12 +15,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.oidc.request import (
     CODE_TTL,
     AuthorizeRedirectError,
+    OidcEndpoint,
     authority,
     build_redirect,
     pending_request,
@@ -29,25 +29,16 @@ from did_auth.flows.oidc.request import (
 from did_auth.flows.revocations import RevocationBook
 from did_auth.flows.siwe_login import SiweLogin, SiweRequest
 from did_auth.oauth.codes import seal_code
-from did_auth.settings import Settings
 from did_auth.siwe import SiweMessage
-from did_auth.store.base import Store
 from did_auth.tokens.issue import Grant
 
 __all__ = ["AuthorizationCodeIssuance"]
 
 
 @dataclass
-class AuthorizationCodeIssuance:
-    settings: Settings
-    clock: Clock
-    store: Store
+class AuthorizationCodeIssuance(OidcEndpoint):
     revocations: RevocationBook
     siwe: SiweLogin
-
-    @property
-    def issuer(self) -> str:
-        return self.settings.issuer
 
     async def complete(
         self,

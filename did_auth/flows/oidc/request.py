@@ -17,6 +17,7 @@ import orjson
 
 from did_auth.clock import Clock
 from did_auth.errors import InvalidGrant, InvalidRequest
+from did_auth.settings import Settings
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
@@ -26,6 +27,7 @@ __all__ = [
     "AuthorizationRequest",
     "AuthorizePageError",
     "AuthorizeRedirectError",
+    "OidcEndpoint",
     "authority",
     "build_redirect",
     "pending_request",
@@ -35,6 +37,20 @@ __all__ = [
 CODE_TTL: Final = 60  # seconds; RFC 6749 §4.1.2: "a maximum ... of 10 minutes is RECOMMENDED"
 REQUEST_TTL: Final = 600  # how long a parked authorization request waits for the wallet
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+@dataclass
+class OidcEndpoint:
+    """A step of the code flow: the settings (whose issuer it serves), the clock and the
+    store that holds the parked authorization requests."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
 
 
 class AuthorizePageError(Exception):
