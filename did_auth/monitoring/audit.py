@@ -42,6 +42,7 @@ __all__ = [
     "FileSink",
     "MemorySink",
     "Outcome",
+    "RequestOrigin",
     "StdoutSink",
     "redact",
 ]
@@ -275,6 +276,16 @@ def _rfc3339(t: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+class RequestOrigin(Protocol):
+    """The request an event is about (`did_auth.policy.guard.RequestContext`)."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+
 class AuditLog:
     """Writes audit records through a sink; see the module docstring for the line format."""
 
@@ -307,18 +318,22 @@ class AuditLog:
         outcome: Outcome | str,
         *,
         reason: str | None = None,
+        ctx: RequestOrigin | None = None,
         request_id: str | None = None,
         client_id: str | None = None,
         subject: str | None = None,
         ip: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Write one record and return it (as written, after redaction).
+        """Write one record and return it (as written, after redaction). `ctx`: the
+        request the event is about, whose id and client IP it records.
 
         A failing sink (disk full, closed pipe) does not fail the request: the error is
         logged and counted in `write_errors`.
         """
         ev = AuditEvent(event)  # ValueError for an unknown event name
+        if ctx is not None:
+            request_id, ip = ctx.request_id, ctx.ip
         clash = set(extra) & set(_CORE)
         if clash:
             raise ValueError(f"reserved audit field(s): {sorted(clash)}")

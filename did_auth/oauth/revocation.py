@@ -72,9 +72,8 @@ class RevocationEndpoint:
             self._audit.emit(
                 AuditEvent.TOKEN_REVOKED,
                 Outcome.SUCCESS,
-                request_id=ctx.request_id,
+                ctx=ctx,
                 client_id=client.client_id,
-                ip=ctx.ip,
                 sid=sid,
                 reason="rfc7009",
             )

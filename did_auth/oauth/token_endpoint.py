@@ -91,9 +91,8 @@ class TokenEndpoint:
                     AuditEvent.REPLAY_DETECTED,
                     Outcome.DETECTED,
                     reason="code_replay",
-                    request_id=ctx.request_id,
+                    ctx=ctx,
                     client_id=client.client_id,
-                    ip=ctx.ip,
                 )
             raise
         METRICS.tokens_issued.labels(grant=grant_type).inc()
@@ -101,9 +100,8 @@ class TokenEndpoint:
         self._audit.emit(
             AuditEvent.TOKEN_REFRESHED if refreshed else AuditEvent.TOKEN_ISSUED,
             Outcome.SUCCESS,
-            request_id=ctx.request_id,
+            ctx=ctx,
             client_id=client.client_id,
-            ip=ctx.ip,
             scope=response.get("scope"),
             client_auth=client.method,
             **({} if refreshed else {"grant": grant_type}),

@@ -91,9 +91,8 @@ class AbuseGuard:
                 AuditEvent.SIGNATURE_FAILURE_BURST,
                 Outcome.DETECTED,
                 reason="signature_failures",
-                request_id=ctx.request_id,
+                ctx=ctx,
                 client_id=client_id,
-                ip=ctx.ip,
                 failures=decision.failures,
             )
 

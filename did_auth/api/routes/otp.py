@@ -52,10 +52,9 @@ async def otp_enroll(
             AuditEvent.SECOND_FACTOR_ENROLMENT,
             Outcome.DENIED,
             reason=exc.reason,
-            request_id=ctx.request_id,
+            ctx=ctx,
             client_id=client_id,
             subject=sub,
-            ip=ctx.ip,
             method="wallet_signature"
             if body.siwe is not None
             else ("current_otp" if body.otp is not None else "fresh_login"),
@@ -65,10 +64,9 @@ async def otp_enroll(
         AuditEvent.SECOND_FACTOR_ENROLMENT,
         Outcome.SUCCESS,
         reason=method,
-        request_id=ctx.request_id,
+        ctx=ctx,
         client_id=client_id,
         subject=sub,
-        ip=ctx.ip,
         method=method,
         replaces=replaces,
     )
@@ -88,10 +86,9 @@ async def otp_confirm(request: Request, body: OtpConfirmRequest, svc: ServicesDe
         AuditEvent.SECOND_FACTOR_ENROLLED,
         Outcome.SUCCESS,
         reason=confirmed.method,
-        request_id=ctx.request_id,
+        ctx=ctx,
         client_id=claims.get("client_id"),
         subject=str(claims["sub"]),
-        ip=ctx.ip,
         replaced=confirmed.replaced,
     )
     return JSONResponse({"enrolled": True, "replaced": confirmed.replaced}, headers=NO_STORE)
