@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds the new key is published before it signs (default: %(default)s)",
     )
+    keys.add_argument(
+        "--compromised",
+        action="store_true",
+        help="rotate: a key leaked; the new key signs now and every old key leaves the JWKS "
+        "at once, no overlap (default: off)",
+    )
 
     contracts = sub.add_parser("contracts", help="on-chain registries")
     contracts.add_argument("action", choices=["deploy"])
@@ -394,7 +400,11 @@ async def _keys(args: argparse.Namespace) -> int:
     svc = build_services(settings)
     try:
         await svc.keys.load()
-        if args.action == "rotate":
+        if args.action == "rotate" and args.compromised:
+            new = await svc.keys.replace_compromised()
+            print(f"replaced: new key {new.kid} signs now; every old key is withdrawn from "
+                  "the JWKS (replicas within 5 s); revoke the sessions at risk")
+        elif args.action == "rotate":
             from did_auth.tokens.keys import REFRESH_INTERVAL
 
             if args.publish_ahead <= REFRESH_INTERVAL:

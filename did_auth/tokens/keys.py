@@ -176,3 +176,15 @@ class KeyRing:
         await self.store.put(KEYS_KEY, blob, KEYS_TTL)
         self._apply(blob)
         return nxt
+
+    async def replace_compromised(self) -> SigningKey:
+        """A key leaked: replace the whole ring by a new key that signs now. The old keys
+        leave the JWKS at once (every replica within REFRESH_INTERVAL), so the tokens signed
+        with them, genuine or forged, stop verifying once verifiers re-read the JWKS; no
+        overlap, unlike `rotate` (RFC 7517 §5: the JWK Set is the set of keys verifiers
+        accept; a leaked key stays trusted for as long as it is in it)."""
+        nxt = new_signing_key(self.alg, self.clock.now())
+        blob = orjson.dumps([_seal_key(self.sealer, nxt)])
+        await self.store.put(KEYS_KEY, blob, KEYS_TTL)
+        self._apply(blob)
+        return nxt
