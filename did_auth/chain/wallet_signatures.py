@@ -50,7 +50,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from eth_abi.abi import encode
 
@@ -63,6 +63,7 @@ from did_auth.chain.client import (
 )
 from did_auth.chain.contracts import load_artifact
 from did_auth.errors import InvalidGrant, InvalidRequest, RateLimited
+from did_auth.flows.signatures import SignedMessage
 from did_auth.signatures import eip1271, eip6492
 from did_auth.signatures.eip191 import personal_message_hash, recover_personal_raw
 
@@ -132,16 +133,9 @@ class ChainSignatureChecker:
         # (chain id, source IP) -> contract-signature checks running (one event loop).
         self._running: dict[tuple[int, str], int] = {}
 
-    async def check(
-        self,
-        *,
-        chain_id: int,
-        address: str,
-        message: bytes,
-        signature: bytes,
-        source: str | None = None,
-    ) -> None:
-        sig = bytes(signature)
+    async def check(self, *, source: str | None = None, **signed: Unpack[SignedMessage]) -> None:
+        chain_id, address, message = signed["chain_id"], signed["address"], signed["message"]
+        sig = bytes(signed["signature"])
         if eip6492.is_wrapped(sig):
             wrapped_on = self._client_for_contract(chain_id)
             with self._in_flight(wrapped_on, source):
