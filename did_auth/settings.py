@@ -328,6 +328,9 @@ def load_settings(
     if overrides:
         data = _merge(data, overrides)
     problems = _read_secret_files(data)
+    if path is not None and data.get("dev_rpc"):
+        # /dev/rpc sends transactions from unlocked, funded test accounts: development only.
+        problems.append("dev_rpc: only the embedded defaults (no config file) serve /dev/rpc")
     if data.get("redis_url") and not data.get("key_encryption_key"):
         # Shared store: the KEK sealing the signing keys must outlive the process; by
         # default kek.bin next to the config file (created at the first start).

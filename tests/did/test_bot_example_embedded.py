@@ -10,11 +10,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import tomli_w
 from eth_account import Account
 
+from did_auth.errors import ConfigError
+from did_auth.settings import load_settings
 from tests.did import ROOT, Key
 from tests.did.test_bot_example import BOT, TRADING_API, Stack, wait_http
 from tests.fixtures.redis_server import free_port
@@ -101,9 +105,16 @@ def test_an_rpc_error_is_one_line(embedded_stack: Stack) -> None:
     assert out.stderr.strip().count("\n") == 0, out.stderr
 
 
-def test_no_dev_rpc_with_a_config_file() -> None:
+def test_no_dev_rpc_with_a_config_file(tmp_path: Path) -> None:
     server = start_server(config_dict(chains=[{"chain_id": 31337, "rpc_url": "embedded"}]))
     try:
         assert httpx.post(server.url + "/dev/rpc", json={}).status_code == 404
     finally:
         stop_server(server)
+    # A config file cannot turn it on either.
+    with pytest.raises(ConfigError) as refused:
+        cfg = tmp_path / "did-auth.toml"
+        cfg.write_text(tomli_w.dumps(config_dict(
+            chains=[{"chain_id": 31337, "rpc_url": "embedded"}], dev_rpc=True)))
+        load_settings(cfg, environ={})
+    assert any(p.startswith("dev_rpc:") for p in refused.value.problems)
