@@ -11,6 +11,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
+# Sentinel runs as `redis-server --sentinel` (same binary); nginx fronts the reference
+# deployment in tests/deploy.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx (Debian package, for the reference deployment tests)..." >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (Debian package, for the browser tests)..." >&2
   SUDO=""
