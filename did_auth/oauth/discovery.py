@@ -31,11 +31,9 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            "urn:did-auth:grant-type:siwe",
-        ],
+        # RFC 8414 §2: the grant types the token endpoint accepts (SIWE and DID proofs are
+        # exchanged at their own endpoints, not at /token).
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_alg],
