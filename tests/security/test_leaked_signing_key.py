@@ -45,7 +45,7 @@ def test_keys_rotate_compromised_on_a_live_server(redis_server: RedisServer) -> 
     """The command line on a running two-worker server: the JWKS it serves loses the leaked
     key within the replicas' refresh interval, and new tokens carry the new kid."""
     server = start_server(
-        config_dict(redis_url=redis_server.url[:-1] + "15", key_encryption_key_file="kek.bin"),
+        config_dict(redis_url=redis_server.own_db(15), key_encryption_key_file="kek.bin"),
         workers=2,
     )
     try:

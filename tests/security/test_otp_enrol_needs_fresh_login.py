@@ -83,7 +83,7 @@ async def env(redis_server: RedisServer, session_kek: str) -> AsyncIterator[Env]
     # A database of its own: signing keys made by other tests at the wall-clock time would
     # be from the future for this test's clock.
     settings = settings_for(
-        redis_url=redis_server.url.rsplit("/", 1)[0] + "/15", key_encryption_key_file=session_kek,
+        redis_url=redis_server.own_db(15), key_encryption_key_file=session_kek,
         access_token_ttl=3600, step_up_max_age=MAX_AGE,
         scopes={"wallet:withdraw": {"step_up": True, "max_ttl": 60}},
     )

@@ -113,7 +113,7 @@ def test_slow_but_timely_body_and_the_next_request_still_work(server: LiveServer
 def test_every_worker_cuts_slow_bodies(redis_server: RedisServer) -> None:
     srv = start_server(
         config_dict(
-            redis_url=redis_server.url[:-1] + "13",  # a database of its own (its own KEK)
+            redis_url=redis_server.own_db(13),  # a database of its own (its own KEK)
             key_encryption_key_file="kek.bin",
             body_timeout=TIMEOUT,
         ),
