@@ -98,7 +98,7 @@ def test_metrics_listener_per_worker(redis_server: RedisServer, tmp_path: Path) 
     """--workers 2: each worker process exposes its own registry, on port and port+1."""
     metrics_port = free_port()
     server = start_server(
-        config_dict(redis_url=redis_server.url[:-1] + "12",
+        config_dict(redis_url=redis_server.own_db(12),
                     key_encryption_key_file=str(tmp_path / "kek.bin"),
                     metrics_listen=f"127.0.0.1:{metrics_port}"),
         workers=2,

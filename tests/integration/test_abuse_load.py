@@ -45,7 +45,7 @@ def _audit_lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 @pytest.mark.timeout(240)
 def test_attacker_limited_exactly_honest_users_unaffected(redis_server: RedisServer, tmp_path: Path) -> None:
-    redis_url = redis_server.url[:-1] + "2"
+    redis_url = redis_server.own_db(2)
     kek = tmp_path / "kek.bin"
     kek.write_bytes(bytes(range(32)))
     kek.chmod(0o600)  # a group- or world-readable KEK file is refused at start-up
@@ -137,7 +137,7 @@ async def _run(urls: list[str], honest: list[tuple[str, bytes]]) -> tuple[list[t
 
 
 def test_verify_limit_exact_under_200_concurrent_requests(redis_server: RedisServer, tmp_path: Path) -> None:
-    cfg = _config(redis_server.url[:-1] + "3", str(tmp_path / "audit.jsonl"))
+    cfg = _config(redis_server.own_db(3), str(tmp_path / "audit.jsonl"))
     cfg["rate_limits"]["nonce_per_ip"] = "50/h"
     cfg["key_encryption_key_file"] = str(tmp_path / "kek.bin")
     server = start_server(cfg, workers=2)

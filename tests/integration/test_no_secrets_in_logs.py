@@ -19,7 +19,7 @@ from tests.fixtures.servers import config_dict, start_server, stop_server
 def test_audit_and_logs_hold_no_secrets(redis_server: RedisServer, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     cfg = config_dict(
-        redis_url=redis_server.url[:-1] + "4", key_encryption_key_file=str(tmp_path / "kek.bin"),
+        redis_url=redis_server.own_db(4), key_encryption_key_file=str(tmp_path / "kek.bin"),
         audit_log=str(audit),
         resource_servers=[{"name": "trading-api", "secret_hash": hash_secret("rs-secret-value-123")}],
     )

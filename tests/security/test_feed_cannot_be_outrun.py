@@ -193,7 +193,7 @@ async def test_a_flood_of_revocations_does_not_push_out_a_live_entry(flood_store
 def cut_off_stack(redis_server: RedisServer) -> Iterator[tuple[LiveServer, Proc]]:
     workdir = Path(tempfile.mkdtemp(prefix="did-auth-stale-"))
     issuer = start_server(config_dict(
-        redis_url=redis_server.url[:-1] + "14",
+        redis_url=redis_server.own_db(14),
         key_encryption_key_file=str(workdir / "kek.bin"),
     ))
     port = free_port()

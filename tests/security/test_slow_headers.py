@@ -108,7 +108,7 @@ def test_normal_and_slow_but_timely_requests_still_work(server: LiveServer) -> N
 def test_every_worker_cuts_slow_headers(redis_server: RedisServer) -> None:
     srv = start_server(
         config_dict(
-            redis_url=redis_server.url[:-1] + "3",
+            redis_url=redis_server.own_db(3),
             key_encryption_key_file="kek.bin",
             header_timeout=TIMEOUT,
         ),
