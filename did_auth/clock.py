@@ -1,30 +1,10 @@
-"""Injected clocks: protocol code never reads the wall clock itself."""
+"""Injected clocks: protocol code never reads the wall clock itself.
+
+One definition for the server and the verifier: the verifier distribution owns it (the
+server depends on the verifier, never the other way round)."""
 
 from __future__ import annotations
 
-import time
-from typing import Protocol
+from did_auth_verifier.clock import Clock, FixedClock, SystemClock
 
-
-class Clock(Protocol):
-    def now(self) -> float:
-        """Seconds since the Unix epoch."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-
-class FixedClock:
-    """A settable clock for tests."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+__all__ = ["Clock", "FixedClock", "SystemClock"]
