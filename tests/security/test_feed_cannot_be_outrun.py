@@ -39,7 +39,6 @@ from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from did_auth.verifier import FeedFollower, TemporarilyUnavailable
-from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import (
     LiveServer,
@@ -48,6 +47,7 @@ from tests.fixtures.servers import (
     start_server,
     stop_server,
 )
+from tests.live_login import access_token
 from tests.web.procs import ROOT, Proc, spawn
 
 OLD_MAXLEN = 100_000
@@ -217,23 +217,13 @@ def cut_off_stack(redis_server: RedisServer) -> Iterator[tuple[LiveServer, Proc]
             stop_server(issuer)
 
 
-def _access_token(server: LiveServer) -> str:
-    address, key = siwe_text.new_account()
-    nonce = httpx.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
-    text = siwe_text.message(address, nonce)
-    r = httpx.post(
-        server.url + "/siwe/verify",
-        json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)},
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 def test_verifier_cut_off_from_the_issuer_refuses_tokens(
     cut_off_stack: tuple[LiveServer, Proc],
 ) -> None:
     issuer, api = cut_off_stack
-    headers = {"Authorization": f"Bearer {_access_token(issuer)}"}
+    headers = {"Authorization": f"Bearer {access_token(issuer.url)}"}
     r = httpx.get(api.url + "/account", headers=headers)
     assert r.status_code == 200, r.text
     stop_server(issuer)  # the issuer (and its feed) is gone; the JWKS stays cached

@@ -31,9 +31,9 @@ from did_auth.store.base import Store
 from did_auth.store.memory import MemoryStore
 from did_auth.store.redis import RedisStore
 from did_auth.verifier import FeedFollower
-from tests import siwe_text
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
+from tests.live_login import access_token
 from tests.security.oauth_clients import siwe_login
 
 Api = tuple[httpx.AsyncClient, Services]
@@ -160,15 +160,7 @@ def restartable(port: int) -> Iterator[list[LiveServer]]:
 
 
 def _login_and_revoke(server: LiveServer) -> dict[str, Any]:
-    address, key = siwe_text.new_account()
-    nonce = httpx.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
-    text = siwe_text.message(address, nonce)
-    r = httpx.post(
-        server.url + "/siwe/verify",
-        json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)},
-    )
-    assert r.status_code == 200, r.text
-    token = r.json()["access_token"]
+    token = access_token(server.url)
     revoked = httpx.post(server.url + "/revoke", data={"token": token, "client_id": "dapp"})
     assert revoked.status_code == 200, revoked.text
     return _claims(token)

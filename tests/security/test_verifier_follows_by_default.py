@@ -20,24 +20,14 @@ import httpx
 import pytest
 
 from did_auth.verifier import InvalidToken, JWKSCache, TokenVerifier
-from tests import siwe_text
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer
+from tests.live_login import access_token
 from tests.web.procs import ROOT, Proc, spawn
 
 WAIT = 10.0  # seconds a revocation may take to reach a verifier polling every second
 
 
-def _login(server: LiveServer) -> str:
-    address, key = siwe_text.new_account()
-    nonce = httpx.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
-    text = siwe_text.message(address, nonce)
-    r = httpx.post(
-        server.url + "/siwe/verify",
-        json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)},
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 def _revoke(server: LiveServer, token: str) -> None:
@@ -50,7 +40,7 @@ def test_default_verifier_refuses_a_revoked_token(live_server: LiveServer) -> No
         live_server.url, "trading-api", JWKSCache.for_issuer(live_server.url)
     )
     try:
-        token = _login(live_server)
+        token = access_token(live_server.url)
         assert verifier.verify(token).sub.startswith("did:pkh:")
         _revoke(live_server, token)
         deadline = time.monotonic() + WAIT
@@ -99,7 +89,7 @@ def trading_api(live_server: LiveServer) -> Iterator[Proc]:
 def test_example_trading_api_refuses_a_revoked_token_by_default(
     live_server: LiveServer, trading_api: Proc
 ) -> None:
-    token = _login(live_server)
+    token = access_token(live_server.url)
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(trading_api.url + "/account", headers=headers).status_code == 200
     _revoke(live_server, token)

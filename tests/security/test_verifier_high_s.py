@@ -10,27 +10,16 @@ deny-list keyed on the token. `did_auth.verifier` now accepts only the low-s for
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from did_auth.verifier import InvalidToken, JWKSCache, TokenVerifier
 from did_auth.verifier._jose import b64url_decode, b64url_encode
-from tests import siwe_text
 from tests.fixtures.servers import LiveServer
+from tests.live_login import access_token
 
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-def _login(server: LiveServer) -> str:
-    address, key = siwe_text.new_account()
-    nonce = httpx.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
-    text = siwe_text.message(address, nonce)
-    r = httpx.post(
-        server.url + "/siwe/verify",
-        json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)},
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 def _s(token: str) -> int:
@@ -53,14 +42,14 @@ def verifier(live_server: LiveServer) -> TokenVerifier:
 
 def test_issuer_signs_every_access_token_with_low_s(live_server: LiveServer) -> None:
     # 32 tokens: with random s, all low by chance has probability 2**-32.
-    high = [t for t in (_login(live_server) for _ in range(32)) if _s(t) > P256_N // 2]
+    high = [t for t in (access_token(live_server.url) for _ in range(32)) if _s(t) > P256_N // 2]
     assert high == [], f"{len(high)} of 32 tokens carry a high-s signature"
 
 
 def test_high_s_twin_of_a_valid_token_is_refused(
     live_server: LiveServer, verifier: TokenVerifier
 ) -> None:
-    token = _login(live_server)
+    token = access_token(live_server.url)
     assert verifier.verify(token).sub.startswith("did:pkh:")
     twin = _twin(token)
     assert twin != token and _s(twin) > P256_N // 2

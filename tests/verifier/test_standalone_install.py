@@ -20,11 +20,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests import siwe_text
 from tests.fixtures.servers import LiveServer
+from tests.live_login import access_token
 
 from .conftest import ROOT
 
@@ -96,16 +95,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _login(server: LiveServer) -> str:
-    address, key = siwe_text.new_account()
-    nonce = httpx.post(server.url + "/siwe/nonce", json={"client_id": "dapp"}).json()["nonce"]
-    text = siwe_text.message(address, nonce)
-    r = httpx.post(
-        server.url + "/siwe/verify",
-        json={"client_id": "dapp", "message": text, "signature": siwe_text.sign(text, key)},
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +135,7 @@ def _run(python: Path, server: LiveServer, token: str, *, revoke: bool) -> dict[
 def test_installed_alone_verifies_live_tokens_and_refuses_tampering(
     verifier_venv: Path, live_server: LiveServer
 ) -> None:
-    token = _login(live_server)
+    token = access_token(live_server.url)
     out = _run(verifier_venv, live_server, token, revoke=True)
     assert out["absent"] == list(SERVER_ONLY), "server dependencies leaked into the venv"
     extra = set(out["distributions"]) - ALLOWED_DISTRIBUTIONS  # type: ignore[arg-type]
