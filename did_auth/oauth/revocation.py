@@ -16,6 +16,7 @@ from did_auth.errors import InvalidGrant, InvalidRequest
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.revocations import RevocationBook
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
+from did_auth.oauth.client_auth import NONE
 from did_auth.oauth.token_checks import TokenChecks
 from did_auth.oauth.token_endpoint import EndpointGuard
 from did_auth.store.base import Store
@@ -60,7 +61,9 @@ class RevocationEndpoint:
         # RFC 7009 §2.1: "The client also includes its authentication credentials as
         # described in Section 2.3. of [RFC6749]" (public clients: their client_id).
         client = await self._authenticator.authenticate(authorization, params, self.url)
-        await self._guard.endpoint_client(client.client_id, "revoke")
+        await self._guard.endpoint_client(
+            client.client_id, "revoke", ctx if client.method == NONE else None
+        )
         token = params.get("token")
         if not token:
             raise InvalidRequest("missing parameter: token")

@@ -14,7 +14,7 @@ from did_auth.errors import InvalidGrant, InvalidRequest, UnsupportedGrantType
 from did_auth.flows.guard import RequestContext
 from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
 from did_auth.monitoring.metrics import METRICS
-from did_auth.oauth.client_auth import AuthenticatedClient, ClientAuthenticator
+from did_auth.oauth.client_auth import NONE, AuthenticatedClient, ClientAuthenticator
 from did_auth.oauth.grants.base import GrantHandler, TokenRequest
 
 __all__ = ["EndpointGuard", "TokenEndpoint", "TokenResult"]
@@ -25,7 +25,9 @@ class EndpointGuard(Protocol):
 
     async def endpoint_source(self, ctx: RequestContext, endpoint: str) -> None: ...
 
-    async def endpoint_client(self, client_id: str, endpoint: str) -> None: ...
+    async def endpoint_client(
+        self, client_id: str, endpoint: str, public_source: RequestContext | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class TokenEndpoint:
         # MUST authenticate with the authorization server as described in Section 2.3 when
         # making requests to the token endpoint." First, for every grant.
         client = await self._authenticator.authenticate(authorization, params, self.url)
-        await self._guard.endpoint_client(client.client_id, "token")
+        await self._guard.endpoint_client(
+            client.client_id, "token", ctx if client.method == NONE else None
+        )
         handler = self.handlers.get(grant_type)
         if handler is None:
             # RFC 6749 §5.2: "The authorization grant type is not supported by the

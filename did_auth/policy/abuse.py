@@ -113,14 +113,19 @@ class AbuseGuard:
             )
         )
 
-    async def endpoint_client(self, client_id: str, endpoint: str) -> None:
+    async def endpoint_client(
+        self, client_id: str, endpoint: str, public_source: RequestContext | None = None
+    ) -> None:
         """/token and /revoke per authenticated client (`token_per_client`): charged only
-        after authentication, so nobody can spend another client's budget."""
-        enforce(
-            await self._limiter.hit(
-                f"{endpoint}:client:{client_id}", self._rates["token_per_client"]
-            )
-        )
+        after authentication, so nobody can spend another client's budget.
+
+        A public client has no credential (RFC 6749 §2.1): anyone may send its client_id,
+        so one bucket for it would be a budget every stranger can drain. Its budget is per
+        client and source (`public_source`), on top of the per-IP one."""
+        key = f"{endpoint}:client:{client_id}"
+        if public_source is not None:
+            key += f":ip:{client_ip_key(public_source.ip)}"
+        enforce(await self._limiter.hit(key, self._rates["token_per_client"]))
 
     async def introspect_request(self, resource_server: str) -> None:
         enforce(
