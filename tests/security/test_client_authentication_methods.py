@@ -1,4 +1,4 @@
-"""Issue point 1: one client authentication for every grant, /revoke and /introspect, with
+"""One client authentication for every grant, /revoke and /introspect, with
 `client_secret_basic` (RFC 6749 §2.3.1: id and secret form-urlencoded before Base64),
 `client_secret_post`, `private_key_jwt` (RFC 7523 §3: single-use jti, aud = issuer or
 token endpoint, short exp, asymmetric algorithms only) and `none`; discovery advertises

@@ -1,4 +1,4 @@
-"""Issue point 2: a confidential client MUST authenticate on every grant (RFC 6749 §3.2.1,
+"""A confidential client MUST authenticate on every grant (RFC 6749 §3.2.1,
 §6). Before, the refresh token of a client with a `client_secret_hash` was exchanged with
 no secret or a wrong one (200)."""
 

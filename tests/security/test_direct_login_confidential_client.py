@@ -1,4 +1,4 @@
-"""Issue point 3: direct logins (`/siwe/verify`, `/did/verify`) for a confidential client
+"""Direct logins (`/siwe/verify`, `/did/verify`) for a confidential client
 require its client authentication (RFC 6749 §3.2.1); before, anyone with a wallet got
 tokens for that client with no secret. Public clients are unchanged."""
 

@@ -1,4 +1,4 @@
-"""Issue point 5: `/revoke` (RFC 7009 §2.1) authenticates the client through the one client
+"""`/revoke` (RFC 7009 §2.1) authenticates the client through the one client
 authentication (public clients send `client_id`); a client revokes only tokens issued to it;
 revoking an already revoked, unknown or expired token is a no-op that adds nothing to the
 revocation feed; the endpoint is rate limited per client and per IP like /token."""

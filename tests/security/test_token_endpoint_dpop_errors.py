@@ -1,4 +1,4 @@
-"""Issue point 4: DPoP failures at the token endpoint are 400 `invalid_dpop_proof` (RFC 9449
+"""DPoP failures at the token endpoint are 400 `invalid_dpop_proof` (RFC 9449
 §5: "If the DPoP proof is invalid, the authorization server issues an error response per
 Section 5.2 of [RFC6749] with invalid_dpop_proof"), never the resource-server code 401
 `invalid_token` (before: a refresh with another key's proof got 401 invalid_token)."""
