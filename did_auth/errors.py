@@ -7,6 +7,7 @@
     ├── UnsupportedGrantType    400 unsupported_grant_type
     ├── InvalidGrant            400 invalid_grant        (bad signature, replayed nonce, expired)
     ├── InvalidScope            400 invalid_scope
+    ├── InvalidAuthorizationDetails 400 invalid_authorization_details (RFC 9396 §5)
     ├── AccessDenied            403 access_denied        (revoked, suspended, not allowed)
     ├── InsufficientUserAuthentication 401 insufficient_user_authentication (RFC 9470)
     ├── InvalidToken            401 invalid_token
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "DidAuthError",
     "InsufficientUserAuthentication",
+    "InvalidAuthorizationDetails",
     "InvalidClient",
     "InvalidDpopProof",
     "InvalidGrant",
@@ -101,6 +103,13 @@ class InvalidGrant(DidAuthError, code="invalid_grant", status=400):
 
 class InvalidScope(DidAuthError, code="invalid_scope", status=400):
     """RFC 6749 §5.2: the requested scope is invalid, unknown, or exceeds the grant."""
+
+
+class InvalidAuthorizationDetails(
+    DidAuthError, code="invalid_authorization_details", status=400
+):
+    """RFC 9396 §5: the `authorization_details` are of an unknown type, have unknown or
+    missing fields, fields of the wrong type or invalid values."""
 
 
 class AccessDenied(DidAuthError, code="access_denied", status=403):

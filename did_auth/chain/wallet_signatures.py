@@ -1,7 +1,9 @@
 """Who signed, on the message's own chain: EOA (EIP-191), EIP-1271 and EIP-6492 wallets.
 
 `ChainSignatureChecker` implements `did_auth.flows.signatures.SignatureChecker`. The hash
-every path verifies is the EIP-191 `personal_sign` hash of the exact EIP-4361 text. Order:
+every path verifies is the EIP-191 `personal_sign` hash of the exact EIP-4361 text (`check`)
+or a 32-byte digest the wallet signed as is, an EIP-712 typed-data hash (`check_digest`).
+Order:
 
 1. EIP-6492 §Verifier side: a signature ending in the magic suffix MUST be checked first, by
    simulating the wallet's deployment: the deployless `ValidateSigOffchain` runs in one
@@ -63,9 +65,13 @@ from did_auth.chain.client import (
 )
 from did_auth.chain.contracts import load_artifact
 from did_auth.errors import InvalidGrant, InvalidRequest, RateLimited
-from did_auth.flows.signatures import SignedMessage
+from did_auth.flows.signatures import SignedDigest, SignedMessage
 from did_auth.signatures import eip1271, eip6492
-from did_auth.signatures.eip191 import personal_message_hash, recover_personal_raw
+from did_auth.signatures.eip191 import (
+    personal_message_hash,
+    recover_digest_raw,
+    recover_personal_raw,
+)
 
 __all__ = [
     "ChainSignatureChecker",
@@ -134,14 +140,49 @@ class ChainSignatureChecker:
         self._running: dict[tuple[int, str], int] = {}
 
     async def check(self, *, source: str | None = None, **signed: Unpack[SignedMessage]) -> None:
-        chain_id, address, message = signed["chain_id"], signed["address"], signed["message"]
-        sig = bytes(signed["signature"])
+        message = signed["message"]
+        await self._check(
+            signed["chain_id"],
+            signed["address"],
+            personal_message_hash(message),
+            bytes(signed["signature"]),
+            source,
+            eoa=lambda sig: recover_personal_raw(message, sig),
+        )
+
+    async def check_digest(
+        self, *, source: str | None = None, **signed: Unpack[SignedDigest]
+    ) -> None:
+        """The signature of an EIP-712 digest (no EIP-191 prefix): the same three paths,
+        with `digest` as the hash EIP-1271 / EIP-6492 are asked about."""
+        digest = bytes(signed["digest"])
+        if len(digest) != 32:
+            raise InvalidGrant("the signed digest must be 32 bytes", reason="malformed_message")
+        await self._check(
+            signed["chain_id"],
+            signed["address"],
+            digest,
+            bytes(signed["signature"]),
+            source,
+            eoa=lambda sig: recover_digest_raw(digest, sig),
+        )
+
+    async def _check(
+        self,
+        chain_id: int,
+        address: str,
+        digest: bytes,
+        sig: bytes,
+        source: str | None,
+        *,
+        eoa: Callable[[bytes], bytes],
+    ) -> None:
         if eip6492.is_wrapped(sig):
             wrapped_on = self._client_for_contract(chain_id)
             with self._in_flight(wrapped_on, source):
-                await self._check_6492(wrapped_on, address, personal_message_hash(message), sig)
+                await self._check_6492(wrapped_on, address, digest, sig)
             return
-        if len(sig) == 65 and self._eoa_signed(message, sig, address):
+        if len(sig) == 65 and self._eoa_signed(eoa, sig, address):
             return
         client = self.registry.client(chain_id)
         if client is None:
@@ -154,7 +195,7 @@ class ChainSignatureChecker:
                 reason="chain_unknown",
             )
         with self._in_flight(client, source):
-            await self._check_1271(client, address, personal_message_hash(message), sig)
+            await self._check_1271(client, address, digest, sig)
 
     @contextmanager
     def _in_flight(self, client: ChainClient, source: str | None) -> Iterator[None]:
@@ -196,9 +237,9 @@ class ChainSignatureChecker:
         return client
 
     @staticmethod
-    def _eoa_signed(message: bytes, signature: bytes, address: str) -> bool:
+    def _eoa_signed(recover: Callable[[bytes], bytes], signature: bytes, address: str) -> bool:
         try:
-            signer = recover_personal_raw(message, signature)
+            signer = recover(signature)
         except InvalidGrant:  # malformed / high-s / no point: maybe a contract's signature
             return False
         return signer == bytes.fromhex(address[2:])

@@ -37,6 +37,7 @@ __all__ = [
     "keccak256",
     "parse_hex_signature",
     "personal_message_hash",
+    "recover_digest_raw",
     "recover_personal",
     "recover_personal_raw",
     "to_checksum_address",
@@ -203,8 +204,17 @@ def _compact_recoverable(signature: bytes) -> bytes:
 
 def recover_personal_raw(message: bytes, signature: bytes) -> bytes:
     """The 20-byte address that produced `signature` over the EIP-191 personal message."""
+    return recover_digest_raw(personal_message_hash(message), signature)
+
+
+def recover_digest_raw(digest: bytes, signature: bytes) -> bytes:
+    """The 20-byte address whose key produced the 65-byte `signature` of the 32-byte
+    `digest` (an EIP-191 hash, or an EIP-712 `keccak256("\\x19\\x01" ‖ ...)`), with the
+    same v, range and low-s rules as `recover_personal_raw`."""
+    if not isinstance(digest, (bytes, bytearray)) or len(digest) != 32:
+        raise InvalidGrant("the signed digest must be 32 bytes", reason="malformed_message")
     compact = _compact_recoverable(signature)
-    digest = personal_message_hash(message)
+    digest = bytes(digest)
     try:
         public = PublicKey.from_signature_and_message(compact, digest, hasher=None)
     except Exception as exc:  # libsecp256k1 reports every failure the same way
