@@ -43,6 +43,7 @@ __all__ = [
     "redis_url_problem",
     "rpc_url_problem",
     "secret_hash_problem",
+    "signing_problems",
 ]
 
 KEK_BYTES = 32
@@ -228,6 +229,48 @@ def listen_problem(value: str) -> str | None:
     return None
 
 
+def webauthn_rp_id_problem(value: str) -> str | None:
+    """WebAuthn L2 §5.1.3 / §4 "RP ID": "a valid domain string" that is a registrable
+    domain suffix of, or equal to, the origin's effective domain. An IP address is not a
+    valid RP ID (browsers refuse it): on loopback use `localhost`."""
+    host = value.strip().lower()
+    if host != value or not host:
+        return f"{_show(value)} must be a lower-case domain name, e.g. auth.example.com"
+    if "://" in host or "/" in host or ":" in host or "@" in host:
+        return f"{_show(value)} must be a bare domain (no scheme, port or path)"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return f"{_show(value)} is an IP address; WebAuthn needs a domain (localhost on loopback)"
+    labels = host.split(".")
+    if any(not label or len(label) > 63 for label in labels) or not all(
+        c.isalnum() or c == "-" for label in labels for c in label
+    ):
+        return f"{_show(value)} is not a valid domain name"
+    return None
+
+
+def webauthn_origin_problem(value: str, rp_id: str | None = None) -> str | None:
+    """An origin a WebAuthn ceremony may run on (WebAuthn L2 §13.4.9: the RP "MUST" check
+    the origin): `https://host[:port]`, or `http://` on a loopback host (browsers treat
+    only those as secure contexts); with `rp_id`, the host equals it or ends with
+    `.<rp_id>` (§5.1.3: the RP ID is a registrable suffix of the origin's domain)."""
+    problem = _absolute_url_problem(value, ("https", "http"))
+    if problem:
+        return problem
+    u = urlsplit(value)
+    if value != value.lower() or f"{u.scheme}://{u.netloc}" != value or "@" in u.netloc:
+        return f"{_show(value)} must be a lower-case origin scheme://host[:port] (no path)"
+    if u.scheme == "http" and not is_loopback_host(u.hostname):
+        return f"{_show(value)}: plain http is allowed only on loopback hosts"
+    host = u.hostname or ""
+    if rp_id is not None and host != rp_id and not host.endswith("." + rp_id):
+        return f"{_show(value)}: its host is not rp_id {rp_id!r} nor a subdomain of it"
+    return None
+
+
 # -- pydantic errors to lines --------------------------------------------------------------
 
 
@@ -288,6 +331,71 @@ def _message(err: Mapping[str, Any], root: type[BaseModel]) -> str:
     msg = msg.replace("Input should be", "must be").replace("String should", "must")
     msg = msg.replace("List should", "must").replace("Input should", "must")
     return msg[:1].lower() + msg[1:]
+
+
+def _private_file_problem(path: Path) -> str | None:
+    """A secret file: it exists, and group and others have no access (as for the KEK)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror})"
+    if os.name == "posix" and mode & 0o077:
+        return f"{path}: permissions {mode:04o} are too open (must be 0600 or stricter)"
+    return None
+
+
+def signing_problems(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """The `[signing]` table, one line per problem. A `pin` key is removed from `data` (and
+    named): the PIN is never written in the configuration."""
+    table = data.get("signing")
+    if not isinstance(table, dict):
+        return []
+    problems: list[str] = []
+    if "pin" in table:
+        table.pop("pin")
+        problems.append(
+            "signing.pin: the PIN is never written in the config file: use pin_file (a file "
+            "only this user can read) or pin_env (the name of an environment variable)"
+        )
+    pkcs11_keys = ("module", "token_label", "pin_file", "pin_env")
+    if table.get("backend", "sealed") != "pkcs11":
+        return problems + [
+            f'signing.{k}: only with backend = "pkcs11"' for k in pkcs11_keys if k in table
+        ]
+    module = table.get("module")
+    if not module:
+        problems.append(
+            'signing.module: required with backend = "pkcs11" (the PKCS#11 library, e.g. '
+            "/usr/lib/softhsm/libsofthsm2.so)"
+        )
+    elif isinstance(module, str) and not Path(module).is_file():
+        problems.append(f"signing.module: {module} does not exist (is the HSM client installed?)")
+    if not table.get("token_label"):
+        problems.append('signing.token_label: required with backend = "pkcs11"')
+    pin_file, pin_env = table.get("pin_file"), table.get("pin_env")
+    if bool(pin_file) == bool(pin_env):
+        problems.append('signing: set exactly one of pin_file or pin_env with backend = "pkcs11"')
+    elif isinstance(pin_file, str) and pin_file:
+        problem = _private_file_problem(Path(pin_file))
+        if problem:
+            problems.append(f"signing.pin_file: {problem}")
+    elif isinstance(pin_env, str) and not environ.get(pin_env):
+        problems.append(f"signing.pin_env: the environment variable {pin_env} is not set")
+    for key in ("key_encryption_key", "key_encryption_key_file"):
+        if data.get(key):
+            problems.append(
+                f'{key}: not used with signing.backend = "pkcs11" (the key-encryption key is '
+                "an AES key in the token)"
+            )
+    if not data.get("redis_url"):
+        problems.append(
+            'signing.backend: "pkcs11" needs redis_url (replicas agree on the current key '
+            "through the store)"
+        )
+    alg, top = table.get("alg"), data.get("signing_alg")
+    if alg and top and alg != top:
+        problems.append(f"signing.alg: {alg} differs from signing_alg = {top}: set one of them")
+    return problems
 
 
 def describe(

@@ -248,6 +248,44 @@ def _redirect_uri_problem(uri: str) -> str | None:
     return None
 
 
+class WebAuthnConfig(StrictModel):
+    """`[webauthn]`: the relying party of passkeys (WebAuthn L2). Absent keys derive from
+    the issuer: `rp_id` its host (`localhost` when the host is a loopback address: browsers
+    refuse an IP address as RP ID), `origins` its origin (on loopback, the same port on
+    `localhost`)."""
+
+    rp_id: Annotated[str | None, checked_by(config_check.webauthn_rp_id_problem)] = None
+    rp_name: str = Field(default="did-auth", min_length=1, max_length=64)
+    origins: Annotated[list[str], checked_by(config_check.webauthn_origin_problem)] = Field(
+        default_factory=list
+    )
+    # Seconds a registration or assertion challenge stays usable (single use).
+    challenge_ttl: int = Field(default=300, ge=30, le=900)
+
+    @model_validator(mode="after")
+    def _origins_match_rp_id(self) -> WebAuthnConfig:
+        if self.rp_id is not None:
+            for origin in self.origins:
+                raise_if(config_check.webauthn_origin_problem(origin, self.rp_id))
+        return self
+
+    def relying_party(self, issuer: str) -> tuple[str, list[str]] | None:
+        """(rp_id, origins) for this issuer; None when none can be derived (an issuer on a
+        non-loopback IP address and no `rp_id`): passkeys are then unavailable."""
+        u = urlsplit(issuer)
+        host = (u.hostname or "").lower()
+        loopback = config_check.is_loopback_host(host)
+        rp_id = self.rp_id or ("localhost" if loopback else host)
+        if config_check.webauthn_rp_id_problem(rp_id):
+            return None
+        if self.origins:
+            return rp_id, list(self.origins)
+        port = f":{u.port}" if u.port is not None else ""
+        origins = [f"{u.scheme}://{rp_id}{port}"] if loopback else [f"{u.scheme}://{u.netloc}"]
+        ok = [o for o in origins if not config_check.webauthn_origin_problem(o, rp_id)]
+        return (rp_id, ok) if ok else None
+
+
 class ResourceServerConfig(StrictModel):
     name: str = Field(min_length=1)
     secret_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
@@ -280,7 +318,32 @@ class RateLimits(StrictModel):
     # at once on the embedded chain (one EVM thread shared by every login); more are
     # refused at once with 429 slow_down instead of queueing. 0: no cap.
     contract_checks_in_flight_per_ip: int = Field(default=1, ge=0, le=10_000)
+    # Open revocation streams (GET /revocations/stream) per worker process and per client
+    # address; beyond them 503 / 429, and followers poll GET /revocations instead.
+    revocation_streams: int = Field(default=1000, ge=1, le=100_000)
+    revocation_streams_per_ip: int = Field(default=16, ge=1, le=100_000)
     # OTP step-up: per-account exponential backoff, base * 2**k seconds, capped.
     otp_free_attempts: int = Field(default=3, ge=0, le=100)
     otp_backoff_base: float = Field(default=2.0, gt=0, le=3600)
     otp_backoff_cap: float = Field(default=900.0, gt=0, le=86_400)
+
+
+class SigningConfig(StrictModel):
+    """`[signing]`: where the token-signing keys live. `sealed` (the default): generated in
+    this process, sealed with AES-256-GCM under the key-encryption key and kept in the
+    store. `pkcs11`: generated and used inside a PKCS#11 token (an HSM), never in this
+    process; the key-encryption key is then an AES key in the token too. The PIN is never
+    in the file: `pin_file` or `pin_env` (checked by `config_check.signing_problems`, which
+    words every problem of this table)."""
+
+    backend: Literal["sealed", "pkcs11"] = "sealed"
+    # The PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    module: str | None = None
+    # CKA_LABEL of the token (32 characters at most, PKCS#11 CK_TOKEN_INFO.label).
+    token_label: str | None = Field(default=None, min_length=1, max_length=32)
+    pin_file: str | None = None
+    pin_env: str | None = None
+    # ES256 or EdDSA (the token must support CKM_EDDSA); None: the top-level signing_alg.
+    alg: Literal["ES256", "EdDSA"] | None = None
+    # CKA_LABEL of the token's AES key that seals TOTP seeds (created at the first start).
+    kek_label: str = Field(default="did-auth-kek", min_length=1, max_length=64)

@@ -20,7 +20,9 @@ from did_auth.config_models import (
     RateLimits,
     ResourceServerConfig,
     ScopeConfig,
+    SigningConfig,
     StrictModel,
+    WebAuthnConfig,
     checked_by,
     store_has_sentinel,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "ResourceServerConfig",
     "ScopeConfig",
     "Settings",
+    "SigningConfig",
     "load_settings",
 ]
 
@@ -96,6 +99,10 @@ class Settings(StrictModel):
     resource_servers: list[ResourceServerConfig] = Field(default_factory=list)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     scopes: dict[str, ScopeConfig] = Field(default_factory=dict)
+    # Where the token-signing keys live: sealed in the store, or in a PKCS#11 token.
+    signing: SigningConfig = Field(default_factory=SigningConfig)
+    # Passkeys (WebAuthn L2): the relying party; defaults derive from the issuer.
+    webauthn: WebAuthnConfig = Field(default_factory=WebAuthnConfig)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -122,6 +129,11 @@ class Settings(StrictModel):
         if len(demos) > 1:
             raise ValueError(f"clients: at most one client may have demo = true, not {demos}")
         return self
+
+    @property
+    def key_alg(self) -> Literal["ES256", "EdDSA"]:
+        """The algorithm of new signing keys: `[signing] alg`, else `signing_alg`."""
+        return self.signing.alg or self.signing_alg
 
     @property
     def demo_client(self) -> ClientConfig | None:
@@ -331,7 +343,9 @@ def load_settings(
     if path is not None and data.get("dev_rpc"):
         # /dev/rpc sends transactions from unlocked, funded test accounts: development only.
         problems.append("dev_rpc: only the embedded defaults (no config file) serve /dev/rpc")
-    if data.get("redis_url") and not data.get("key_encryption_key"):
+    problems += config_check.signing_problems(data, env)
+    hsm = isinstance(data.get("signing"), dict) and data["signing"].get("backend") == "pkcs11"
+    if data.get("redis_url") and not data.get("key_encryption_key") and not hsm:
         # Shared store: the KEK sealing the signing keys must outlive the process; by
         # default kek.bin next to the config file (created at the first start).
         data.setdefault("key_encryption_key_file", str((folder or Path.cwd()) / "kek.bin"))
@@ -351,6 +365,7 @@ _PATH_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
     ((), "audit_log"),
     ((), "metrics_token_file"),
     (("chains", "*"), "relayer_private_key_file"),
+    (("signing",), "pin_file"),
 )
 _AUDIT_STREAMS = ("stdout", "-", "")
 
@@ -360,6 +375,8 @@ def _tables(data: dict[str, Any], where: tuple[str, ...]) -> list[tuple[str, dic
     if not where:
         return [("", data)]
     items = data.get(where[0])
+    if isinstance(items, dict) and len(where) == 1:  # a table such as [signing]
+        return [(f"{where[0]}.", items)]
     if not isinstance(items, list):
         return []
     return [(f"{where[0]}.{i}.", t) for i, t in enumerate(items) if isinstance(t, dict)]

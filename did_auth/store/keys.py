@@ -17,6 +17,7 @@ from dataclasses import dataclass
 __all__ = [
     "FEED_CHANNEL",
     "FEED_STREAM",
+    "HSM_SIGNING_KEYS",
     "PREFIX",
     "SIGNING_KEYS",
     "KeyFamily",
@@ -33,6 +34,10 @@ __all__ = [
     "oauth_code",
     "otp_pending",
     "otp_secret",
+    "passkey_challenge",
+    "passkey_credential_owner",
+    "passkey_outstanding",
+    "passkeys",
     "rate_bucket",
     "session",
     "watch_cursor",
@@ -43,6 +48,8 @@ PREFIX = "da:"
 
 #: The signing key ring (sealed private keys and the public JWKS).
 SIGNING_KEYS = "da:{keys}:ring"
+#: The ring of the PKCS#11 backend (key ids and times only: the keys stay in the token).
+HSM_SIGNING_KEYS = "da:{keys}:hsm-ring"
 #: The revocation feed (a stream) and the pub/sub channel each entry is also published on.
 FEED_STREAM = "da:{feed}:revocations"
 FEED_CHANNEL = "da:revocations"
@@ -91,6 +98,16 @@ def nonce(kind: str, value: str) -> str:
 # Second factor (by account key).
 otp_secret = KeyFamily("otp", ":secret")
 otp_pending = KeyFamily("otp", ":pending")
+#: The passkeys (WebAuthn credentials, sign counters) of one account: one record.
+passkeys = KeyFamily("pk", ":creds", lower=True)
+#: Which account registered a WebAuthn credential id (WebAuthn L2 §7.1 step 22: one
+#: credential id is registered for at most one user).
+passkey_credential_owner = KeyFamily("pkid")
+#: An outstanding WebAuthn challenge (registration or assertion), single use, by its value.
+passkey_challenge = KeyFamily("pkch")
+#: The outstanding passkey challenges of one account (a capped set: flooding the options
+#: endpoints cannot fill the store).
+passkey_outstanding = KeyFamily("pk", ":outstanding", lower=True)
 
 # Chain watcher (by chain id): the last processed block, and the lease that makes one
 # replica the watcher of the chain.

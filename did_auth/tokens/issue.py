@@ -6,24 +6,24 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from did_auth_verifier.jose import sign_jws
-
 from did_auth.clock import Clock
-from did_auth.tokens.keys import KeyRing, PrivateKey
+from did_auth.tokens.keys import KeyRing, SigningKey
+from did_auth.tokens.signing import compact_jws
 
 __all__ = ["AccessToken", "Grant", "TokenIssuer", "encode_jwt", "new_sid"]
 
 
 def encode_jwt(
-    claims: dict[str, Any], key: PrivateKey, alg: str, headers: dict[str, Any]
+    claims: dict[str, Any], key: SigningKey, alg: str, headers: dict[str, Any]
 ) -> str:
-    """A compact JWS (RFC 7515 §7.1) of `claims` under `alg`, with `headers` (typ, kid).
+    """A compact JWS (RFC 7515 §7.1) of `claims` under `alg`, with `headers` (typ, kid),
+    signed by `key`'s backend (in process, or in a PKCS#11 token).
 
     ECDSA signatures are canonical (low s): for every valid (r, s), (r, n - s) is valid
     too, and `did_auth_verifier` refuses the high-s form as malleable; RFC 7518 §3.4 lets
     either form verify, so every other verifier accepts these tokens as well.
     """
-    return sign_jws(key, {"alg": alg, **headers}, claims)
+    return compact_jws({"alg": alg, **headers}, claims, key.sign)
 
 
 def new_sid() -> str:
@@ -96,5 +96,5 @@ class TokenIssuer:
         }
         if grant.jkt:
             claims["cnf"] = {"jkt": grant.jkt}
-        token = encode_jwt(claims, key.private_key, key.alg, {"typ": "at+jwt", "kid": key.kid})
+        token = encode_jwt(claims, key, key.alg, {"typ": "at+jwt", "kid": key.kid})
         return AccessToken(token=token, jti=jti, exp=now + ttl, ttl=ttl)

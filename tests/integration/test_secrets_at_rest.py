@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from did_auth.tokens.kek import Sealer
-from did_auth.tokens.keys import KEYS_KEY, _unseal_key
+from did_auth.tokens.keys import KEYS_KEY
+from did_auth.tokens.signing import unseal_private_key
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LiveServer
 from tests.integration.test_live_server import _login_body
@@ -71,7 +72,7 @@ def test_no_private_key_bytes_at_rest_or_in_logs(live_server: LiveServer, redis_
         assert httpx.post(live_server.url + "/siwe/verify", json=body).status_code == 200
     kek = (live_server.workdir / "kek.bin").read_bytes()
     ring = orjson.loads(_redis_dump_value(redis_server, KEYS_KEY))
-    keys = [_unseal_key(Sealer(kek), rec).private_key for rec in ring]
+    keys = [unseal_private_key(Sealer(kek), rec) for rec in ring]
     assert keys
     haystacks = {"redis": _redis_dump(redis_server), "log": live_server.log.read_bytes()}
     for root, _, files in os.walk(live_server.workdir):

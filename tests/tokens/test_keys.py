@@ -36,7 +36,7 @@ async def test_keys_sealed_and_shared(alg: str) -> None:
     assert raw is not None
     from cryptography.hazmat.primitives import serialization
 
-    der = a.signing_key().private_key.private_bytes(
+    der = a.signer.private_key(a.signing_key().kid).private_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from did_auth_verifier.jose import sign_jws
 
 from did_auth.errors import TemporarilyUnavailable
 from did_auth.flows.issuance import issue_for_grant
@@ -45,7 +46,7 @@ def _resign(core: Core, token: str, *, header: dict[str, Any] | None = None,
     for name in drop:
         payload.pop(name, None)
     key = core.keys.signing_key()
-    return encode_jwt(payload, key.private_key, key.alg,
+    return encode_jwt(payload, key, key.alg,
                       header if header is not None else {"typ": "at+jwt", "kid": key.kid})
 
 
@@ -101,8 +102,8 @@ async def test_another_key_with_our_kid_is_refused() -> None:
     body = token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     kid = core.keys.signing_key().kid
-    forged = encode_jwt(claims, ec.generate_private_key(ec.SECP256R1()), "ES256",
-                        {"typ": "at+jwt", "kid": kid})
+    forged = sign_jws(ec.generate_private_key(ec.SECP256R1()),
+                      {"alg": "ES256", "typ": "at+jwt", "kid": kid}, claims)
     assert core.local.signed_claims(forged) is None
 
 

@@ -173,7 +173,7 @@ class AuthorizationCodeGrant:
             half = hashlib.sha256(str(tokens["access_token"]).encode("ascii")).digest()[:16]
             claims["at_hash"] = b64url_encode(half)
         tokens["id_token"] = encode_jwt(
-            claims, key.private_key, key.alg, {"typ": "JWT", "kid": key.kid}
+            claims, key, key.alg, {"typ": "JWT", "kid": key.kid}
         )
         tokens["scope"] = " ".join(
             dict.fromkeys([*record["scope"].split(" "), *str(tokens["scope"]).split(" ")])
