@@ -1,9 +1,11 @@
 """RFC 7662 token introspection as one use case: authenticate the caller (a resource server
 or a client), budget it, and describe the token.
 
-An access token is active while `LocalTokenCheck` accepts it (signature, expiry, session,
-deny lists, on-chain registry); a refresh token while it is the current one of a live
-session. An inactive token tells nothing more (RFC 7662 §2.2).
+Only resource servers introspect. An access token is active while `LocalTokenCheck` accepts
+it (signature, expiry, session, deny lists, on-chain registry) and its `aud` names the
+calling resource server; a refresh token is never active to a resource server (RFC 6749
+§1.5: refresh tokens "are never sent to resource servers"). An inactive token tells nothing
+more (RFC 7662 §2.2).
 """
 
 from __future__ import annotations
@@ -48,25 +50,20 @@ class IntrospectionEndpoint:
         if not token:
             raise InvalidRequest("missing parameter: token")
         await self.checks.refresh_keys()
-        return await self.introspect(token)
+        return await self.introspect(token, caller.client_id)
 
-    async def introspect(self, token: str) -> dict[str, Any]:
+    async def introspect(self, token: str, resource_server: str) -> dict[str, Any]:
         """RFC 7662 §2.2: `active` plus the token's claims; inactive tells nothing more."""
         claims = await self.checks.local.active_claims(token)
-        if claims is not None:
-            out = {k: v for k, v in claims.items() if k != "cnf"}
-            if "cnf" in claims:
-                out["cnf"] = claims["cnf"]
-            return {"active": True, "token_type": "access_token", **out}
-        session = await self.checks.sessions.current(token)
-        if session is not None:
-            return {
-                "active": True,
-                "token_type": "refresh_token",
-                "client_id": session.client_id,
-                "sub": session.sub,
-                "scope": " ".join(session.scopes),
-                "exp": int(session.refresh_expires_at),
-                "sid": session.sid,
-            }
-        return {"active": False}
+        if claims is None:
+            # A refresh token, a revoked, expired or foreign one: all alike to a resource
+            # server, which has no business holding a refresh token (RFC 6749 §1.5).
+            return {"active": False}
+        # RFC 7662 §4: "If the token can be used only at certain resource servers, the
+        # authorization server MUST determine whether or not the token can be used at the
+        # protected resource making the introspection call."
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if resource_server not in audiences:
+            return {"active": False}
+        return {"active": True, "token_type": "access_token", **claims}

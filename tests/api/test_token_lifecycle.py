@@ -166,8 +166,9 @@ async def test_introspection(api: Api) -> None:
         body = r.json()
         assert r.status_code == 200 and body["active"] is True
         assert body["sub"].endswith(address) and body["scope"] == "account:read"
+        # refresh tokens are never sent to resource servers (RFC 6749 §1.5): inactive to them
         r = await c2.post("/introspect", data={"token": t2["refresh_token"]}, auth=auth)
-        assert r.json()["active"] is True and r.json()["token_type"] == "refresh_token"
+        assert r.json() == {"active": False}
         r = await c2.post("/introspect", data={"token": t2["access_token"]}, auth=("trading-api", "wrong"))
         assert r.status_code == 401 and r.json()["error"] == "invalid_client"
         r = await c2.post("/introspect", data={"token": t2["access_token"]})
