@@ -30,11 +30,11 @@ import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["H11WithHeaderTimeout", "protocol_factory"]
+__all__ = ["LONG_LIVED", "H11WithHeaderTimeout", "protocol_factory"]
 
 log = logging.getLogger("did_auth.api")
 
@@ -46,6 +46,9 @@ _REQUEST_TIMEOUT = (
     b"cache-control: no-store\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
 )
+
+#: Scope key of a long-lived response (see `shutdown`).
+LONG_LIVED: Final = "did_auth.long_lived"
 
 # Open connections per peer address in this worker process (the event loop is the only
 # writer: no lock).
@@ -155,6 +158,16 @@ class _HeaderDeadline:
             return  # refused in connection_made: uvicorn never knew the connection
         self._release()
         super().connection_lost(exc)  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        """A graceful shutdown waits for every response to end; a long-lived one (an event
+        stream, marked `LONG_LIVED` in its scope) never would, so its connection is closed
+        now: the client reconnects (to another replica) and resumes by its Last-Event-ID."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.scope.get(LONG_LIVED):
+            self.transport.close()
+            return
+        super().shutdown()  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         before = self.cycle

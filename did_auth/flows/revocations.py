@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -72,6 +72,7 @@ from did_auth.tokens.sessions import Session, SessionStore
 __all__ = [
     "FEED_CHANNEL",
     "FEED_STREAM",
+    "FeedPage",
     "Governed",
     "RevocationBook",
     "SessionRevocation",
@@ -208,6 +209,28 @@ class SessionRevocation:
     refused: Session | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One page of the feed: its live entries with their own cursors (oldest first), the
+    page's cursor (past any expired entries skipped), whether more follows, and whether
+    `since` was beyond the head (the page is then from the start)."""
+
+    rows: list[tuple[str, dict[str, Any]]]
+    cursor: str
+    more: bool
+    reset: bool = False
+
+    def document(self) -> dict[str, Any]:
+        """The `GET /revocations` answer."""
+        out: dict[str, Any] = {
+            "revoked": [entry for _, entry in self.rows], "cursor": self.cursor,
+            "more": self.more,
+        }
+        if self.reset:
+            out["reset"] = True
+        return out
+
+
 @dataclass
 class RevocationBook:
     store: Store
@@ -215,6 +238,8 @@ class RevocationBook:
     clock: Clock
     access_ttl: int
     session_lifetime: int
+    #: Called after every feed entry this process writes (the revocation stream's wakeup).
+    on_append: list[Callable[[], None]] = field(default_factory=list)
 
     async def index(self, session: Session) -> None:
         """Remember which sessions belong to an account (and to a delegate key)."""
@@ -246,6 +271,8 @@ class RevocationBook:
         if isinstance(exp, int | float):
             keep_for = max(keep_for, exp - self.clock.now() + _FEED_TRIM_MARGIN)
         cursor = await self.store.feed_append(FEED_STREAM, raw, keep_for=keep_for)
+        for listener in self.on_append:
+            listener()
         await self.store.publish(FEED_CHANNEL, raw)
         return cursor
 
@@ -360,6 +387,11 @@ class RevocationBook:
         return True
 
     async def feed(self, since: str | None, limit: str | int | None = None) -> dict[str, Any]:
+        """One page of the feed after cursor `since` (from the start when None), as
+        `GET /revocations` answers it (see `page`)."""
+        return (await self.page(since, limit)).document()
+
+    async def page(self, since: str | None, limit: str | int | None = None) -> FeedPage:
         """One page of the feed after cursor `since` (from the start when None).
 
         Expired entries are skipped without shortening the page: reading goes on until
@@ -369,7 +401,7 @@ class RevocationBook:
         """
         since, limit = parse_feed_query(since, limit)
         now = self.clock.now()
-        revoked: list[dict[str, Any]] = []
+        revoked: list[tuple[str, dict[str, Any]]] = []
         cursor = since
         scanned = 0
         more = True
@@ -388,7 +420,7 @@ class RevocationBook:
                     continue
                 exp = entry.get("exp") if isinstance(entry, dict) else None
                 if isinstance(exp, int | float) and exp > now:
-                    revoked.append(entry)
+                    revoked.append((row_cursor, entry))
                     if len(revoked) == limit:
                         if index < len(rows) - 1:
                             more = True  # rows after this one are still unread
@@ -399,11 +431,9 @@ class RevocationBook:
             # follower read another feed. Answering "nothing new" would leave the follower
             # behind every later entry for good; it re-reads from the start instead
             # (entries are idempotent) and takes the new cursor.
-            page = await self.feed(None, limit)
-            page["reset"] = True
-            return page
-        return {"revoked": revoked, "cursor": cursor if cursor is not None else "0-0",
-                "more": more}
+            page = await self.page(None, limit)
+            return FeedPage(page.rows, page.cursor, page.more, reset=True)
+        return FeedPage(revoked, cursor if cursor is not None else "0-0", more)
 
     async def _beyond_head(self, since: str) -> bool:
         head = await self.store.feed_head(FEED_STREAM)

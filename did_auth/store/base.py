@@ -69,6 +69,16 @@ class Store(Protocol):
         None when the stream does not exist (never written, or lost with a restart)."""
         ...
 
+    async def feed_wait(self, stream: str, after: str | None, timeout: float) -> str | None:
+        """Wait (at most `timeout` seconds) until the feed has an entry after cursor `after`
+        (after its start when None) and return the newest entry's cursor; None when nothing
+        came in time (Redis may answer None sooner: one blocking read is kept under the
+        socket timeout; callers loop). Lossless: an entry appended before the call is seen
+        at once. Redis:
+        XREAD BLOCK on a connection of its own (never the shared multiplexed one), so other
+        replicas' appends wake this process too; in memory: the appends of this process."""
+        ...
+
     async def publish(self, channel: str, message: bytes) -> None:
         """Fire-and-forget notification to subscribers (Redis pub/sub); no-op in memory."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,11 @@ def _stream_id(cursor: str) -> tuple[int, int] | None:
         return int(ms), int(seq or 0)
     except ValueError:
         return None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _ceil_ms(us: int) -> int:
@@ -39,6 +45,8 @@ class MemoryStore(Store):
         # stream -> the last id written (kept when its entries are trimmed, like a Redis
         # stream's last-generated-id)
         self._feed_last: dict[str, tuple[int, int]] = {}
+        # Futures of `feed_wait` callers, woken by the next append (each in its own loop).
+        self._feed_waiters: list[asyncio.Future[None]] = []
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -128,6 +136,10 @@ class MemoryStore(Store):
             old += 1
         if old:
             del feed[:old]
+        waiters, self._feed_waiters = self._feed_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
         return cursor
 
     async def feed_read(
@@ -142,6 +154,26 @@ class MemoryStore(Store):
     async def feed_head(self, stream: str) -> str | None:
         last = self._feed_last.get(stream)
         return None if last is None else f"{last[0]}-{last[1]}"
+
+    async def feed_wait(self, stream: str, after: str | None, timeout: float) -> str | None:
+        floor = (-1, -1) if after is None else _stream_id(after)
+        deadline = self._now() + max(0.0, timeout)
+        while True:
+            last = self._feed_last.get(stream)
+            if last is not None and floor is not None and last > floor:
+                return f"{last[0]}-{last[1]}"
+            left = deadline - self._now()
+            if left <= 0:
+                return None
+            waiter = asyncio.get_running_loop().create_future()
+            self._feed_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                return None
+            finally:
+                if waiter in self._feed_waiters:
+                    self._feed_waiters.remove(waiter)
 
     async def publish(self, channel: str, message: bytes) -> None:
         return None

@@ -73,6 +73,7 @@ class RedisStore(Store):
         fast: FastRedis | None = None,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        block_max: float = 1.0,
     ) -> None:
         # `_r` runs the store's commands: the multiplexed connection for a single node when
         # there is one, else redis-py. `client` stays redis-py (tests, admin commands).
@@ -86,6 +87,8 @@ class RedisStore(Store):
         self._wait_ms = max(1, int(wait_timeout * 1000))
         self._replicas = 0  # replicas connected to the primary, asked at most once a second
         self._replicas_at = 0.0
+        # A blocking read (feed_wait) must end before the socket timeout would cut it.
+        self._block_ms = max(10, int(block_max * 1000))
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
@@ -111,7 +114,13 @@ class RedisStore(Store):
                 retry_on_timeout=False,
                 **target.opts,
             )
-            return cls(client, url=url, wait_replicas=target.wait_replicas, wait_timeout=timeout)
+            return cls(
+                client,
+                url=url,
+                wait_replicas=target.wait_replicas,
+                wait_timeout=timeout,
+                block_max=timeout / 2,
+            )
         if url.startswith(CLUSTER_SCHEMES):
             nodes, opts = parse_cluster_url(url)
             client = RedisCluster(
@@ -133,8 +142,10 @@ class RedisStore(Store):
                 health_check_interval=10,
                 retry_on_timeout=False,
             )
-            return cls(client, url=url, fast=FastRedis.for_url(url, timeout))
-        return cls(client, url=url)
+            return cls(
+                client, url=url, fast=FastRedis.for_url(url, timeout), block_max=timeout / 2
+            )
+        return cls(client, url=url, block_max=timeout / 2)
 
     @property
     def client(self) -> AnyRedis:
@@ -401,6 +412,21 @@ class RedisStore(Store):
             if last is None:
                 return None
             return last.decode() if isinstance(last, bytes) else str(last)
+
+        return await self._call(run)
+
+    async def feed_wait(self, stream: str, after: str | None, timeout: float) -> str | None:
+        async def run() -> str | None:
+            # redis-py's pooled client: XREAD BLOCK holds a connection of its own for its
+            # duration (on the multiplexed fast client it would stall every other command).
+            block = max(1, min(self._block_ms, int(timeout * 1000)))
+            got = await self._client.xread({stream: after or "0-0"}, count=1, block=block)
+            if not got:
+                return None
+            newest = await self._client.xrevrange(stream, count=1)
+            row = newest[0] if newest else got[0][1][-1]
+            ident = row[0]
+            return ident.decode() if isinstance(ident, bytes) else str(ident)
 
         return await self._call(run)
 

@@ -26,16 +26,25 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from did_auth.api.context import request_context
 from did_auth.api.deps import NO_STORE, ServicesDep
+from did_auth.api.header_timeout import LONG_LIVED
+from did_auth.flows.revocation_stream import RevocationStream
 from did_auth.monitoring.audit import AuditEvent, Outcome
 from did_auth.policy.ratelimit import Rate, RateLimiter, check_all, client_ip_key, enforce
 from did_auth.signatures.eip191 import parse_hex_signature
 
-__all__ = ["RELAY_PER_ACCOUNT", "RELAY_PER_IP", "RelayRequest", "router"]
+__all__ = [
+    "RELAY_PER_ACCOUNT",
+    "RELAY_PER_IP",
+    "EventStreamResponse",
+    "RelayRequest",
+    "router",
+]
 
 RELAY_PER_IP = Rate(30, 60.0, "relay_per_ip")
 RELAY_PER_ACCOUNT = Rate(10, 3600.0, "relay_per_account")
@@ -49,6 +58,55 @@ async def revocations(
 ) -> Response:
     # Both parameters are validated by the feed itself (400 before any store call).
     return JSONResponse(await svc.revocations.feed(since, limit), headers=NO_STORE)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A revocation stream as `text/event-stream` (WHATWG HTML §9.2). Starlette ends the
+    body when the client disconnects (it listens for `http.disconnect` meanwhile); the
+    stream's slot is given back in every case, even if the body never started."""
+
+    def __init__(self, stream: RevocationStream) -> None:
+        super().__init__(
+            stream.events(),
+            media_type="text/event-stream",
+            headers={
+                **NO_STORE,
+                # nginx would otherwise buffer the events (proxy_buffering): no push.
+                "X-Accel-Buffering": "no",
+            },
+        )
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[LONG_LIVED] = True  # a graceful shutdown closes it (api/header_timeout.py)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+@router.get(
+    "/revocations/stream",
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id` the feed cursor, `data` a feed entry",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def revocation_stream(
+    request: Request, svc: ServicesDep, since: str | None = None
+) -> Response:
+    """The feed pushed as Server-Sent Events: `id` = feed cursor, `data` = the feed's entry;
+    `Last-Event-ID` (or `since`) resumes; a `: ok` comment at least every 5 s. Open to the
+    same callers as `GET /revocations`."""
+    stream = svc.revocation_streams.open(
+        since=since,
+        last_event_id=request.headers.get("last-event-id"),
+        ip=request_context(request).ip,
+    )
+    return EventStreamResponse(stream)
 
 
 class RelayRequest(BaseModel):
