@@ -18,12 +18,21 @@ pass `--public-url` with the URL clients use.
 | -------------------- | --------------- | ------------------------------------------------- |
 | GET  /account        | account:read    | balances of the demo account of the token's `sub` |
 | POST /orders         | trade:write     | JSON order, validated; returns a demo order id    |
-| POST /withdrawals    | wallet:withdraw | step-up: "otp" in `amr` and a fresh `auth_time`   |
+| POST /withdrawals    | wallet:withdraw | only a withdrawal token (RFC 9396 details): once  |
 | GET  /healthz        | none            | liveness                                          |
 
 Failures are answered with RFC 6750 `WWW-Authenticate` challenges (RFC 9449 `DPoP` for
 DPoP-bound tokens, RFC 9470 `insufficient_user_authentication` for step-up). The access
 token is checked before the request body is even parsed. State is in memory only.
+
+Withdrawals: `POST /withdrawals` with JSON `{"asset", "amount", "address", "network"}` takes
+only a token that did-auth issued for exactly this withdrawal (`POST /transactions/authorize`:
+the wallet's EIP-712 signature plus a second factor; `authorization_details` of type
+`withdrawal`), and only once (`did_auth_verifier.withdrawals`): another asset, amount,
+address or network is 403 `insufficient_scope`, a second use 401 `invalid_token`. The
+strings are compared as signed (`address` is the signed `destination`; `1.5` is not
+`1.50`). Used tokens are remembered in memory, or in Redis with `--replay-redis-url` when
+several replicas serve the API.
 """
 
 import argparse
@@ -49,7 +58,9 @@ from did_auth_verifier import (
     TokenVerifier,
     VerifiedToken,
 )
+from did_auth_verifier.dpop import ReplayCache
 from did_auth_verifier.fastapi import TokenGuard
+from did_auth_verifier.withdrawals import Withdrawal, WithdrawalCheck
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -78,11 +89,17 @@ class OrderIn(BaseModel):
 
 
 class WithdrawalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The withdrawal as the wallet signed it: strings, compared exactly (never parsed into
+    numbers, which would make `1.5` and `1.50` the same request)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     asset: str = Field(pattern=r"^[A-Z0-9]{2,10}$", examples=["USDC"])
-    amount: Amount
+    amount: str = Field(
+        pattern=r"^(0|[1-9][0-9]*)(\.[0-9]+)?$", max_length=78, examples=["250.00"]
+    )
     address: str = Field(pattern=r"^[A-Za-z0-9:._-]{1,128}$")
+    network: str = Field(pattern=r"^[A-Za-z0-9:._-]{1,64}$", examples=["ethereum"])
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -137,8 +154,10 @@ def create_app(
     public_url: str | None = None,
     feed: FeedFollower | None = None,
     prefetch_jwks: bool = True,
+    withdrawal_replay: ReplayCache | None = None,
 ) -> FastAPI:
-    """The trading API around `verifier` (tests inject a verifier with a fake clock/JWKS)."""
+    """The trading API around `verifier` (tests inject a verifier with a fake clock/JWKS).
+    `withdrawal_replay`: where used withdrawal tokens are remembered (default: memory)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +181,9 @@ def create_app(
     )
     guard.install(app)
     app.add_exception_handler(BadBody, _bad_body)
+    withdrawal_check = WithdrawalCheck(
+        audience=verifier.audience, replay=withdrawal_replay, clock=verifier.clock
+    )
 
     balances: dict[str, dict[str, str]] = {}
     orders: dict[str, list[dict[str, Any]]] = {}
@@ -209,17 +231,27 @@ def create_app(
     @app.post("/withdrawals", status_code=202, openapi_extra=_schema(WithdrawalIn))
     async def withdraw(
         request: Request,
-        token: Annotated[
-            VerifiedToken, Depends(guard.require_scopes("wallet:withdraw", step_up=True))
-        ],
+        token: Annotated[VerifiedToken, Depends(guard.require_scopes("wallet:withdraw"))],
     ) -> dict[str, Any]:
         withdrawal = await _parse_body(request, WithdrawalIn)
+        # Exactly the withdrawal the wallet signed (RFC 9396 authorization_details), once.
+        await guard.check_withdrawal(
+            token,
+            withdrawal_check,
+            Withdrawal(
+                asset=withdrawal.asset,
+                amount=withdrawal.amount,
+                destination=withdrawal.address,
+                network=withdrawal.network,
+            ),
+        )
         record = {
             "withdrawal_id": "wd_" + secrets.token_hex(12),
             "status": "pending",
             "asset": withdrawal.asset,
-            "amount": str(withdrawal.amount),
+            "amount": withdrawal.amount,
             "address": withdrawal.address,
+            "network": withdrawal.network,
         }
         withdrawals.setdefault(token.sub, []).append(record)
         return record
@@ -259,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         "from Host / X-Forwarded-* headers",
     )
     parser.add_argument("--step-up-max-age", type=float, default=300.0)
+    parser.add_argument(
+        "--replay-redis-url",
+        help="remember used withdrawal tokens in this Redis (replicas share it; needs the "
+        "verifier's redis extra). Default: in memory, one process",
+    )
     parser.add_argument("--leeway", type=float, default=30.0)
     parser.add_argument(
         "--cors-origin",
@@ -296,7 +333,17 @@ def main(argv: list[str] | None = None) -> int:
             allow_insecure_http=insecure,
         )
         public_url = args.public_url or default_public_url(args.host, args.port)
-        app = create_app(verifier, step_up_max_age=args.step_up_max_age, public_url=public_url)
+        replay: ReplayCache | None = None
+        if args.replay_redis_url:
+            from did_auth_verifier.redis_replay import RedisReplayCache
+
+            replay = RedisReplayCache(args.replay_redis_url)
+        app = create_app(
+            verifier,
+            step_up_max_age=args.step_up_max_age,
+            public_url=public_url,
+            withdrawal_replay=replay,
+        )
     except ValueError as exc:
         print(f"trading_api: {exc} [flags: --allow-insecure-http, --public-url]", file=sys.stderr)
         return 1

@@ -34,7 +34,26 @@ WITHDRAWAL = {
     "asset": "USDC",
     "amount": "100",
     "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    "network": "ethereum",
 }
+# RFC 9396 authorization_details of a withdrawal token for exactly WITHDRAWAL.
+APPROVED = [
+    {
+        "type": "withdrawal",
+        "audience": AUDIENCE,
+        "asset": "USDC",
+        "amount": "100",
+        "destination": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "network": "ethereum",
+    }
+]
+
+
+def withdrawal_token(issuer: FakeIssuer, **claims: Any) -> str:
+    claims.setdefault("scope", "wallet:withdraw")
+    claims.setdefault("amr", ["siwe", "otp", "mfa"])
+    claims.setdefault("authorization_details", APPROVED)
+    return issuer.mint(**claims)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -97,11 +116,14 @@ async def test_token_is_checked_before_the_body(api: httpx.AsyncClient):
     assert "error" not in challenge(response)["Bearer"]
 
 
-async def test_withdrawal_with_step_up(api: httpx.AsyncClient, issuer: FakeIssuer):
-    token = issuer.mint(scope="account:read wallet:withdraw", amr=["siwe", "otp"])
+async def test_withdrawal_token_for_exactly_this_withdrawal(
+    api: httpx.AsyncClient, issuer: FakeIssuer
+):
+    token = withdrawal_token(issuer)
     response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
     assert response.status_code == 202, response.text
     assert response.json()["withdrawal_id"].startswith("wd_")
+    assert response.json()["network"] == "ethereum"
 
 
 async def test_dpop_bound_token_with_valid_proof(
@@ -331,34 +353,76 @@ async def test_withdrawal_without_withdraw_scope_is_403(api: httpx.AsyncClient, 
     assert params["scope"] == "wallet:withdraw"
 
 
-async def test_withdrawal_without_second_factor(api: httpx.AsyncClient, issuer: FakeIssuer):
-    token = issuer.mint(scope="wallet:withdraw", amr=["siwe"])
+async def test_a_step_up_token_without_withdrawal_details_cannot_withdraw(
+    api: httpx.AsyncClient, issuer: FakeIssuer
+):
+    """`wallet:withdraw` with a second factor (a login's step-up) says nothing about which
+    withdrawal the user approved: refused."""
+    token = issuer.mint(scope="wallet:withdraw", amr=["siwe", "otp"])
     response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
-    params = assert_bearer_error(response, 401, "insufficient_user_authentication")
-    assert params["max_age"] == "300"
+    params = assert_bearer_error(response, 403, "insufficient_scope")
+    assert "no specific withdrawal" in params["error_description"]
 
 
-async def test_withdrawal_with_stale_authentication(
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("amount", "100.0"), ("amount", "1000"), ("asset", "USDT"), ("network", "base"),
+     ("address", "0x1111111111111111111111111111111111111111")],
+)
+async def test_a_withdrawal_token_serves_only_its_withdrawal(
+    api: httpx.AsyncClient, issuer: FakeIssuer, field: str, value: str
+):
+    token = withdrawal_token(issuer)
+    response = await api.post(
+        "/withdrawals", headers=bearer(token), json={**WITHDRAWAL, field: value}
+    )
+    params = assert_bearer_error(response, 403, "insufficient_scope")
+    assert params["scope"] == "wallet:withdraw"
+    name = "destination" if field == "address" else field
+    assert name in params["error_description"] and value not in params["error_description"]
+    # The refusal used nothing up: the approved request still passes, once.
+    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
+    assert response.status_code == 202, response.text
+
+
+async def test_a_withdrawal_token_serves_once(api: httpx.AsyncClient, issuer: FakeIssuer):
+    token = withdrawal_token(issuer)
+    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
+    assert response.status_code == 202, response.text
+    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
+    params = assert_bearer_error(response, 401, "invalid_token")
+    assert "already used" in params["error_description"]
+
+
+async def test_a_withdrawal_token_for_another_api_is_refused(
+    api: httpx.AsyncClient, issuer: FakeIssuer
+):
+    other = [{**APPROVED[0], "audience": "other-api"}]
+    token = withdrawal_token(issuer, authorization_details=other)
+    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
+    assert_bearer_error(response, 403, "insufficient_scope")
+
+
+@pytest.mark.parametrize(
+    "details",
+    [[], [APPROVED[0], APPROVED[0]], [{**APPROVED[0], "type": "payment"}], "withdrawal",
+     [{k: v for k, v in APPROVED[0].items() if k != "amount"}]],
+)
+async def test_malformed_withdrawal_details_are_refused(
+    api: httpx.AsyncClient, issuer: FakeIssuer, details: Any
+):
+    token = withdrawal_token(issuer, authorization_details=details)
+    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
+    assert_bearer_error(response, 403, "insufficient_scope")
+
+
+async def test_an_expired_withdrawal_token_is_refused(
     api: httpx.AsyncClient, issuer: FakeIssuer, clock: FixedClock
 ):
-    now = int(clock.now())
-    token = issuer.mint(scope="wallet:withdraw", amr=["siwe", "otp"], auth_time=now - 301)
+    token = withdrawal_token(issuer, exp=int(clock.now()) + 60)
+    clock.advance(61 + 30)  # past exp and the verifier's leeway
     response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
-    assert_bearer_error(response, 401, "insufficient_user_authentication")
-    no_auth_time = issuer.mint(scope="wallet:withdraw", amr=["otp"], auth_time=DROP)
-    response = await api.post("/withdrawals", headers=bearer(no_auth_time), json=WITHDRAWAL)
-    assert_bearer_error(response, 401, "insufficient_user_authentication")
-
-
-async def test_step_up_expires_while_token_is_cached(
-    api: httpx.AsyncClient, issuer: FakeIssuer, clock: FixedClock
-):
-    token = issuer.mint(scope="wallet:withdraw", amr=["siwe", "otp"], exp=int(clock.now()) + 900)
-    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
-    assert response.status_code == 202
-    clock.advance(301)
-    response = await api.post("/withdrawals", headers=bearer(token), json=WITHDRAWAL)
-    assert_bearer_error(response, 401, "insufficient_user_authentication")
+    assert_bearer_error(response, 401, "invalid_token")
 
 
 # -- DPoP ---------------------------------------------------------------------------------

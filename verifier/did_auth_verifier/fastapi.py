@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ from did_auth_verifier.errors import (
     VerifierError,
 )
 from did_auth_verifier.tokens import TokenVerifier, VerifiedToken
+from did_auth_verifier.withdrawals import Withdrawal, WithdrawalCheck
 
 __all__ = ["AuthError", "TokenGuard", "require_scopes"]
 
@@ -243,6 +244,21 @@ class TokenGuard:
                 request.url.path,
             )
             raise self._error(exc, scheme_l) from None
+
+    async def check_withdrawal(
+        self, token: VerifiedToken, check: WithdrawalCheck, request: Withdrawal
+    ) -> Mapping[str, object]:
+        """`check.check(token, request)` (exact match with the token's withdrawal details,
+        then single use), refusals answered as the guard's other failures: 403
+        `insufficient_scope` or 401 `invalid_token` with a `WWW-Authenticate` challenge in
+        the scheme the token came with (RFC 6750 §3, RFC 9449 §7.1)."""
+        try:
+            if check.blocking:
+                return await run_in_threadpool(check.check, token, request)
+            return check.check(token, request)
+        except VerifierError as exc:
+            log.info("withdrawal refused: %s (%s)", exc.code, exc.reason)
+            raise self._error(exc, token.token_type.lower()) from None
 
     # -- challenges -----------------------------------------------------------------------
 
