@@ -53,12 +53,26 @@ __all__ = [
     "REENROL_STATEMENT",
     "OtpEnrolRequest",
     "OtpEnrolment",
+    "require_fresh_login",
 ]
 
 REENROL_STATEMENT: Final = "Replace the second factor (OTP) of this account."
 REENROL_RESOURCE: Final = "urn:did-auth:otp:reenrol"
 _MAX_MESSAGE_CHARS: Final = 16 * 1024
 _MAX_SIGNATURE_HEX: Final = 2 + 2 * 16 * 1024
+
+
+def require_fresh_login(now: float, auth_time: float, max_age: int, action: str) -> None:
+    """The one freshness rule for choosing a second factor (TOTP enrolment, passkey
+    registration and removal): the token's `auth_time` at most `max_age`
+    (`step_up_max_age`) seconds old, else RFC 9470 `insufficient_user_authentication`
+    with `max_age`."""
+    if now - auth_time > max_age:
+        raise InsufficientUserAuthentication(
+            f"{action} needs a login at most {max_age} s old; sign in again",
+            max_age=max_age,
+            reason="login_too_old",
+        )
 
 
 @dataclass(frozen=True)
@@ -109,14 +123,9 @@ class OtpEnrolment(ProofFlow):
         return enrollment, method, enrolled
 
     def _check_fresh(self, auth_time: float) -> None:
-        max_age = self.settings.step_up_max_age
-        if self.clock.now() - auth_time > max_age:
-            raise InsufficientUserAuthentication(
-                f"enrolling a second factor needs a login at most {max_age} s old; "
-                "sign in again",
-                max_age=max_age,
-                reason="login_too_old",
-            )
+        require_fresh_login(
+            self.clock.now(), auth_time, self.settings.step_up_max_age, "enrolling a second factor"
+        )
 
     async def _check_reenrol_signature(self, req: OtpEnrolRequest) -> None:
         proof = req.siwe

@@ -66,6 +66,11 @@ class AuditEvent(StrEnum):
     # POST /otp/enroll (reason: fresh_login, current_otp, wallet_signature; or why denied)
     SECOND_FACTOR_ENROLMENT = "second_factor_enrolment"
     SECOND_FACTOR_ENROLLED = "second_factor_enrolled"  # POST /otp/confirm: factor active
+    # POST /transactions/authorize: a withdrawal approved (EIP-712 + second factor) or not
+    WITHDRAWAL_APPROVAL = "withdrawal_approval"
+    # Passkeys (WebAuthn): POST /passkeys/register, DELETE /passkeys/{id} (reason on refusal)
+    PASSKEY_REGISTRATION = "passkey_registration"
+    PASSKEY_REMOVAL = "passkey_removal"
 
 
 class Outcome(StrEnum):
