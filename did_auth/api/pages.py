@@ -16,8 +16,10 @@ from did_auth.api.deps import NO_STORE
 from did_auth.flows.oidc import SignInPage
 
 __all__ = [
+    "CLIENT_DIR",
     "STATIC_TYPES",
     "asset",
+    "client_names",
     "error_page",
     "html_headers",
     "page_response",
@@ -39,9 +41,23 @@ STATIC_TYPES: Final = {
 }
 
 
+# The @did-auth/client package's modules, served at /static/client/: in the repository
+# `did_auth/web/static/client` is a symbolic link to `clients/js/src`, so the server, the npm
+# package and the pages share one copy (a wheel holds the files themselves).
+CLIENT_DIR: Final = "client"
+
+
 @cache
 def asset(name: str) -> bytes:
-    return resources.files("did_auth.web").joinpath("static", name).read_bytes()
+    """A file of `did_auth/web/static/`; `name` is a file name, or `client/<file name>`."""
+    return resources.files("did_auth.web").joinpath("static", *name.split("/")).read_bytes()
+
+
+@cache
+def client_names() -> frozenset[str]:
+    """The file names of the client package's modules (`.js`)."""
+    folder = resources.files("did_auth.web").joinpath("static", CLIENT_DIR)
+    return frozenset(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(".js"))
 
 
 @cache

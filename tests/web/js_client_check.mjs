@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Unit checks of did-auth-client.js in Node, against independent implementations:
+// Unit checks of the client package (clients/js) in Node, against independent implementations:
 // ethers v6 (Keccak-256, EIP-55) and the npm `siwe` package (EIP-4361 text).
 // Prints {"ok": true, "messages": [...]} (the messages are re-parsed by the Python test).
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import {
   toChecksumAddress,
   toHex,
   walletError,
-} from "../../did_auth/web/static/did-auth-client.js";
+} from "../../clients/js/src/index.js";
 
 // Keccak-256 across the 136-byte rate boundary.
 for (const n of [0, 1, 55, 135, 136, 137, 271, 272, 273, 500]) {

@@ -1,5 +1,6 @@
-"""did-auth-client.js checked in Node against ethers (Keccak-256, EIP-55) and the npm siwe
-package (EIP-4361 text); the messages it builds also round-trip did-auth's strict parser."""
+"""The client package (clients/js, @did-auth/client) checked in Node against ethers
+(Keccak-256, EIP-55) and the npm siwe package (EIP-4361 text); the messages it builds also
+round-trip did-auth's strict parser."""
 
 from __future__ import annotations
 
@@ -27,8 +28,3 @@ def test_client_module_against_ethers_and_npm_siwe() -> None:
     assert result["ok"]
     for text in result["messages"]:
         assert SiweMessage.from_text(text).to_text() == text
-
-
-def test_examples_copy_is_the_served_module() -> None:
-    served = ROOT / "did_auth" / "web" / "static" / "did-auth-client.js"
-    assert (ROOT / "examples" / "did-auth-client.js").read_bytes() == served.read_bytes()

@@ -844,7 +844,17 @@ async def test_static_assets_and_client_module_copy(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/javascript")
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert r.content == (ROOT / "examples" / "did-auth-client.js").read_bytes()
+    assert b'export * from "./client/index.js";' in r.content
+    # One source: /static/client/ serves the npm package's own files, byte for byte.
+    package = sorted((ROOT / "clients" / "js" / "src").glob("*.js"))
+    assert {p.name for p in package} >= {"index.js", "client.js", "dpop.js", "session.js"}
+    for path in package:
+        served = await client.get(f"/static/client/{path.name}")
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith("text/javascript")
+        assert served.content == path.read_bytes()
+    for name in ("index.d.ts", "../pages.py", "%2e%2e%2fsignin.js", "nope.js"):
+        assert (await client.get(f"/static/client/{name}")).status_code == 404
     for name in ("signin.js", "demo.js", "style.css", "favicon.svg"):
         assert (await client.get(f"/static/{name}")).status_code == 200
     for name in ("signin.html", "../settings.py", "%2e%2e%2fsettings.py", "nope.js"):

@@ -1,5 +1,6 @@
 """The demo dApp (`/demo/`, only with a `demo = true` client) and the static assets
-(`/static/<file>`: JS, CSS and images of the pages, `did-auth-client.js`)."""
+(`/static/<file>`: JS, CSS and images of the pages; `/static/client/<file>`: the modules of
+the @did-auth/client package, clients/js/src, which `/static/did-auth-client.js` re-exports)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from did_auth.api.deps import ServicesDep
-from did_auth.api.pages import STATIC_TYPES, asset, html_headers, render, static_names
+from did_auth.api.pages import (
+    CLIENT_DIR,
+    STATIC_TYPES,
+    asset,
+    client_names,
+    html_headers,
+    render,
+    static_names,
+)
 from did_auth.settings import ClientConfig
 
 __all__ = ["demo_page_config", "router"]
@@ -71,15 +80,31 @@ async def demo(svc: ServicesDep) -> Response:
     )
 
 
-@router.get("/static/{name}", include_in_schema=False)
-async def static(name: str) -> Response:
-    if name not in static_names():
-        return JSONResponse(
-            {"error": "not_found", "error_description": "no such file"}, status_code=404
-        )
-    ext = name[name.rfind(".") :]
+def _no_such_file() -> Response:
+    body = {"error": "not_found", "error_description": "no such file"}
+    return JSONResponse(body, status_code=404)
+
+
+def _asset_response(path: str) -> Response:
+    ext = path[path.rfind(".") :]
     return Response(
-        asset(name),
+        asset(path),
         media_type=STATIC_TYPES[ext],
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
     )
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> Response:
+    # Only names listed from the folder itself: nothing from the request reaches a path.
+    if name not in static_names():
+        return _no_such_file()
+    return _asset_response(name)
+
+
+@router.get("/static/client/{name}", include_in_schema=False)
+async def client_module(name: str) -> Response:
+    """The @did-auth/client package's ES modules (they import each other relatively)."""
+    if name not in client_names():
+        return _no_such_file()
+    return _asset_response(f"{CLIENT_DIR}/{name}")

@@ -4,7 +4,7 @@
 //  - "Sign in with OpenID Connect": this page is an OIDC public client (code flow + PKCE
 //    S256), the way an existing OIDC app would use did-auth.
 // Then it shows the access token's claims, calls the trading API and revokes the session.
-import { DidAuthClient, DidAuthError, decodeJwt } from "/static/did-auth-client.js";
+import { DidAuthClient, DidAuthError, decodeJwt } from "/static/client/index.js"; // @did-auth/client
 
 const $ = (id) => document.getElementById(id);
 // Set by the server (the demo client's configuration), never by the address bar: the
@@ -108,6 +108,19 @@ function saveSession(session) {
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
 }
 
+// The package's Session over the stored tokens: its fetch attaches the access token and
+// renews it once when the API answers 401 invalid_token; new tokens are stored at once
+// (the refresh token rotates).
+function liveSession(stored) {
+  return client.session(stored.tokens, {
+    onTokens: (s) => {
+      stored.tokens = s.tokens;
+      saveSession(stored);
+      render();
+    },
+  });
+}
+
 function row(name, value) {
   const tr = document.createElement("tr");
   const th = document.createElement("th");
@@ -160,67 +173,27 @@ $("signin").addEventListener("click", () => {
   location.assign(`/signin?${params}`);
 });
 
-function b64url(bytes) {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function randomString(n = 32) {
-  return b64url(crypto.getRandomValues(new Uint8Array(n)));
-}
-
 const REDIRECT_URI = location.origin + "/demo/";
 
-$("signin-oidc").addEventListener("click", async () => {
-  const verifier = randomString(32);
-  const challenge = b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
-  const request = { verifier, state: randomString(16), nonce: randomString(16) };
+$("signin-oidc").addEventListener("click", () => run(async () => {
+  // Code flow with PKCE S256, state and nonce, built by the client package.
+  const { url, request } = await client.authorizationRequest({ redirectUri: REDIRECT_URI, scope: SCOPE, audience: AUDIENCE });
   sessionStorage.setItem(OIDC_KEY, JSON.stringify(request));
-  const params = new URLSearchParams({
-    response_type: "code",
-    client_id: CLIENT_ID,
-    redirect_uri: REDIRECT_URI,
-    scope: `openid ${SCOPE}`,
-    audience: AUDIENCE,
-    state: request.state,
-    nonce: request.nonce,
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-  });
-  location.assign(`/authorize?${params}`);
-});
+  location.assign(url);
+}));
 
 async function finishOidc(query) {
   // Whatever happens, the code and state leave the address bar and history.
   history.replaceState(null, "", "/demo/");
   const request = JSON.parse(sessionStorage.getItem(OIDC_KEY) ?? "null");
   sessionStorage.removeItem(OIDC_KEY);
-  if (!request || query.get("state") !== request.state) {
-    throw new DidAuthError("state", "The sign-in response does not match a request from this page (state mismatch). Start again.");
-  }
-  if (query.get("iss") !== location.origin) {
-    throw new DidAuthError("iss", "The sign-in response came from an unexpected issuer.");
-  }
-  if (query.get("error")) {
-    const words = query.get("error") === "access_denied" ? "You cancelled the sign-in." : query.get("error_description");
-    throw new DidAuthError(query.get("error"), words);
-  }
-  const tokens = await client._post("/token", {
-    grant_type: "authorization_code",
-    code: query.get("code"),
-    redirect_uri: REDIRECT_URI,
-    client_id: CLIENT_ID,
-    code_verifier: request.verifier,
-  }, { form: true });
-  const idClaims = decodeJwt(tokens.id_token);
-  // A browser app cannot keep secrets; it checks what binds the token to its request.
-  if (idClaims.nonce !== request.nonce || idClaims.aud !== CLIENT_ID || idClaims.iss !== location.origin) {
-    throw new DidAuthError("id_token", "The ID token does not belong to this sign-in (nonce, audience or issuer mismatch).");
-  }
+  // State, iss (RFC 9207), the code exchange and the ID token's nonce / aud / iss.
+  const { tokens, idTokenClaims } = await client.finishAuthorization(query, request);
   saveSession({
     issuer: location.origin,
     client_id: CLIENT_ID,
     tokens,
-    id_token_claims: { sub: idClaims.sub },
+    id_token_claims: { sub: idTokenClaims.sub },
     via: "OpenID Connect (code + PKCE)",
   });
 }
@@ -232,13 +205,9 @@ async function callApi(path, init = {}) {
   if (!session) throw new DidAuthError("signed_out", "Sign in first.");
   let response;
   try {
-    response = await fetch(api() + path, {
-      ...init,
-      headers: { ...(init.headers ?? {}), authorization: `Bearer ${session.tokens.access_token}` },
-      credentials: "omit",
-      cache: "no-store",
-    });
-  } catch {
+    response = await liveSession(session).fetch(api() + path, { ...init, cache: "no-store" });
+  } catch (err) {
+    if (!(err instanceof DidAuthError) || err.code !== "network") throw err;
     throw new DidAuthError("network", `Could not reach the trading API at ${api()}. Is it running, and does it allow this page's origin (CORS)?`);
   }
   const body = await response.json().catch(() => null);
@@ -279,17 +248,14 @@ $("place-order").addEventListener("click", () => run(async () => {
 $("refresh").addEventListener("click", () => run(async () => {
   const session = loadSession();
   setStatus("Refreshing the tokens…");
-  session.tokens = { ...session.tokens, ...(await client.refresh(session.tokens.refresh_token)) };
-  saveSession(session);
-  render();
+  await liveSession(session).refresh(); // stores the new tokens (onTokens)
   setStatus("New access token issued; the refresh token rotated.", true);
 }));
 
 $("revoke").addEventListener("click", () => run(async () => {
   const session = loadSession();
   setStatus("Revoking the session…");
-  await client.revoke(session.tokens.refresh_token);
-  await client.revoke(session.tokens.access_token);
+  await liveSession(session).revoke(); // the refresh token (the whole session), then the access token
   let refused = false;
   try {
     await client.refresh(session.tokens.refresh_token);

@@ -6,7 +6,7 @@ import {
   DidAuthError,
   chainName,
   discoverWallets,
-} from "/static/did-auth-client.js";
+} from "/static/client/index.js"; // the @did-auth/client package (clients/js)
 
 const $ = (id) => document.getElementById(id);
 const main = $("signin");
@@ -114,28 +114,8 @@ function missingWallet(focus = true) {
   setStatus("");
 }
 
-async function submitAuthorize({ message, signature }) {
-  const response = await fetch("/authorize/complete", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ request_id: config.request_id, message, signature }),
-    credentials: "omit",
-    cache: "no-store",
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const text = data?.error_description ?? `the server answered ${response.status}`;
-    if (/nonce/i.test(text)) {
-      throw new DidAuthError("nonce_expired",
-        "The sign-in code expired or was already used before the signature arrived. Press the button to try again.");
-    }
-    if (/expired|already used/i.test(text)) {
-      throw new DidAuthError("request_expired",
-        "This sign-in request has expired. Go back to the application and start again.");
-    }
-    throw new DidAuthError(data?.error ?? "server", `Sign-in failed: ${text}`);
-  }
-  return data;
+function submitAuthorize({ message, signature }) {
+  return client.completeAuthorization({ requestId: config.request_id, message, signature });
 }
 
 function deliver(result) {
@@ -223,20 +203,16 @@ async function signIn() {
 async function cancelAuthorize() {
   cancel.disabled = true;
   try {
-    const response = await fetch("/authorize/cancel", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ request_id: config.request_id }),
-      credentials: "omit",
-    });
-    const data = await response.json();
-    if (response.ok && data.redirect) {
+    const data = await client.cancelAuthorization(config.request_id);
+    if (data?.redirect) {
       location.assign(data.redirect);
       return;
     }
     showError("This sign-in request has expired. Go back to the application and start again.");
-  } catch {
-    showError("Could not reach the sign-in server. Check your connection and try again.");
+  } catch (err) {
+    showError(err instanceof DidAuthError && err.code === "network"
+      ? "Could not reach the sign-in server. Check your connection and try again."
+      : "This sign-in request has expired. Go back to the application and start again.");
   } finally {
     cancel.disabled = false;
   }

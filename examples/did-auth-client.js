@@ -1,1 +1,0 @@
-../did_auth/web/static/did-auth-client.js
