@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from did_auth.errors import InvalidRequest
+from did_auth.flows.guard import RequestContext
 from did_auth.oauth.token_checks import TokenChecks
 
 __all__ = ["IntrospectionEndpoint", "IntrospectionGuard"]
 
 
 class IntrospectionGuard(Protocol):
-    """The introspection budget per caller (`did_auth.policy.abuse`)."""
+    """The introspection budgets per source and per caller (`did_auth.policy.abuse`)."""
+
+    async def endpoint_source(self, ctx: RequestContext, endpoint: str) -> None: ...
 
     async def introspect_request(self, resource_server: str) -> None: ...
 
@@ -36,9 +39,12 @@ class IntrospectionEndpoint:
         return self.checks.issuer + "/introspect"
 
     async def handle(
-        self, *, authorization: str | None, params: Mapping[str, str]
+        self, *, authorization: str | None, params: Mapping[str, str], ctx: RequestContext
     ) -> dict[str, Any]:
         """The introspection response (RFC 7662 §2.2) for `params["token"]`."""
+        # Charged before authentication, as at /token and /revoke: failed attempts to
+        # authenticate as a resource server are budgeted per source.
+        await self.guard.endpoint_source(ctx, "introspect")
         # RFC 7662 §2.1: "To prevent token scanning attacks, the endpoint MUST also require
         # some form of authorization to access this endpoint": a configured resource server
         # or client, authenticated like a client at the token endpoint (Basic or post).

@@ -104,8 +104,8 @@ class AbuseGuard:
     # -- other endpoint classes -------------------------------------------------------
 
     async def endpoint_source(self, ctx: RequestContext, endpoint: str) -> None:
-        """/token and /revoke per IP (`refresh_per_ip`), charged before the client
-        authenticates: failed client authentications are budgeted too."""
+        """/token, /revoke and /introspect per IP (`refresh_per_ip`), charged before the client
+        (or resource server) authenticates: failed authentications are budgeted too."""
         prefix = "refresh" if endpoint == "token" else endpoint
         enforce(
             await self._limiter.hit(

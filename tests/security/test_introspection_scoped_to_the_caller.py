@@ -9,6 +9,8 @@ session behind it (sid, subject, expiry)."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tests.fixtures.servers import running_app
@@ -38,3 +40,29 @@ async def test_resource_server_sees_only_its_own_access_tokens(
         # the refresh token itself still works for its client
         r = await client.post("/token", data=oc.refresh_form(mine["refresh_token"], "dapp"))
         assert r.status_code == 200, r.text
+
+
+async def test_guessing_a_resource_servers_secret_is_budgeted_per_address(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Failed resource-server authentications at /introspect count against the source's
+    budget (`refresh_per_ip`, charged before authentication, as at /token and /revoke), so
+    a secret cannot be guessed at the speed of the network."""
+    limits = {"refresh_per_ip": "3/m", "introspect_per_client": "100000/s"}
+    cfg = oc.settings(request, store_kind, rate_limits=limits,
+                      trusted_proxies=["127.0.0.1/32"], resource_servers=[
+                          {"name": "trading-api", "secret_hash": oc.hash_secret(RS_SECRET)}])
+    src = {"X-Forwarded-For": f"198.51.100.{secrets.randbelow(250) + 1}"}
+    async with running_app(cfg) as (client, _):
+        statuses = []
+        for n in range(5):
+            r = await client.post("/introspect", data={"token": "x"},
+                                  headers={**basic("trading-api", f"guess-{n}"), **src})
+            statuses.append(r.status_code)
+        assert statuses == [401, 401, 401, 429, 429], statuses
+        assert r.json()["error"] == "slow_down" and int(r.headers["Retry-After"]) >= 1
+        # another address is not held back by the attacker's guesses
+        r = await client.post("/introspect", data={"token": "x"},
+                              headers={**basic("trading-api", RS_SECRET),
+                                       "X-Forwarded-For": f"192.0.2.{secrets.randbelow(250) + 1}"})
+        assert r.status_code == 200 and r.json() == {"active": False}, r.text

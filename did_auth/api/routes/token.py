@@ -53,6 +53,8 @@ async def revoke(request: Request, svc: ServicesDep) -> Response:
 async def introspect(request: Request, svc: ServicesDep) -> Response:
     """RFC 7662 (did_auth.oauth.introspection): the caller authenticates like a client."""
     result = await svc.introspection.handle(
-        authorization=request.headers.get("authorization"), params=await read_form(request)
+        authorization=request.headers.get("authorization"),
+        params=await read_form(request),
+        ctx=request_context(request),
     )
     return JSONResponse(result, headers=NO_STORE)
