@@ -6,7 +6,7 @@
 //
 //   node tests/web/browser_e2e.mjs SCENARIO   with env E2E = JSON {issuer, api, privateKey, artifacts}
 //
-// Scenarios: hosted, oidc, popup, rejected, missing, wrong_chain. Prints one JSON line
+// Scenarios: hosted, oidc, popup, dpop, rejected, missing, wrong_chain. Prints one JSON line
 // {"scenario", "ok": true, ...facts} and exits 0, or prints the failure and exits 1.
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
@@ -16,7 +16,7 @@ import { Wallet, getBytes, toUtf8String } from "ethers";
 
 const scenario = process.argv[2];
 const cfg = JSON.parse(process.env.E2E ?? "{}");
-const { issuer, api, privateKey, artifacts } = cfg;
+const { issuer, api, privateKey, artifacts, dappPort } = cfg;
 mkdirSync(artifacts, { recursive: true });
 
 const CHROMIUM_FLAGS = [
@@ -210,7 +210,7 @@ const scenarios = {
       res.end(`<!doctype html><meta charset="utf-8"><title>Other dApp</title>
 <button id="go">Sign in</button><pre id="out"></pre>
 <script type="module">
-import { signInWithPopup, decodeJwt } from "${issuer}/static/did-auth-client.js";
+import { signInWithPopup, decodeJwt } from "${issuer}/static/client/index.js";
 document.getElementById("go").addEventListener("click", async () => {
   const out = document.getElementById("out");
   try {
@@ -243,6 +243,65 @@ document.getElementById("go").addEventListener("click", async () => {
       if (problems.length) fail(problems.join("; "));
       await context.close();
       return { origin, sub: result.sub };
+    } finally {
+      server.close();
+    }
+  },
+
+  // A dApp on another origin uses the client package directly (imported from did-auth's
+  // /static/client/): signIn with the EIP-6963 wallet and a DPoP key that WebCrypto will not
+  // export, then DPoP-bound calls to the trading API (CORS), a refresh, and another call.
+  async dpop(browser, wallet) {
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><meta charset="utf-8"><title>DPoP dApp</title>
+<button id="go">Sign in</button><pre id="out"></pre>
+<script type="module">
+import { discoverWallets, signIn } from "${issuer}/static/client/index.js";
+import * as legacy from "${issuer}/static/did-auth-client.js";
+document.getElementById("go").addEventListener("click", async () => {
+  const out = document.getElementById("out");
+  try {
+    const [found] = await discoverWallets();
+    const session = await signIn(found.provider, { issuer: "${issuer}", clientId: "demo",
+      audience: "trading-api", scope: "account:read trade:write", dpop: true,
+      statement: "Sign in to the DPoP dApp." });
+    const privateKey = session.client.dpopKey.keyPair.privateKey;
+    let exportError = null;
+    try { await crypto.subtle.exportKey("pkcs8", privateKey); } catch (e) { exportError = e.name; }
+    const account = await session.fetch("${api}/account");
+    const order = await session.fetch("${api}/orders", { method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ symbol: "ETH-USDC", side: "buy", type: "limit", quantity: "0.1", price: "2500" }) });
+    const before = session.refreshToken;
+    await session.refresh();
+    const again = await session.fetch("${api}/account");
+    const bearer = await fetch("${api}/account", { headers: { authorization: "Bearer " + session.accessToken } });
+    out.textContent = JSON.stringify({ ok: true, tokenType: session.tokenType, jkt: session.claims.cnf?.jkt,
+      thumbprint: session.client.dpopKey.thumbprint, extractable: privateKey.extractable, exportError,
+      account: account.status, order: order.status, rotated: before !== session.refreshToken,
+      again: again.status, bearer: bearer.status, sameModule: legacy.signIn === signIn,
+      sub: session.claims.sub });
+  } catch (e) {
+    out.textContent = JSON.stringify({ ok: false, code: e.code, message: e.message });
+  }
+});
+</script>`);
+    });
+    await new Promise((resolve) => server.listen(dappPort, "127.0.0.1", resolve));
+    try {
+      const { context } = await newContext(browser, { wallet });
+      const page = await context.newPage();
+      const problems = [];
+      watch(page, problems);
+      await page.goto(`http://127.0.0.1:${dappPort}/`);
+      await page.click("#go");
+      await page.waitForFunction(() => document.getElementById("out").textContent !== "", null, { timeout: 20_000 });
+      const result = JSON.parse(await page.locator("#out").textContent());
+      if (!result.ok) fail(`DPoP sign-in failed: ${result.code}: ${result.message}`);
+      if (problems.length) fail(problems.join("; "));
+      await context.close();
+      return result;
     } finally {
       server.close();
     }

@@ -36,7 +36,15 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dapp_port() -> int:
+    """The port of the other-origin dApp page of the `dpop` scenario (CORS at the API)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def trading_api(
+    issuer: str, dapp_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("trading-api") / "api.log"
     cmd = [
@@ -44,6 +52,8 @@ def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "examples/trading_api.py",
         "--cors-origin",
         issuer,  # the demo's origin, allowed by CORS
+        "--cors-origin",
+        f"http://127.0.0.1:{dapp_port}",
         "--issuer",
         issuer,
         "--audience",
@@ -56,7 +66,9 @@ def trading_api(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running.stop()
 
 
-def run_scenario(name: str, issuer: str, api: str = "http://127.0.0.1:9") -> dict[str, Any]:
+def run_scenario(
+    name: str, issuer: str, api: str = "http://127.0.0.1:9", dapp_port: int = 0
+) -> dict[str, Any]:
     assert Path(CHROMIUM).exists(), (
         f"{CHROMIUM} is missing: `apt-get install -y chromium` (scripts/test.sh does it)"
     )
@@ -65,6 +77,7 @@ def run_scenario(name: str, issuer: str, api: str = "http://127.0.0.1:9") -> dic
         "api": api,
         "privateKey": "0x" + secrets.token_hex(32),
         "artifacts": str(ARTIFACTS),
+        "dappPort": dapp_port,
     }
     env = {**os.environ, "E2E": json.dumps(config), "CHROMIUM": CHROMIUM}
     done = subprocess.run(
@@ -108,6 +121,23 @@ def test_demo_dapp_as_oidc_client_code_flow_with_pkce(issuer: str, trading_api: 
 
 def test_other_origin_dapp_signs_in_through_popup(issuer: str) -> None:
     result = run_scenario("popup", issuer)
+    assert result["sub"].startswith("did:pkh:eip155:31337:0x")
+
+
+def test_other_origin_dapp_uses_the_package_with_a_non_extractable_dpop_key(
+    issuer: str, trading_api: str, dapp_port: int
+) -> None:
+    """Chromium's WebCrypto: the DPoP private key cannot be exported; the tokens are bound to
+    it (cnf.jkt), the trading API accepts its proofs and refuses the same token as Bearer."""
+    result = run_scenario("dpop", issuer, trading_api, dapp_port)
+    assert result["extractable"] is False
+    assert result["exportError"] == "InvalidAccessError"
+    assert result["tokenType"] == "DPoP"
+    assert result["jkt"] == result["thumbprint"]
+    assert (result["account"], result["order"], result["again"]) == (200, 201, 200)
+    assert result["rotated"] is True
+    assert result["bearer"] == 401
+    assert result["sameModule"] is True  # /static/did-auth-client.js is the same module
     assert result["sub"].startswith("did:pkh:eip155:31337:0x")
 
 
