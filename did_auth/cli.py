@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from did_auth import __version__
@@ -52,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     keys = sub.add_parser("keys", help="signing keys")
-    keys.add_argument("action", choices=["list", "rotate"])
+    keys.add_argument("action", choices=["list", "rotate", "retire"])
+    keys.add_argument(
+        "--kid",
+        help="retire: this key now (not the one that signs); default: every key whose last "
+        "token has expired",
+    )
     keys.add_argument("--config", help=f"TOML config file (default: ${CONFIG_ENV})")
     keys.add_argument(
         "--publish-ahead",
@@ -336,6 +340,13 @@ async def _preflight(settings: Settings) -> None:
             raise StartupError(
                 f"cannot reach Redis at {_redact(settings.redis_url)}{why}"
             ) from None
+        if settings.signing.backend == "pkcs11":
+            from did_auth.cli_keys import check_token
+
+            problem = await check_token(settings, store)
+            if problem:
+                raise StartupError(problem)
+            return
         if missing:
             assert kek_file is not None
             if stored is not None:
@@ -385,42 +396,21 @@ def _redis_reason(exc: BaseException) -> str:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    from did_auth.services import build_services
 
     settings = _load(args.config)
     if settings.embedded:
         return _fail("keys are per-process with the in-memory store: set redis_url to manage them")
     kek_file = settings.key_encryption_key_file
-    if settings.key_encryption_key is None and kek_file and not os.path.exists(kek_file):
+    sealed = settings.signing.backend == "sealed"
+    if sealed and settings.key_encryption_key is None and kek_file and not os.path.exists(kek_file):
         # Only serve creates a KEK (after its checks); keys would seal with a lost one.
         return _fail(
             f"key_encryption_key_file: {kek_file} does not exist (serve creates it at its "
             "first start; every replica and this command use the same file)"
         )
-    svc = build_services(settings)
-    try:
-        await svc.keys.load()
-        if args.action == "rotate" and args.compromised:
-            new = await svc.keys.replace_compromised()
-            print(f"replaced: new key {new.kid} signs now; every old key is withdrawn from "
-                  "the JWKS (replicas within 5 s); revoke the sessions at risk")
-        elif args.action == "rotate":
-            from did_auth.tokens.keys import REFRESH_INTERVAL
+    from did_auth.cli_keys import run_keys
 
-            if args.publish_ahead <= REFRESH_INTERVAL:
-                return _fail(f"--publish-ahead must be more than {REFRESH_INTERVAL:g} seconds")
-            new = await svc.keys.rotate(publish_ahead=args.publish_ahead)
-            print(f"rotated: new key {new.kid} signs from {_ts(new.active_from)}")
-        for k in svc.keys.keys:
-            state = "current" if k.retire_at is None else f"retires {_ts(k.retire_at)}"
-            print(f"{k.kid}  {k.alg}  active from {_ts(k.active_from)}  {state}")
-    finally:
-        await svc.close()
-    return 0
-
-
-def _ts(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return await run_keys(args, settings)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -474,8 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _contracts(args)
     except ConfigError as exc:
         return _fail("invalid configuration: " + "; ".join(exc.problems))
-    except DidAuthError as exc:
-        return _fail(exc.description)
+    except DidAuthError as exc:  # HsmUnavailable carries the operator's line in detail
+        return _fail(getattr(exc, "detail", None) or exc.description)
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # e.g. the audit log cannot be opened

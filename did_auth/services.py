@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.did_reader import ChainDidRegistries
@@ -20,10 +21,14 @@ from did_auth.flows.nonces import NonceBook
 from did_auth.flows.oidc import OidcProvider
 from did_auth.flows.otp import OtpService
 from did_auth.flows.otp_enrolment import OtpEnrolment
+from did_auth.flows.passkeys import Passkeys
 from did_auth.flows.registry_checks import RegistryGate
+from did_auth.flows.revocation_stream import RevocationStreams
 from did_auth.flows.revocations import RevocationBook
+from did_auth.flows.second_factor import OtpFactor, SecondFactors
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import SiweLogin
+from did_auth.flows.withdrawals import TransactionApprovals
 from did_auth.monitoring.audit import AuditLog
 from did_auth.monitoring.logins import LoginEvents
 from did_auth.oauth.client_auth import ClientAuthenticator
@@ -40,10 +45,14 @@ from did_auth.settings import Settings
 from did_auth.store.base import Store
 from did_auth.store.factory import open_store
 from did_auth.tokens.issue import TokenIssuer
-from did_auth.tokens.kek import Sealer, load_kek
+from did_auth.tokens.kek import Sealer, SecretSealer, load_kek
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.local_check import LocalTokenCheck
 from did_auth.tokens.sessions import SessionStore
+from did_auth.tokens.signing import SealedBackend, SigningBackend
+
+if TYPE_CHECKING:
+    from did_auth.hsm import Hsm
 
 __all__ = ["Services", "build_services"]
 
@@ -86,6 +95,8 @@ class Services:
     did: DidLogin | None = None
     # Who may enrol or replace a second factor (POST /otp/enroll).
     otp_enrolment: OtpEnrolment | None = None
+    # [signing] backend = "pkcs11": the token (its sessions are closed with the services).
+    hsm: Hsm | None = None
 
     async def start(self) -> None:
         await self.chains.start()
@@ -100,6 +111,8 @@ class Services:
 
     async def close(self) -> None:
         try:
+            if "revocation_streams" in self.__dict__:  # built (cached_property) on first use
+                await self.revocation_streams.close()
             if self.watchers is not None:
                 await self.watchers.stop()  # first: they release their leases in the store
             if self.registry_reader is not None:
@@ -108,8 +121,15 @@ class Services:
         finally:
             await self.store.close()
             self.audit.close()
+            if self.hsm is not None:
+                self.hsm.close()
 
     # The HTTP-facing use cases, built from the services above on first use.
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        """Passkeys (WebAuthn L2): registration, removal, assertion as a second factor."""
+        return Passkeys(settings=self.settings, store=self.store, clock=self.clock)
 
     @cached_property
     def oidc(self) -> OidcProvider:
@@ -122,6 +142,16 @@ class Services:
             sessions=self.sessions,
             siwe=self.siwe,
             revocations=self.revocations,
+        )
+
+    @cached_property
+    def revocation_streams(self) -> RevocationStreams:
+        """GET /revocations/stream: the feed pushed as Server-Sent Events."""
+        rl = self.settings.rate_limits
+        return RevocationStreams(
+            self.revocations,
+            max_streams=rl.revocation_streams,
+            max_per_ip=rl.revocation_streams_per_ip,
         )
 
     @cached_property
@@ -141,6 +171,21 @@ class Services:
         )
 
     @cached_property
+    def transactions(self) -> TransactionApprovals:
+        """Withdrawal approvals (POST /transactions/nonce, /transactions/authorize): an
+        EIP-712 signature of the session's account plus a second factor."""
+        return TransactionApprovals(
+            settings=self.settings,
+            clock=self.clock,
+            nonces=NonceBook(self.store, ttl=self.settings.nonce_ttl, kind="tx"),
+            signatures=self.signatures,
+            issuer=self.issuer,
+            factors=SecondFactors({"otp": OtpFactor(self.otp)}),
+            gate=self.guard,
+            guard=self.guard,
+        )
+
+    @cached_property
     def relayer(self) -> Relayer:
         """Relays signed revocations on chain (POST /revocations/relay): one per process,
         it serialises each chain's relayer nonce."""
@@ -157,14 +202,25 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     store = store or open_store(settings.redis_url)
-    kek = load_kek(
-        file=settings.key_encryption_key_file,
-        b64=settings.key_encryption_key,
-        create_default=None if settings.embedded else "kek.bin",
-    )
-    sealer = Sealer(kek)
+    hsm: Hsm | None = None
+    sealer: SecretSealer
+    backend: SigningBackend
+    if settings.signing.backend == "pkcs11":
+        # Keys and the key-encryption key inside a PKCS#11 token: no KEK file, no key here.
+        from did_auth.hsm import open_hsm
+
+        hsm = open_hsm(settings.signing)
+        sealer, backend, dpop_secret = hsm.sealer, hsm.backend, hsm.dpop_secret()
+    else:
+        kek = load_kek(
+            file=settings.key_encryption_key_file,
+            b64=settings.key_encryption_key,
+            create_default=None if settings.embedded else "kek.bin",
+        )
+        sealer = Sealer(kek)
+        backend, dpop_secret = SealedBackend(sealer), kek
     keys = KeyRing(
-        store, sealer, clock, alg=settings.signing_alg, max_token_ttl=settings.access_token_ttl
+        store, backend, clock, alg=settings.key_alg, max_token_ttl=settings.access_token_ttl
     )
     issuer = TokenIssuer(keys, clock, issuer=settings.issuer)
     sessions = SessionStore(
@@ -177,7 +233,7 @@ def build_services(
     nonces = NonceBook(store, ttl=settings.nonce_ttl)
     chains = ChainRegistry(settings)
     checker = signatures or ChainSignatureChecker(chains)
-    dpop = DpopGate(store, clock, secret=kek, require_nonce=settings.dpop_nonce)
+    dpop = DpopGate(store, clock, secret=dpop_secret, require_nonce=settings.dpop_nonce)
     rl = settings.rate_limits
     otp = OtpService(
         store,
@@ -290,6 +346,7 @@ def build_services(
         registry=registry,
         watchers=WatcherPool(chains, store, sessions, revocations, audit),
         did=did,
+        hsm=hsm,
         otp_enrolment=OtpEnrolment(
             settings, clock, otp, nonces, checker, guard=guard, registry=registry
         ),

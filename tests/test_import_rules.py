@@ -3,7 +3,8 @@
 * The core (`siwe`, `did`, `signatures`, `flows`, `policy`, `tokens`, `oauth`) imports no
   web framework, server, Redis or web3 library, and nothing from the HTTP edge
   (`did_auth.api`, `did_auth.web`), the store implementations, the chain adapter or the
-  wiring (`services`, `cli`). It receives a store, a chain reader and a clock.
+  wiring (`services`, `cli`), nor the PKCS#11 binding or its adapter (`pkcs11`,
+  `did_auth.hsm`). It receives a store, a chain reader, a clock and a signing backend.
 * The verifier distribution (`verifier/did_auth_verifier`) imports nothing from the server.
 * No import cycles between did_auth modules.
 * No private name (`_x`) is imported from another did_auth package: what a package shares
@@ -39,6 +40,10 @@ CORE_MUST_NOT_IMPORT = (
     "did_auth.store.factory",
     "did_auth.services",
     "did_auth.cli",
+    # The PKCS#11 binding and its adapter: the core signs through the SigningBackend seam.
+    "pkcs11",
+    "asn1crypto",
+    "did_auth.hsm",
 )
 
 

@@ -33,7 +33,7 @@ from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest
 from did_auth.policy.backoff import OtpBackoff
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
-from did_auth.tokens.kek import Sealer
+from did_auth.tokens.kek import SecretSealer
 
 __all__ = ["Confirmed", "Enrollment", "OtpService", "enrolment_budget", "session_budget"]
 
@@ -79,7 +79,7 @@ class OtpService:
     def __init__(
         self,
         store: Store,
-        sealer: Sealer,
+        sealer: SecretSealer,
         clock: Clock,
         *,
         issuer_name: str,

@@ -9,16 +9,26 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from did_auth.errors import ConfigError
 
-__all__ = ["KEK_BYTES", "Sealer", "load_kek", "new_kek_file"]
+__all__ = ["KEK_BYTES", "Sealer", "SecretSealer", "load_kek", "new_kek_file"]
 
 KEK_BYTES = 32
 log = logging.getLogger("did_auth.keys")
+
+
+class SecretSealer(Protocol):
+    """Seals secrets at rest (TOTP seeds): `Sealer` here, or AES-GCM inside a PKCS#11 token
+    (`did_auth.hsm`). `open` raises ConfigError when the ciphertext is not this key's."""
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes: ...
 
 
 class Sealer:

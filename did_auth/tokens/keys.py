@@ -16,6 +16,7 @@ import orjson
 from did_auth_verifier.jose import jwk_thumbprint
 
 from did_auth.clock import Clock
+from did_auth.errors import TemporarilyUnavailable
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 from did_auth.tokens.kek import Sealer
@@ -168,12 +169,15 @@ class KeyRing:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.jwk for k in self.published()]}
 
-    async def _write(self, keys: list[SigningKey], dropped: list[SigningKey]) -> None:
+    async def _write(self, keys: list[SigningKey], dropped: list[str]) -> None:
         blob = self._blob(keys)
         await self.store.put(self.store_key, blob, KEYS_TTL)
         self._apply(blob)
-        for k in dropped:  # only once the ring without them is stored
-            self._backend.destroy(k.kid)
+        for kid in dropped:  # only once the ring without them is stored
+            try:
+                self._backend.destroy(kid)
+            except TemporarilyUnavailable:
+                pass  # out of the ring already: never published nor used again
 
     async def rotate(self, *, publish_ahead: float) -> SigningKey:
         """Publish a new key now, signing with it after `publish_ahead` seconds; retire the
@@ -185,10 +189,10 @@ class KeyRing:
         nxt = self._new_key(now, active_from=now + publish_ahead)
         retire_at = now + publish_ahead + self.max_token_ttl + 60
         kept: list[SigningKey] = []
-        dropped: list[SigningKey] = []
+        dropped: list[str] = []
         for k in self._keys:
             if k.retire_at is not None and k.retire_at <= now:
-                dropped.append(k)  # fully expired: drop
+                dropped.append(k.kid)  # fully expired: drop
                 continue
             if k.retire_at is None:
                 k = replace(k, retire_at=retire_at)
@@ -215,7 +219,7 @@ class KeyRing:
                     "(keys rotate, or keys rotate --compromised)"
                 )
         if gone:
-            await self._write([k for k in self._keys if k not in gone], gone)
+            await self._write([k for k in self._keys if k not in gone], [k.kid for k in gone])
         return gone
 
     async def replace_compromised(self) -> SigningKey:
@@ -224,7 +228,8 @@ class KeyRing:
         with them, genuine or forged, stop verifying once verifiers re-read the JWKS; no
         overlap, unlike `rotate` (RFC 7517 §5: the JWK Set is the set of keys verifiers
         accept; a leaked key stays trusted for as long as it is in it)."""
-        old = list(self._keys)
+        raw = await self.store.get(self.store_key)  # not loaded: a deleted key may not load
+        old = [str(rec["kid"]) for rec in orjson.loads(raw)] if raw else []
         nxt = self._new_key(self.clock.now())
-        await self._write([nxt], [k for k in old if k.kid != nxt.kid])
+        await self._write([nxt], [kid for kid in old if kid != nxt.kid])
         return nxt

@@ -40,6 +40,7 @@ __all__ = [
     "SealedBackend",
     "SigningBackend",
     "compact_jws",
+    "es256_low_s",
     "es256_signature",
     "unseal_private_key",
 ]
@@ -86,6 +87,16 @@ def es256_signature(der: bytes) -> bytes:
     signature."""
     r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big") + low_s(s, _P256).to_bytes(32, "big")
+
+
+def es256_low_s(raw: bytes) -> bytes:
+    """A raw R || S P-256 signature (PKCS#11 CKM_ECDSA's output, PKCS#11 v2.40 §2.3.1) with
+    its S made low: for every valid (r, s), (r, n - s) is valid too, and did-auth's
+    verifier accepts only the low one (no malleable twin of a token)."""
+    if len(raw) != 64:
+        raise ValueError("an ES256 signature is 64 octets (RFC 7518 §3.4)")
+    s = int.from_bytes(raw[32:], "big")
+    return raw[:32] + low_s(s, _P256).to_bytes(32, "big")
 
 
 def compact_jws(

@@ -43,8 +43,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(svc: ServicesDep) -> Response:
-    """Ready when Redis answers and every configured chain's RPC answers with a head
-    block fresh enough (ChainConfig.max_head_age)."""
+    """Ready when Redis answers, the signing key can sign (with `[signing] backend =
+    "pkcs11"`: the token answers and holds it) and every configured chain's RPC answers
+    with a head block fresh enough (ChainConfig.max_head_age)."""
     report: dict[str, Any] = {}
     ready = True
     try:
@@ -52,6 +53,12 @@ async def readyz(svc: ServicesDep) -> Response:
         report["store"] = "ok"
     except TemporarilyUnavailable:
         report["store"] = "down"
+        ready = False
+    try:
+        svc.keys.check()  # the key that signs now can sign (a PKCS#11 token: it answers)
+        report["signing"] = "ok"
+    except TemporarilyUnavailable:
+        report["signing"] = "down"
         ready = False
     chains: dict[str, str] = {}
     for chain_id, client in svc.chains.clients.items():
