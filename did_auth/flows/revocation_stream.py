@@ -11,9 +11,9 @@ the `text/event-stream` format of the WHATWG HTML standard ("Server-sent events"
   it, with a reset: `event: reset`, `id: 0-0`, `data: {"reset":true}`, then the feed from
   its start (entries are idempotent);
 * a comment line (`: ok`) follows every batch and comes at least every `heartbeat` seconds
-  (5 by default): it says "every entry written before this line has been sent", so a client
-  that hears one is current, and a client that hears nothing for twice that long knows the
-  stream is dead;
+  (5 by default; a client may ask for down to 0.5 with `?heartbeat=`): it says "every
+  entry written before this line has been sent", so a client that hears one is current,
+  and a client that hears nothing for twice that long knows the stream is dead;
 * the first bytes are a `retry:` field (milliseconds before a reconnect).
 
 A reconnect with the `Last-Event-ID` header (the standard's own mechanism; or `?since=`)
@@ -35,13 +35,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
 
-from did_auth.errors import DidAuthError, RateLimited, TemporarilyUnavailable
+from did_auth.errors import DidAuthError, InvalidRequest, RateLimited, TemporarilyUnavailable
 from did_auth.flows.revocations import (
     FEED_LIMIT_MAX,
     FEED_STREAM,
@@ -52,6 +53,7 @@ from did_auth.store.base import Store
 
 __all__ = [
     "HEARTBEAT",
+    "MIN_HEARTBEAT",
     "FeedSignal",
     "RevocationStream",
     "RevocationStreams",
@@ -64,6 +66,9 @@ log = logging.getLogger("did_auth.revocation_stream")
 HEARTBEAT: Final = 5.0
 #: The `retry:` field: milliseconds a client waits before reconnecting.
 RETRY_MS: Final = 1000
+#: The shortest heartbeat period a client may ask for (`?heartbeat=`).
+MIN_HEARTBEAT: Final = 0.5
+_DECIMAL: Final = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3})?")
 _HEARTBEAT_LINE: Final = b": ok\n\n"
 _RESET_EVENT: Final = b'event: reset\nid: 0-0\ndata: {"reset":true}\n\n'
 _STORE_RETRY: Final = 1.0
@@ -165,16 +170,33 @@ class RevocationStreams:
     def open_streams(self) -> int:
         return self._open
 
-    def open(self, *, since: str | None, last_event_id: str | None, ip: str) -> RevocationStream:
+    def open(
+        self, *, since: str | None, last_event_id: str | None, ip: str,
+        heartbeat: str | None = None,
+    ) -> RevocationStream:
         """A stream resuming after `Last-Event-ID` (else `since`; else from the start).
 
-        A malformed cursor is 400 `invalid_request` (as at `GET /revocations`); beyond the
-        bounds, 503 `temporarily_unavailable` (this process) or 429 `slow_down` (this
-        address) — a follower then polls `GET /revocations` instead."""
+        `heartbeat`: the seconds between heartbeats the client wants (a decimal from
+        `MIN_HEARTBEAT` to the server's own period): a verifier whose `max_staleness` is
+        short needs to hear one more often than every 5 s.
+
+        A malformed cursor or heartbeat is 400 `invalid_request` (as at `GET /revocations`);
+        beyond the bounds, 503 `temporarily_unavailable` (this process) or 429 `slow_down`
+        (this address) — a follower then polls `GET /revocations` instead."""
         # The standard's reconnect: the last event ID the client saw; an empty value
         # means none (an EventSource sends the header only when it has one).
         cursor = last_event_id.strip() if last_event_id and last_event_id.strip() else since
         cursor, _ = parse_feed_query(cursor, None)
+        period = self.heartbeat
+        if heartbeat is not None:
+            if _DECIMAL.fullmatch(heartbeat) is None or not (
+                MIN_HEARTBEAT <= float(heartbeat) <= max(MIN_HEARTBEAT, self.heartbeat)
+            ):
+                raise InvalidRequest(
+                    f"heartbeat must be a number of seconds from {MIN_HEARTBEAT:g} to "
+                    f"{self.heartbeat:g}"
+                )
+            period = float(heartbeat)
         if self._open >= self.max_streams:
             raise TemporarilyUnavailable(
                 "too many revocation streams are open on this server; poll GET /revocations",
@@ -191,7 +213,7 @@ class RevocationStreams:
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         assert self.wakeup is not None
         self.wakeup.acquire()
-        return RevocationStream(self, cursor, ip)
+        return RevocationStream(self, cursor, ip, period)
 
     def _release(self, ip: str) -> None:
         self._open -= 1
@@ -212,9 +234,12 @@ class RevocationStream:
     """One open stream: `events()` yields the bytes to send; `close()` gives the slot back
     (idempotent; also done when `events()` ends)."""
 
-    def __init__(self, owner: RevocationStreams, cursor: str | None, ip: str) -> None:
+    def __init__(
+        self, owner: RevocationStreams, cursor: str | None, ip: str, heartbeat: float
+    ) -> None:
         self._owner = owner
         self.cursor = cursor
+        self.heartbeat = heartbeat
         self._ip = ip
         self._closed = False
 
@@ -244,7 +269,7 @@ class RevocationStream:
                     return
                 yield first + _HEARTBEAT_LINE
                 first = b""
-                await owner.signal.wait(seen, owner.heartbeat)
+                await owner.signal.wait(seen, self.heartbeat)
         finally:
             self.close()
 

@@ -134,3 +134,17 @@ async def test_bounds_per_address_and_per_process_and_slots_come_back() -> None:
         stream.close()
     assert streams.open_streams == 0
     await streams.close()
+
+
+async def test_a_client_may_ask_for_more_frequent_heartbeats() -> None:
+    streams = RevocationStreams(_book())
+    for bad in ("0.1", "6", "x", "1e1", "-1"):
+        with pytest.raises(InvalidRequest):
+            streams.open(since=None, last_event_id=None, ip="1.2.3.4", heartbeat=bad)
+    stream = streams.open(since=None, last_event_id=None, ip="1.2.3.4", heartbeat="0.50")
+    events = stream.events()
+    await _until_heartbeat(events)
+    started = time.monotonic()
+    assert await asyncio.wait_for(events.__anext__(), 5) == b": ok\n\n"
+    assert time.monotonic() - started < 1.5
+    await events.aclose()

@@ -29,8 +29,12 @@ the first complete read and whenever the view is older than `max_staleness` seco
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import random
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -38,6 +42,7 @@ from urllib.parse import quote
 from did_auth_verifier._http import JsonFetch, check_url, make_fetch
 from did_auth_verifier.clock import Clock, SystemClock
 from did_auth_verifier.errors import TemporarilyUnavailable
+from did_auth_verifier.sse import Comment, EventStream, SseEvent, StreamRefused
 
 __all__ = ["DEFAULT_MAX_STALENESS", "FeedFollower", "RevocationSet", "RevocationView"]
 
@@ -162,11 +167,30 @@ class RevocationSet:
 DEFAULT_MAX_STALENESS = 30.0
 
 
+#: Seconds with no byte at all (event or heartbeat) after which a stream is taken as dead:
+#: did-auth sends a heartbeat at least every 5 s.
+DEFAULT_STREAM_TIMEOUT = 10.0
+# Statuses that say the issuer has no stream (an older did-auth): ask again much later.
+_NO_STREAM = frozenset({404, 405, 406, 415, 501})
+_NO_STREAM_RETRY = 300.0
+_STREAM_BACKOFF_MAX = 30.0
+
+
 class FeedFollower(RevocationSet):
     """Follows `GET {base_url}/revocations?since=CURSOR` and implements `RevocationView`.
 
     `poll_once()` reads the feed to its end (tests drive it directly); `start()` does that
-    now and then every `interval` seconds in a daemon thread; `stop()` ends it.
+    now and then follows it in a daemon thread; `stop()` ends it.
+
+    Push by default (`stream=True`): the thread follows `GET {base_url}/revocations/stream`
+    (Server-Sent Events, `did_auth_verifier.sse`), each event applied as it comes and the
+    cursor taken from its id, resuming with `Last-Event-ID` after any reconnect so nothing is
+    lost; the view is current while heartbeats arrive (every comment line vouches for every
+    entry written before it). A stream silent for `stream_timeout` seconds (10) is dead. When
+    the issuer has no stream (404/405), refuses one (429/503) or cannot be reached, the
+    thread polls every `interval` seconds and tries the stream again later (backing off).
+    `stream=False` forces polling; with a custom `fetch` (a transport of the caller's own)
+    polling is the default, since the stream would not go through it.
 
     `max_staleness` (seconds, default 30): how old the view may be before every token is
     refused (fail closed); must exceed `interval`. `max_lag` is its former name. `page_size`:
@@ -189,8 +213,12 @@ class FeedFollower(RevocationSet):
         max_pages: int = 1000,
         page_size: int | None = None,
         allow_insecure_http: bool = False,
+        stream: bool | None = None,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
     ) -> None:
         super().__init__(clock=clock, grace=grace)
+        if stream_timeout <= 0:
+            raise ValueError("stream_timeout must be positive")
         if interval <= 0:
             raise ValueError("interval must be positive")
         if max_staleness is None:
@@ -204,6 +232,12 @@ class FeedFollower(RevocationSet):
         self._url = check_url(
             base_url.rstrip("/") + "/revocations", allow_insecure_http=allow_insecure_http
         )
+        self._stream_url = self._url + "/stream"
+        self._stream_enabled = stream if stream is not None else fetch is None
+        self._stream_timeout = float(stream_timeout)
+        self._stream: EventStream | None = None
+        self._streaming = False
+        self.stream_connects = 0
         self._interval = float(interval)
         self._fetch = fetch if fetch is not None else make_fetch(timeout=timeout)
         self._max_staleness = float(max_staleness)
@@ -237,6 +271,15 @@ class FeedFollower(RevocationSet):
     @property
     def started(self) -> bool:
         return self._thread is not None
+
+    @property
+    def streaming(self) -> bool:
+        """Whether an event stream is connected now (else the follower polls)."""
+        return self._streaming
+
+    @property
+    def stream_enabled(self) -> bool:
+        return self._stream_enabled
 
     def is_current(self) -> bool:
         return self._clock.now() - self._last_success <= self._max_staleness
@@ -332,10 +375,86 @@ class FeedFollower(RevocationSet):
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.abort()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.poll_once()
+        retry_at = time.monotonic()  # when to try the stream (again)
+        failures = 0
+        while not self._stop.is_set():
+            if self._stream_enabled and time.monotonic() >= retry_at:
+                delay, healthy = self._follow_stream()
+                failures = 0 if healthy else failures + 1
+                if not healthy and delay is None:  # back off, with jitter
+                    delay = min(_STREAM_BACKOFF_MAX, self._interval * 2**failures)
+                    delay *= random.uniform(0.5, 1.0)
+                retry_at = time.monotonic() + (delay or 0.0)
+            wait = self._interval
+            if self._stream_enabled:
+                wait = min(wait, max(0.0, retry_at - time.monotonic()))
+            if self._stop.wait(wait):
+                return
+            self.poll_once()  # between streams (and after each one): never a gap
+
+    def _follow_stream(self) -> tuple[float | None, bool]:
+        """Follow the event stream until it ends; (seconds before the next attempt or None
+        to back off, whether it was healthy: connected and heard at least one heartbeat)."""
+        # Heartbeats often enough that the view never ages past a quarter of max_staleness
+        # between two of them (did-auth sends one every 5 s unless asked for more), and a
+        # silence of two periods is a dead stream.
+        heartbeat = min(5.0, max(0.5, self._max_staleness / 4))
+        stream = EventStream(
+            f"{self._stream_url}?heartbeat={heartbeat:.2f}",
+            last_event_id=self._cursor,
+            timeout=min(self._stream_timeout, max(1.0, 2 * heartbeat)),
+        )
+        self._stream = stream
+        heard = False
+        try:
+            if self._stop.is_set():
+                return None, False
+            stream.open()
+            self.stream_connects += 1
+            self._streaming = True
+            for item in stream.items():
+                if isinstance(item, Comment):
+                    # A heartbeat: everything written before it has been sent (and applied).
+                    heard = True
+                    self._last_success = self._clock.now()
+                    continue
+                self._on_event(item)
+        except StreamRefused as exc:
+            if exc.status in _NO_STREAM:
+                log.info("revocation stream unavailable (HTTP %s); polling", exc.status)
+                return _NO_STREAM_RETRY, False
+            log.warning("revocation stream refused (HTTP %s); polling", exc.status)
+            return exc.retry_after, False
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # TimeoutError: silent
+            if not self._stop.is_set():
+                log.warning("revocation stream ended: %s", type(exc).__name__)
+        finally:
+            self._streaming = False
+            self._stream = None
+            stream.close()
+        retry = stream.parser.retry_ms
+        return (retry / 1000.0 if retry is not None else 1.0) if heard else None, heard
+
+    def _on_event(self, event: SseEvent) -> None:
+        if event.type == "reset":
+            # The cursor sent was beyond the issuer's feed (it started over): it replays
+            # from its start; the view is kept (entries are idempotent, never undone).
+            self._resets += 1
+            log.warning("revocation feed: the issuer's feed started over; re-reading it")
+        elif event.data is not None:
+            try:
+                entry = json.loads(event.data)
+            except ValueError:
+                log.warning("revocation stream event ignored: not JSON")
+                return
+            self.apply(entry if isinstance(entry, list) else [entry])
+        if event.last_event_id:
+            self._cursor = event.last_event_id

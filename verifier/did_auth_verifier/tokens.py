@@ -61,8 +61,10 @@ class TokenVerifier:
 
     Revocation is checked on every call, secure by default: unless `revocations` (any
     `RevocationView`) is given, the verifier follows the issuer's feed itself
-    (`FeedFollower` on `{issuer}/revocations`, polled every `revocation_interval` seconds in a
-    daemon thread started by `start()` or by the first `verify()`), and refuses every token
+    (`FeedFollower` on `{issuer}/revocations`: pushed through the `/revocations/stream`
+    Server-Sent Events, or polled every `revocation_interval` seconds when the issuer has no
+    stream or `revocation_stream=False`; in a daemon thread started by `start()` or by the
+    first `verify()`), and refuses every token
     (`TemporarilyUnavailable`, 503) while its view is older than `max_staleness` seconds.
     `allow_insecure_http=True` lets it poll a plain-http issuer that is not on loopback.
     `follow_revocations=False` turns revocation checking off: UNSAFE, a revoked (stolen,
@@ -87,6 +89,7 @@ class TokenVerifier:
         max_staleness: float = DEFAULT_MAX_STALENESS,
         revocation_interval: float = 1.0,
         allow_insecure_http: bool = False,
+        revocation_stream: bool = True,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience are required")
@@ -109,6 +112,7 @@ class TokenVerifier:
                     max_staleness=max_staleness,
                     clock=self._clock,
                     allow_insecure_http=allow_insecure_http,
+                    stream=revocation_stream,
                 )
             except ValueError as exc:
                 raise ValueError(

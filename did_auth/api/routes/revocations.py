@@ -96,15 +96,16 @@ class EventStreamResponse(StreamingResponse):
     },
 )
 async def revocation_stream(
-    request: Request, svc: ServicesDep, since: str | None = None
+    request: Request, svc: ServicesDep, since: str | None = None, heartbeat: str | None = None
 ) -> Response:
     """The feed pushed as Server-Sent Events: `id` = feed cursor, `data` = the feed's entry;
-    `Last-Event-ID` (or `since`) resumes; a `: ok` comment at least every 5 s. Open to the
-    same callers as `GET /revocations`."""
+    `Last-Event-ID` (or `since`) resumes; a `: ok` comment at least every 5 s (or every
+    `heartbeat` seconds, 0.5 to 5). Open to the same callers as `GET /revocations`."""
     stream = svc.revocation_streams.open(
         since=since,
         last_event_id=request.headers.get("last-event-id"),
         ip=request_context(request).ip,
+        heartbeat=heartbeat,
     )
     return EventStreamResponse(stream)
 
