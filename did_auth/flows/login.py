@@ -80,7 +80,8 @@ class CodeIssuer(Protocol):
     """The code flow's completion (`did_auth.flows.oidc.AuthorizationCodeIssuance`)."""
 
     async def complete(
-        self, request_id: object, message: object, signature: object, ctx: RequestContext
+        self, request_id: object, message: object, signature: object, ctx: RequestContext,
+        *, otp: object = None,
     ) -> tuple[str, Grant]: ...
 
 
@@ -119,6 +120,7 @@ class AuthorizationCodeLogin:
     request_id: Any
     message: Any
     signature: Any
+    otp: Any = None  # the second factor of a step-up scope in the parked request
     ctx: RequestContext = field(default_factory=RequestContext)
 
 
@@ -189,7 +191,7 @@ class Logins:
             await self.gate.verify_request(req.ctx)
             await self.refresh_keys()
             url, grant = await self.codes.complete(
-                req.request_id, req.message, req.signature, req.ctx
+                req.request_id, req.message, req.signature, req.ctx, otp=req.otp
             )
         except DidAuthError as exc:
             # The client is known from the parked request only: not named before it is found.

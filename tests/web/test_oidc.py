@@ -558,7 +558,6 @@ async def test_code_exchanged_once_under_concurrency(api: Api) -> None:
         ({"scope": "account:read"}, "invalid_scope"),
         ({"scope": None}, "invalid_scope"),
         ({"scope": "openid nuke:everything"}, "invalid_scope"),
-        ({"scope": "openid wallet:withdraw"}, "invalid_scope"),
         ({"audience": "unknown-api"}, "invalid_scope"),
         ({"prompt": "none"}, "login_required"),
         ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
@@ -894,3 +893,31 @@ def test_client_oidc_settings_are_validated(field: str, value: Any, problem: str
         settings_for(clients=[{**STRICT, field: value}])
     text = "; ".join(err.value.problems)
     assert f"clients.0.{field}" in text and problem in text, text
+
+
+async def test_a_step_up_scope_is_signed_in_with_a_totp_code_on_the_page(api: Api) -> None:
+    """A step-up scope (wallet:withdraw) is no dead end: the hosted page is shown with the
+    scope marked `step_up` (it asks for the authenticator app's code), and
+    /authorize/complete demands the code with the signature (RFC 6238 TOTP; amr `otp`)."""
+    import pyotp
+
+    client, svc = api
+    address, key = siwe_text.new_account()
+    sub = f"did:pkh:eip155:31337:{address}"
+    totp = pyotp.TOTP((await svc.otp.enroll(sub)).secret)
+    await svc.otp.confirm(sub, totp.at(time.time()))
+    config, verifier = await start(client, scope="openid wallet:withdraw")
+    assert config["step_up"] == ["wallet:withdraw"]
+    refused = await complete(client, config, key, address)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    nonce = (await client.post("/siwe/nonce", json={"client_id": "strict"})).json()["nonce"]
+    text = siwe_for(config, address, nonce)
+    r = await client.post("/authorize/complete", json={
+        "request_id": config["request_id"], "message": text,
+        "signature": siwe_text.sign(text, key), "otp": totp.at(time.time() + 30)})
+    assert r.status_code == 200, r.text
+    code = parse_qs(urlsplit(r.json()["redirect"]).query)["code"][0]
+    tokens = (await exchange(client, code, verifier)).json()
+    assert "wallet:withdraw" in tokens["scope"].split()
+    claims = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[1] + "=="))
+    assert "otp" in claims["amr"]

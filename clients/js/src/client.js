@@ -203,9 +203,11 @@ export class DidAuthClient {
   // --- the hosted page's /authorize request (did-auth's own sign-in page) ----------------
 
   /** POST /authorize/complete: the signed message for an /authorize request -> {redirect}. */
-  async completeAuthorization({ requestId, message, signature }) {
+  async completeAuthorization({ requestId, message, signature, otp = undefined }) {
     try {
-      return await this._post("/authorize/complete", { request_id: requestId, message, signature });
+      const body = { request_id: requestId, message, signature };
+      if (otp) body.otp = otp; // a step-up scope in the request needs its TOTP code
+      return await this._post("/authorize/complete", body);
     } catch (err) {
       if (err instanceof DidAuthError && err.code !== "nonce_expired" && err.status === 400 &&
           /expired|already used/i.test(err.errorDescription ?? "")) {

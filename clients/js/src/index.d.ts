@@ -312,7 +312,7 @@ export class DidAuthClient {
   userinfo(accessToken: string, options?: { tokenType?: string }): Promise<{ sub: string; [claim: string]: unknown }>;
   refresh(refreshToken: string, options?: { scope?: string }): Promise<TokenResponse>;
   revoke(token: string): Promise<void>;
-  completeAuthorization(args: { requestId: string; message: string; signature: string }): Promise<{ redirect: string }>;
+  completeAuthorization(args: { requestId: string; message: string; signature: string; otp?: string }): Promise<{ redirect: string }>;
   cancelAuthorization(requestId: string): Promise<{ redirect: string }>;
   authorizationRequest(options: {
     redirectUri: string;

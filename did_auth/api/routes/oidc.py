@@ -84,6 +84,8 @@ class CompleteRequest(BaseModel):
     request_id: str = Field(max_length=128)
     message: str = Field(max_length=16 * 1024)
     signature: str = Field(max_length=2 + 2 * 16 * 1024)
+    # A step-up scope in the parked request needs its second factor here (TOTP, RFC 6238).
+    otp: str | None = Field(default=None, max_length=16)
 
 
 class CancelRequest(BaseModel):
@@ -99,6 +101,7 @@ async def authorize_complete(request: Request, body: CompleteRequest, svc: Servi
             request_id=body.request_id,
             message=body.message,
             signature=body.signature,
+            otp=body.otp,
             ctx=request_context(request),
         )
     )

@@ -167,7 +167,9 @@ class AuthorizationEndpoint(OidcEndpoint):
             audience = resolve_audience(
                 client, params.get("audience"), issuer=self.settings.issuer
             )
-            scopes = resolve_scopes(self.settings, client, api_scopes or None)
+            # A step-up scope is not refused here: the hosted page asks for the second
+            # factor and /authorize/complete demands it with the signature.
+            scopes = resolve_scopes(self.settings, client, api_scopes or None, step_up_ok=True)
         except DidAuthError as exc:
             code = exc.code if exc.code in ("invalid_scope", "invalid_request") else "invalid_scope"
             raise fail(code, exc.description) from None

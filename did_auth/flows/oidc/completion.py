@@ -46,6 +46,8 @@ class AuthorizationCodeIssuance(OidcEndpoint):
         message: object,
         signature: object,
         ctx: RequestContext | None = None,
+        *,
+        otp: object = None,
     ) -> tuple[str, Grant]:
         """Check the signed EIP-4361 message against the parked request, log in, and return
         the redirect URL carrying a fresh authorization code (and the login's grant)."""
@@ -66,6 +68,9 @@ class AuthorizationCodeIssuance(OidcEndpoint):
                 audience=request.audience,
                 scope=" ".join(request.scopes),
                 jkt=request.dpop_jkt,
+                # A step-up scope (wallet:withdraw) needs the second factor in the same
+                # request, as at /siwe/verify.
+                otp=otp,
                 ctx=ctx or RequestContext(),
                 # OIDC Core §5.3.1: the access token of an OpenID Connect login is the one
                 # for UserInfo: it also names the issuer in `aud`.

@@ -73,6 +73,9 @@ class SignInPage:
     redirect_host: str | None = None
     return_to: str | None = None
     origin: str | None = None
+    # The requested scopes that need a second factor in the same request: the page asks
+    # for a TOTP code (sent as `otp`) before the wallet signs.
+    step_up: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +90,7 @@ class SignInPage:
             "resources": list(self.resources),
             "chain_ids": list(self.chain_ids),
             "nonce_ttl": self.nonce_ttl,
+            "step_up": list(self.step_up),
         }
         for name in ("request_id", "redirect_host", "return_to", "origin"):
             value = getattr(self, name)
@@ -140,6 +144,7 @@ class SignInPages:
             resources=(recap_uri,),
             chain_ids=tuple(client.chain_ids),
             nonce_ttl=self.settings.nonce_ttl,
+            step_up=tuple(s for s in scopes if self.settings.scope_config(s).step_up),
             **extra,
         )
 
@@ -155,7 +160,11 @@ class SignInPages:
             audience = resolve_audience(
                 client, params.get("audience"), issuer=self.settings.issuer
             )
-            scopes = resolve_scopes(self.settings, client, parse_scope(params.get("scope")))
+            # A step-up scope is not refused here: the page asks for the second factor
+            # (a TOTP code) and /siwe/verify demands it with the signature.
+            scopes = resolve_scopes(
+                self.settings, client, parse_scope(params.get("scope")), step_up_ok=True
+            )
         except DidAuthError as exc:
             raise AuthorizePageError("Invalid request", exc.description) from None
         if not self.siwe_ready(client, "/signin"):

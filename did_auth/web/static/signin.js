@@ -7,6 +7,7 @@ import {
   chainName,
   discoverWallets,
 } from "/static/client/index.js"; // the @did-auth/client package (clients/js)
+import { mountAccount } from "/static/account.js"; // passkeys, TOTP, withdrawals
 
 const $ = (id) => document.getElementById(id);
 const main = $("signin");
@@ -115,7 +116,27 @@ function missingWallet(focus = true) {
 }
 
 function submitAuthorize({ message, signature }) {
-  return client.completeAuthorization({ requestId: config.request_id, message, signature });
+  return client.completeAuthorization({ requestId: config.request_id, message, signature, otp: stepUpCode() });
+}
+
+// A step-up scope (e.g. wallet:withdraw) needs a second factor in the same request.
+const needsCode = (config.step_up ?? []).length > 0;
+function stepUpCode() {
+  return needsCode ? $("otp-code").value.trim() : undefined;
+}
+
+// Signed in for did-auth itself (audience = the issuer): the account's own page, where a
+// fresh login may add passkeys or an authenticator app and approve withdrawals.
+function showAccount(result) {
+  if (config.audience !== config.issuer || config.mode !== "signin" || config.origin || config.return_to) return;
+  mountAccount($("account"), {
+    issuer: location.origin,
+    provider: chosen.provider,
+    address: result.address,
+    chainId: result.chainId,
+    accessToken: result.tokens.access_token,
+    tokenType: result.tokens.token_type === "DPoP" ? "DPoP" : "Bearer",
+  });
 }
 
 function deliver(result) {
@@ -156,6 +177,11 @@ async function signIn() {
     missingWallet();
     return;
   }
+  if (needsCode && !/^[0-9]{6}$/.test(stepUpCode())) {
+    showError("Type the 6-digit code from your authenticator app first.");
+    $("otp-code").focus();
+    return;
+  }
   if (!chosen) {
     setStatus("Choose the wallet you want to use.");
     $("wallet-list").querySelector("button")?.focus();
@@ -178,6 +204,7 @@ async function signIn() {
         setStatus(STEP_TEXT[step] ?? "");
       },
       submit: config.mode === "authorize" ? submitAuthorize : null,
+      otp: stepUpCode(),
     });
     $("message-preview").textContent = result.message;
     $("message-details").hidden = false;
@@ -187,6 +214,7 @@ async function signIn() {
       return;
     }
     deliver(result);
+    showAccount(result);
   } catch (err) {
     const e = err instanceof DidAuthError ? err : new DidAuthError("error", String(err?.message ?? err));
     if (e.code === "wallet_missing") missingWallet();
@@ -219,6 +247,7 @@ async function cancelAuthorize() {
 }
 
 renderPermissions();
+$("otp-field").hidden = !needsCode;
 const NO_OPENER = "Open this sign-in from the application's own page: it was not opened by the application, so the tokens cannot be handed over.";
 // Pop-up mode without the application window: nothing to hand the tokens to, and they
 // are never kept on this site instead.

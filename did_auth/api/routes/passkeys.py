@@ -1,0 +1,124 @@
+"""Passkeys (WebAuthn Level 2) of the access token's account: register, list, remove, and
+the options of an assertion that serves as the second factor of one transaction. The
+decisions are in `did_auth.flows.passkeys`; these handlers read the token (did-auth's own
+resource: `aud` exactly the issuer, as `/otp/*`) and translate. Registration and removal
+are audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from did_auth.api.context import request_context
+from did_auth.api.deps import NO_STORE, ServicesDep
+from did_auth.api.resource_auth import Audience, access_claims
+from did_auth.errors import DidAuthError, InsufficientUserAuthentication
+from did_auth.monitoring.audit import AuditEvent, Outcome
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class PasskeyRegisterRequest(_Body):
+    """The PublicKeyCredential `navigator.credentials.create()` returned (JSON, base64url
+    members), and an optional label."""
+
+    credential: dict[str, Any]
+    name: str | None = Field(default=None, max_length=64)
+
+
+class PasskeyAssertOptionsRequest(_Body):
+    """What the assertion will approve: the transaction nonce of `/transactions/nonce`."""
+
+    binding: str = Field(min_length=1, max_length=512)
+
+
+def _fresh_challenge(exc: DidAuthError, claims: dict[str, Any]) -> None:
+    if isinstance(exc, InsufficientUserAuthentication) and (claims.get("cnf") or {}).get("jkt"):
+        exc.scheme = "DPoP"  # RFC 9449 §7.1: the challenge of the scheme in use
+
+
+@router.post("/passkeys/register/options")
+async def passkey_register_options(request: Request, svc: ServicesDep) -> Response:
+    # RFC 9068 §4: only a token for did-auth itself can choose the account's factors.
+    claims = await access_claims(request, Audience.SOLE)
+    request.state.client_id = str(claims.get("client_id", ""))
+    try:
+        options = await svc.passkeys.registration_options(
+            str(claims["sub"]), auth_time=float(claims.get("auth_time", 0))
+        )
+    except DidAuthError as exc:
+        _fresh_challenge(exc, claims)
+        raise
+    return JSONResponse(options, headers=NO_STORE)
+
+
+@router.post("/passkeys/register")
+async def passkey_register(
+    request: Request, body: PasskeyRegisterRequest, svc: ServicesDep
+) -> Response:
+    claims = await access_claims(request, Audience.SOLE)
+    ctx = request_context(request)
+    sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
+    request.state.client_id = client_id
+    try:
+        passkey = await svc.passkeys.register(
+            sub, body.credential, auth_time=float(claims.get("auth_time", 0)), name=body.name
+        )
+    except DidAuthError as exc:
+        _fresh_challenge(exc, claims)
+        svc.audit.emit(AuditEvent.PASSKEY_REGISTRATION, Outcome.DENIED, reason=exc.reason,
+                       ctx=ctx, client_id=client_id, subject=sub)
+        raise
+    svc.audit.emit(AuditEvent.PASSKEY_REGISTRATION, Outcome.SUCCESS, reason="fresh_login",
+                   ctx=ctx, client_id=client_id, subject=sub, credential_id=passkey["id"],
+                   amr=passkey["amr"])
+    return JSONResponse(passkey, status_code=201, headers=NO_STORE)
+
+
+@router.get("/passkeys")
+async def passkey_list(request: Request, svc: ServicesDep) -> Response:
+    claims = await access_claims(request, Audience.SOLE)
+    request.state.client_id = str(claims.get("client_id", ""))
+    passkeys = await svc.passkeys.registered(str(claims["sub"]))
+    return JSONResponse({"passkeys": passkeys}, headers=NO_STORE)
+
+
+@router.delete("/passkeys/{credential_id}")
+async def passkey_remove(request: Request, credential_id: str, svc: ServicesDep) -> Response:
+    claims = await access_claims(request, Audience.SOLE)
+    ctx = request_context(request)
+    sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
+    request.state.client_id = client_id
+    try:
+        await svc.passkeys.remove(
+            sub, credential_id[:512], auth_time=float(claims.get("auth_time", 0))
+        )
+    except DidAuthError as exc:
+        _fresh_challenge(exc, claims)
+        svc.audit.emit(AuditEvent.PASSKEY_REMOVAL, Outcome.DENIED, reason=exc.reason,
+                       ctx=ctx, client_id=client_id, subject=sub)
+        raise
+    svc.audit.emit(AuditEvent.PASSKEY_REMOVAL, Outcome.SUCCESS, reason="fresh_login",
+                   ctx=ctx, client_id=client_id, subject=sub, credential_id=credential_id)
+    return Response(status_code=204, headers=NO_STORE)
+
+
+@router.post("/passkeys/assert/options")
+async def passkey_assert_options(
+    request: Request, body: PasskeyAssertOptionsRequest, svc: ServicesDep
+) -> Response:
+    # As /transactions/*: a token whose `aud` contains the issuer (the options only name
+    # the account's credentials and draw a challenge bound to the transaction nonce).
+    claims = await access_claims(request, Audience.INCLUDES)
+    request.state.client_id = str(claims.get("client_id", ""))
+    options = await svc.passkeys.assertion_options(str(claims["sub"]), binding=body.binding)
+    return JSONResponse(options, headers=NO_STORE)
