@@ -5,6 +5,7 @@ source: the server serves the package's own files."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -108,8 +109,6 @@ def test_typescript_declarations_compile_with_tsc() -> None:
 
 
 def test_package_json_exports_the_module_and_its_types() -> None:
-    import json
-
     meta = json.loads((PACKAGE / "package.json").read_text())
     assert meta["type"] == "module"
     assert meta["exports"]["."] == {"types": "./src/index.d.ts", "default": "./src/index.js"}
@@ -130,3 +129,76 @@ def test_one_source_the_server_serves_the_package_files() -> None:
     ]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"web/static/client/*.js"' in pyproject  # a wheel holds the files themselves
+
+
+def test_packed_tarball_installs_and_type_checks_in_a_fresh_project(tmp_path: Path) -> None:
+    """What a dApp team gets: `npm pack`, `npm install <tarball>` in an empty project (no
+    registry: the package has no dependency), then Node imports it and `tsc` finds its types
+    through `exports`."""
+    packed = subprocess.run(
+        ["npm", "pack", "--json", "--pack-destination", str(tmp_path)],
+        cwd=PACKAGE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    manifest = json.loads(packed.stdout)[0]
+    files = {f["path"] for f in manifest["files"]}
+    assert {"package.json", "README.md", "src/index.js", "src/index.d.ts"} <= files
+    assert not any(f.startswith(("test", "tsconfig")) for f in files)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "app", "private": true, "type": "module"}')
+    installed = subprocess.run(
+        [
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            str(tmp_path / manifest["filename"]),
+        ],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    (app / "main.mjs").write_text(
+        'import { DpopKey, signIn } from "@did-auth/client";\n'
+        "const key = await DpopKey.generate();\n"
+        "console.log(typeof signIn, key.keyPair.privateKey.extractable);\n"
+    )
+    ran = subprocess.run(["node", "main.mjs"], cwd=app, capture_output=True, text=True, timeout=60)
+    assert ran.stdout.strip() == "function false", ran.stderr[-2000:]
+    (app / "main.ts").write_text(
+        'import { signIn, type Session } from "@did-auth/client";\n'
+        "export const go = (p: { request(a: { method: string }): Promise<unknown> }) =>\n"
+        '  signIn(p, { clientId: "x", dpop: true }).then((s: Session) => s.tokenType);\n'
+    )
+    (app / "tsconfig.json").write_text(
+        json.dumps(
+            {
+                "compilerOptions": {
+                    "module": "NodeNext",
+                    "moduleResolution": "NodeNext",
+                    "target": "ES2022",
+                    "lib": ["ES2022", "DOM"],
+                    "types": [],
+                    "strict": True,
+                    "noEmit": True,
+                    # index.d.ts itself is checked in full by the test above.
+                    "skipLibCheck": True,
+                },
+                "files": ["main.ts"],
+            }
+        )
+    )
+    checked = subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "tsc"), "-p", str(app)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert checked.returncode == 0, checked.stdout[-3000:]
