@@ -21,7 +21,7 @@ from did_auth.flows.nonces import NonceBook
 from did_auth.flows.oidc import OidcProvider
 from did_auth.flows.otp import OtpService
 from did_auth.flows.otp_enrolment import OtpEnrolment
-from did_auth.flows.passkeys import Passkeys
+from did_auth.flows.passkeys import Passkeys, WebAuthnFactor
 from did_auth.flows.registry_checks import RegistryGate
 from did_auth.flows.revocation_stream import RevocationStreams
 from did_auth.flows.revocations import RevocationBook
@@ -180,7 +180,10 @@ class Services:
             nonces=NonceBook(self.store, ttl=self.settings.nonce_ttl, kind="tx"),
             signatures=self.signatures,
             issuer=self.issuer,
-            factors=SecondFactors({"otp": OtpFactor(self.otp)}),
+            # RFC 8176 amr: TOTP "otp"; a passkey "hwk" / "swk" (did_auth.flows.passkeys).
+            factors=SecondFactors(
+                {"otp": OtpFactor(self.otp), "webauthn": WebAuthnFactor(self.passkeys)}
+            ),
             gate=self.guard,
             guard=self.guard,
         )
