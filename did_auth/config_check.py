@@ -44,6 +44,7 @@ __all__ = [
     "rpc_url_problem",
     "secret_hash_problem",
     "signing_problems",
+    "ws_url_problem",
 ]
 
 KEK_BYTES = 32
@@ -113,6 +114,11 @@ def rpc_url_problem(value: str) -> str | None:
     if problem:
         return problem + ' (or "embedded" for an in-process development chain)'
     return None
+
+
+def ws_url_problem(value: str) -> str | None:
+    """A WebSocket JSON-RPC endpoint (ws, wss) for `eth_subscribe` newHeads."""
+    return _absolute_url_problem(value, ("ws", "wss"))
 
 
 def redis_url_problem(value: str, *, sentinel: bool = False) -> str | None:

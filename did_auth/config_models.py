@@ -52,8 +52,12 @@ class ChainConfig(StrictModel):
     # ... and this wall-clock cap (seconds). A reachable RPC that does not answer within it
     # is a failed proof (the wallet's code is too slow), an unreachable one is 503.
     verify_timeout: float = Field(default=2.0, gt=0, le=60)
-    # Revocation watcher (did_auth.chain.watcher): seconds between polls of this chain.
-    watch_interval: float = Field(default=1.0, gt=0, le=3600)
+    # Revocation watcher (did_auth.chain.watcher): seconds between polls of this chain, so
+    # a revocation mined on chain is seen within a quarter second ...
+    watch_interval: float = Field(default=0.25, gt=0, le=3600)
+    # ... or at once: a WebSocket JSON-RPC endpoint of the same node, where the watcher
+    # subscribes to new blocks (eth_subscribe "newHeads") and reads each when it comes.
+    ws_url: Annotated[str | None, checked_by(config_check.ws_url_problem)] = None
     # Gasless revocations (POST /revocations/relay): the key that pays for relaying signed
     # revocations on this chain. A secret: never logged, never shown (repr=False).
     relayer_private_key: str | None = Field(
@@ -65,6 +69,15 @@ class ChainConfig(StrictModel):
     # The relayer key from a file instead (64 hex digits; relative paths are relative to the
     # config file's folder), or from DID_AUTH_CHAINS__<index>__RELAYER_PRIVATE_KEY.
     relayer_private_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _ws_url_needs_a_node(self) -> ChainConfig:
+        if self.ws_url is not None and self.rpc_url == "embedded":
+            raise ValueError(
+                "ws_url: the embedded chain wakes its watcher on every block by itself; "
+                "ws_url is a node's WebSocket endpoint"
+            )
+        return self
 
 
 def raise_if(problem: str | None) -> None:

@@ -238,6 +238,8 @@ class EmbeddedChain:
     deployer: str = ""
     closed: bool = field(default=False, repr=False)
     worker: EvmWorker = field(init=False, repr=False)
+    #: Called (on the EVM's thread) after every block mined: the revocation watcher's wakeup.
+    on_block: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.worker = EvmWorker(f"embedded-evm-{self.chain_id}")
@@ -284,6 +286,16 @@ class _WallClockTester(EthereumTester):  # type: ignore[misc]
     greater than the timestamp of its parent" (Yellow Paper §4.3.4, py-evm's header check).
     Within one second, consecutive blocks may run ahead of the clock by their count."""
 
+    #: Called after each block this chain mines (EmbeddedChain.on_block, set per instance).
+    block_listeners: list[Callable[[], None]] | None = None
+
+    def _mined(self) -> None:
+        for listener in list(self.block_listeners or ()):
+            try:
+                listener()
+            except Exception:  # a listener must never fail a transaction
+                log.exception("embedded chain: block listener failed")
+
     def _stamp_pending(self) -> None:
         backend = self.backend
         if not isinstance(backend, PyEVMBackend):
@@ -298,11 +310,17 @@ class _WallClockTester(EthereumTester):  # type: ignore[misc]
 
     def send_transaction(self, transaction: Any) -> Any:
         self._stamp_pending()
-        return super().send_transaction(transaction)
+        try:
+            return super().send_transaction(transaction)
+        finally:
+            self._mined()  # auto-mined (eth-tester mines one block per transaction)
 
     def send_raw_transaction(self, raw_transaction_hex: Any) -> Any:
         self._stamp_pending()
-        return super().send_raw_transaction(raw_transaction_hex)
+        try:
+            return super().send_raw_transaction(raw_transaction_hex)
+        finally:
+            self._mined()
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
         hashes = []
@@ -312,6 +330,8 @@ class _WallClockTester(EthereumTester):  # type: ignore[misc]
                 hashes += super().mine_blocks(1)
             else:
                 hashes += super().mine_blocks(1, coinbase)
+        if num_blocks:
+            self._mined()
         return hashes
 
 
@@ -325,6 +345,7 @@ def start_embedded_chain(chain_id: int) -> EmbeddedChain:
     tester = _WallClockTester(backend)
     keys = tuple(k.to_hex() for k in backend.account_keys)
     embedded = EmbeddedChain(chain_id=chain_id, tester=tester, private_keys=keys)
+    tester.block_listeners = embedded.on_block
     embedded.did_registry = embedded.deploy("EthereumDIDRegistry", [], [])
     embedded.revocation_registry = embedded.deploy(
         "RevocationRegistry", ["address"], [embedded.deployer]

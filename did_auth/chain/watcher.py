@@ -4,7 +4,9 @@ One `Watcher` per `[[chains]]` entry that has a RevocationRegistry or an ERC-105
 (the embedded chain included), started by `Services.start()` as a background asyncio task
 (`did_auth.chain.watcher_pool.WatcherPool`) and cancelled by `Services.close()`.
 
-Every `watch_interval` seconds it polls the chain's head and processes the blocks
+Every `watch_interval` seconds (0.25 by default), and at once when told of a new block
+(`eth_subscribe` newHeads on the chain's `ws_url`, or the embedded EVM's own callback; see
+`did_auth.chain.heads`), it polls the chain's head and processes the blocks
 `[last + 1 .. head - confirmations]` in bounded chunks (`eth_getLogs` over both registries,
 at most `chunk_size` blocks per request, halved after a failed request), decodes the events
 and applies them through `RevocationBook` (the session is revoked, its refresh family dies,
@@ -53,6 +55,7 @@ from typing import Any, Final
 from eth_abi.abi import encode
 
 from did_auth.chain.client import ChainClient, RpcCall, RpcError
+from did_auth.chain.heads import NewHeads
 from did_auth.chain.registry_events import (
     ChainEvent,
     address_word,
@@ -133,6 +136,7 @@ class Watcher:
         lease_ttl: float | None = None,
         owner: str | None = None,
         governs: Iterable[int] = (),
+        heads: NewHeads | None = None,
     ) -> None:
         if revocation_registry is None and did_registry is None:
             raise ValueError("a watcher needs at least one registry")
@@ -151,6 +155,8 @@ class Watcher:
         self.revocations = revocations
         self.audit = audit
         self.interval = float(interval)
+        #: Woken on each new block (WebSocket newHeads, the embedded EVM) between polls.
+        self.heads = heads if heads is not None else NewHeads()
         self.confirmations = int(confirmations)
         self.max_chunk = max(1, int(chunk_size))
         self._chunk = self.max_chunk
@@ -340,8 +346,9 @@ class Watcher:
         return applied
 
     async def run(self, alive: Callable[[], bool] | None = None) -> None:
-        """Poll every `interval` seconds until cancelled (or until `alive()` turns False);
-        errors are logged and counted."""
+        """Poll every `interval` seconds, and at once on a new-block notification, until
+        cancelled (or until `alive()` turns False); errors are logged and counted."""
+        self.heads.bind()
         while alive is None or alive():
             try:
                 await self.poll_once()
@@ -356,7 +363,7 @@ class Watcher:
                     type(exc).__name__,
                     self.interval,
                 )
-            await asyncio.sleep(self.interval)
+            await self.heads.wait(self.interval)
         # The pool was dropped without close(): stop acting, free the connection pool.
         with contextlib.suppress(Exception):
             await self.release()

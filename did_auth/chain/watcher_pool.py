@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from did_auth.chain.client import ChainRegistry
+from did_auth.chain.heads import subscribe_new_heads
 from did_auth.chain.registry_reader import dedicated_client, registry_addresses
 from did_auth.chain.watcher import Watcher
 from did_auth.flows.revocations import RevocationBook
@@ -32,6 +35,7 @@ class WatcherPool:
     audit: AuditLog | None = None
     watchers: list[Watcher] = field(default_factory=list, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _unhooks: list[Callable[[], None]] = field(default_factory=list, init=False)
 
     def start(self) -> None:
         """Create the watchers and their tasks (call from a running event loop, after
@@ -76,8 +80,29 @@ class WatcherPool:
                     name=f"did-auth-watcher-{config.chain_id}",
                 )
             )
+            # New blocks wake the watcher at once: the node's newHeads subscription, or the
+            # embedded EVM's callback on every block it mines.
+            if config.ws_url:
+                self._tasks.append(
+                    asyncio.create_task(
+                        subscribe_new_heads(
+                            config.ws_url, watcher.heads, timeout=config.rpc_timeout
+                        ),
+                        name=f"did-auth-new-heads-{config.chain_id}",
+                    )
+                )
+            base = self.chains.clients.get(config.chain_id)
+            if base is not None and base.embedded is not None:
+                base.embedded.on_block.append(watcher.heads.notify)
+                self._unhooks.append(
+                    functools.partial(base.embedded.on_block.remove, watcher.heads.notify)
+                )
 
     async def stop(self) -> None:
+        unhooks, self._unhooks = self._unhooks, []
+        for unhook in unhooks:
+            with contextlib.suppress(ValueError):
+                unhook()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
