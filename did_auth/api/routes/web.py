@@ -69,7 +69,10 @@ async def demo(svc: ServicesDep) -> Response:
     client = svc.settings.demo_client
     if client is None:
         return _not_found()
-    config = orjson.dumps(demo_page_config(client)).decode("utf-8")
+    # The issuer: the audience of the page's own sign-in for account security (passkeys,
+    # TOTP) and withdrawal approvals, which only take tokens for did-auth itself.
+    page_config = {**demo_page_config(client), "issuer": svc.settings.issuer}
+    config = orjson.dumps(page_config).decode("utf-8")
     # CSP connect-src: this server and exactly the configured API origins, no wildcard
     # scheme: even a page script that ignored its config could not reach another origin.
     connect = " ".join(["'self'", *client.demo_api_origins])

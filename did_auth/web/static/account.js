@@ -212,10 +212,11 @@ export function mountAccount(root, ctx) {
     ...field("wd-audience", "Trading API", audiences[0]),
     el("div", { class: "actions" }, el("button", { id: "wd-review", type: "submit", class: "primary", text: "Review withdrawal" })));
   const words = el("p", { id: "withdrawal-words", class: "summary", hidden: true });
-  const factorCode = el("input", { id: "wd-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-label": "Authenticator app code (instead of a passkey)" });
+  const factorCode = el("input", { id: "wd-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-describedby": "withdrawal-words" });
   const approve = el("button", { id: "wd-approve", type: "button", class: "primary", text: "Sign with wallet and confirm with passkey" });
   const approveOtp = el("button", { id: "wd-approve-otp", type: "button", class: "secondary", text: "Sign with wallet and confirm with this code" });
-  const approveBox = el("div", { hidden: true }, words, el("div", { class: "actions" }, approve), factorCode, approveOtp);
+  const approveBox = el("div", { hidden: true }, words, el("div", { class: "actions" }, approve),
+    el("label", { for: "wd-otp", text: "Or a code from your authenticator app" }), factorCode, approveOtp);
   const result = el("pre", { id: "withdrawal-token", hidden: true });
   let pending = null;
   form.addEventListener("submit", (ev) => {

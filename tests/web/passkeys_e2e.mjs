@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// Passkeys on the hosted page in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core), with the DevTools WebAuthn virtual authenticator (CTAP2, internal
+// transport, resident keys, user verification) and an injected EIP-1193 wallet whose
+// requests an ethers v6 Wallet answers in Node (personal_sign, eth_signTypedData_v4).
+//
+//   node tests/web/passkeys_e2e.mjs SCENARIO   with env E2E = JSON {issuer, page, privateKey, artifacts, withdrawal}
+//
+// `issuer` is the server's configured issuer (audience of the account sign-in); `page` is
+// the origin the page is opened on (http://localhost:PORT: WebAuthn refuses IP addresses
+// as RP ids). Scenarios:
+//   register  sign in for the account, add a passkey, list it;
+//   withdraw  the same, then a withdrawal: plain words, the wallet's EIP-712 signature, the
+//             passkey's assertion, and the withdrawal token;
+//   demo      the withdrawal from the demo dApp, which sends it to the trading API (`api`).
+// Prints one JSON line {"scenario", "ok": true, ...facts} and exits 0, or the failure and exits 1.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { Wallet, getBytes } from "ethers";
+
+const scenario = process.argv[2];
+const cfg = JSON.parse(process.env.E2E ?? "{}");
+const { issuer, page: pageOrigin, privateKey, artifacts, withdrawal } = cfg;
+mkdirSync(artifacts, { recursive: true });
+
+function injectWallet(info) {
+  const provider = {
+    async request({ method, params }) {
+      const answer = await window.__e2eWallet(method, params ?? []);
+      if (answer && answer.error) {
+        const err = new Error(answer.error.message);
+        err.code = answer.error.code;
+        throw err;
+      }
+      return answer.result;
+    },
+    on() {},
+    removeListener() {},
+  };
+  Object.defineProperty(window, "ethereum", { value: provider, configurable: true });
+  const announce = () =>
+    window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
+  window.addEventListener("eip6963:requestProvider", announce);
+  announce();
+}
+
+async function walletContext(browser, wallet) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 1400 } });
+  const typed = [];
+  await context.exposeFunction("__e2eWallet", async (method, params) => {
+    switch (method) {
+      case "eth_requestAccounts":
+      case "eth_accounts":
+        return { result: [wallet.address.toLowerCase()] };
+      case "eth_chainId":
+        return { result: "0x7a69" };
+      case "personal_sign":
+        return { result: await wallet.signMessage(getBytes(params[0])) };
+      case "eth_signTypedData_v4": {
+        const [address, json] = params;
+        if (String(address).toLowerCase() !== wallet.address.toLowerCase()) {
+          return { error: { code: 4100, message: "unknown account" } };
+        }
+        const data = JSON.parse(json);
+        const { EIP712Domain, ...types } = data.types;
+        typed.push(data);
+        return { result: await wallet.signTypedData(data.domain, types, data.message) };
+      }
+      default:
+        return { error: { code: 4200, message: `unsupported method ${method}` } };
+    }
+  });
+  await context.addInitScript(injectWallet, {
+    uuid: "0b6c1f7e-3d0a-4d52-8f7e-1c2a3b4c5d6e", name: "Test Wallet (ethers)", icon: "", rdns: "org.did-auth.test",
+  });
+  return { context, typed };
+}
+
+async function virtualAuthenticator(context, page) {
+  // DevTools WebAuthn domain: a platform authenticator that verifies the user itself.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable", { enableUI: false });
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    async credentials() {
+      return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+    },
+  };
+}
+
+async function accountPage(browser, wallet, problems, { demo = false } = {}) {
+  const { context, typed } = await walletContext(browser, wallet);
+  const page = await context.newPage();
+  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) problems.push(`console: ${msg.text()}`);
+  });
+  const authenticator = await virtualAuthenticator(context, page);
+  if (demo) {
+    await page.goto(`${pageOrigin}/demo/?api=${encodeURIComponent(cfg.api)}`);
+    await page.getByRole("button", { name: "Sign in to manage security and withdraw" }).click();
+    await page.waitForSelector("#security-panel[data-ready]", { timeout: 15_000 });
+  } else {
+    await page.goto(`${pageOrigin}/signin?client_id=demo&audience=${encodeURIComponent(issuer)}`);
+    await page.waitForSelector("html[data-wallets-ready]", { timeout: 10_000 });
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    await page.waitForSelector("#account[data-ready]", { timeout: 15_000 });
+  }
+  await page.getByRole("button", { name: "Add a passkey" }).click();
+  await page.waitForSelector('#passkey-list[data-count="1"]', { timeout: 15_000 });
+  const status = await page.textContent("#account-status");
+  if (!/Passkey added/.test(status)) throw new Error(`passkey not added: ${status}`);
+  return { page, typed, authenticator };
+}
+
+const scenarios = {
+  async register(browser, wallet, problems) {
+    const { page, authenticator } = await accountPage(browser, wallet, problems);
+    await page.screenshot({ path: join(artifacts, "passkey-registered.png"), fullPage: true });
+    const creds = await authenticator.credentials();
+    const listed = await page.$$eval("#passkey-list li", (items) => items.map((li) => li.textContent));
+    return { credentials: creds.length, resident: creds.map((c) => c.isResidentCredential), listed };
+  },
+
+  async withdraw(browser, wallet, problems, options = {}) {
+    const { page, typed, authenticator } = await accountPage(browser, wallet, problems, options);
+    const before = (await authenticator.credentials())[0].signCount;
+    await page.fill("#wd-asset", withdrawal.asset);
+    await page.fill("#wd-amount", withdrawal.amount);
+    await page.fill("#wd-destination", withdrawal.destination);
+    await page.fill("#wd-network", withdrawal.network);
+    await page.fill("#wd-audience", withdrawal.audience);
+    await page.getByRole("button", { name: "Review withdrawal" }).click();
+    await page.waitForSelector("#withdrawal-words:not([hidden])");
+    const words = await page.textContent("#withdrawal-words");
+    if (typed.length) throw new Error("the wallet was asked to sign before the withdrawal was shown");
+    await page.screenshot({ path: join(artifacts, "withdrawal-review.png"), fullPage: true });
+    await page.getByRole("button", { name: "Sign with wallet and confirm with passkey" }).click();
+    await page.waitForSelector("#withdrawal-token[data-token]", { timeout: 20_000 }).catch(async (err) => {
+      throw new Error(`no withdrawal token: ${await page.textContent("#account-status")} (${err.message})`);
+    });
+    await page.screenshot({ path: join(artifacts, "withdrawal-approved.png"), fullPage: true });
+    const token = await page.getAttribute("#withdrawal-token", "data-token");
+    const after = (await authenticator.credentials())[0].signCount;
+    if (options.demo) {
+      await page.waitForSelector("#withdrawal-result:not([hidden])", { timeout: 10_000 });
+      const api = await page.textContent("#withdrawal-result");
+      return { words, typed, token, signCount: [before, after], api };
+    }
+    return { words, typed, token, signCount: [before, after] };
+  },
+
+  // The demo dApp: its own fresh sign-in for did-auth, the same panel, and the approved
+  // withdrawal sent to the trading API by the page.
+  async demo(browser, wallet, problems) {
+    return scenarios.withdraw(browser, wallet, problems, { demo: true });
+  },
+};
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+try {
+  const wallet = new Wallet(privateKey);
+  const problems = [];
+  const facts = await scenarios[scenario](browser, wallet, problems);
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(JSON.stringify({ scenario, ok: true, address: wallet.address, ...facts }));
+} catch (err) {
+  console.log(JSON.stringify({ scenario, ok: false, error: String(err?.stack ?? err) }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
