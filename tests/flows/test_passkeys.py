@@ -185,3 +185,37 @@ async def test_one_credential_one_account() -> None:
     with pytest.raises(InvalidGrant):
         await pk.register(other, device.create(options), auth_time=core.clock.now())
     assert await pk.registered(other) == []
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"rp_id": "10.0.0.1"}, "is an IP address"),
+        ({"rp_id": "Example.com"}, "lower-case domain"),
+        ({"rp_id": "example.com:443"}, "bare domain"),
+        ({"origins": ["http://example.com"]}, "only on loopback"),
+        ({"origins": ["https://example.com/login"]}, "no path"),
+        ({"rp_id": "example.com", "origins": ["https://evil.org"]}, "not rp_id"),
+        ({"challenge_ttl": 5}, "greater than or equal"),
+    ],
+)
+def test_webauthn_configuration_problems(table: dict, problem: str) -> None:
+    from pydantic import ValidationError
+
+    from did_auth.settings import Settings
+
+    with pytest.raises(ValidationError, match=problem):
+        Settings(webauthn=table)
+
+
+def test_webauthn_configuration_accepted() -> None:
+    from did_auth.settings import Settings
+
+    s = Settings(issuer="https://auth.example.com",
+                 webauthn={"rp_id": "example.com",
+                           "origins": ["https://auth.example.com", "https://example.com"]})
+    assert s.webauthn.relying_party(s.issuer) == (
+        "example.com", ["https://auth.example.com", "https://example.com"])
+    # An issuer on a public IP address and no rp_id: passkeys are off, nothing else is.
+    assert Settings(issuer="https://203.0.113.7").webauthn.relying_party(
+        "https://203.0.113.7") is None
