@@ -105,6 +105,44 @@ def parse_login_load(path: Path) -> tuple[list[Row], dict[str, Any] | None]:
     return rows, data
 
 
+def parse_gateway(path: Path) -> tuple[list[Row], list[str]]:
+    """gateway.py's --json figures: two ratio rows and a section of their own."""
+    if not path.exists():
+        return [], []
+    data = json.loads(path.read_text())
+    lat, cpu, mem = data["latency"], data["cpu"], data["memory"]
+    rows = [
+        _row("gateway", "gate CPU per check: did-auth-gate / same server answering 200 "
+             "without a check", cpu["ratio"], "x", "<= 1.3x", cpu["ratio"] <= 1.3),
+        _row("gateway", f"gate RSS after {mem['checks']:,} checks over {data['tokens']:,} "
+             "tokens / after warm-up", mem["ratio"], "x", "<= 1.2x", mem["ratio"] <= 1.2),
+    ]
+    section = [
+        "",
+        "## Gateway check (`gateway.py`)",
+        "",
+        f"nginx -> the Node trading API (`tests/gateway/trading_api.mjs`) on two ports of one "
+        f"nginx, plain and with `auth_request` to `did-auth-gate`, {lat['rate']:g} requests/s "
+        "(open loop, latency from each request's scheduled time), rounds alternating, bearer "
+        "tokens from a stand-in ES256 issuer whose revocation feed the gate follows.",
+        "",
+        "| path | p50 ms | p99 ms |",
+        "| --- | ---: | ---: |",
+        f"| nginx -> API | {lat['plain_p50_ms']:.2f} | {lat['plain_p99_ms']:.2f} |",
+        f"| nginx -> auth_request -> gate, then API | {lat['checked_p50_ms']:.2f} | "
+        f"{lat['checked_p99_ms']:.2f} |",
+        f"| added by the check | {lat['added_p50_ms']:+.2f} | {lat['added_p99_ms']:+.2f} |",
+        "",
+        f"CPU per request of the gate process (pipelined `GET /check`, warm bearer tokens): "
+        f"{cpu['gate_us']:.1f} us, against {cpu['null_us']:.1f} us for the same HTTP server "
+        f"(`did_auth_verifier.gate.server`) answering 200 without any check: "
+        f"{cpu['ratio']:.2f}x. RSS {mem['rss_warm'] / 2**20:.1f} MiB after a warm-up over "
+        f"every token, {mem['rss_after'] / 2**20:.1f} MiB after {mem['checks']:,} more checks "
+        f"({mem['ratio']:.2f}x).",
+    ]
+    return rows, section
+
+
 def machine() -> list[str]:
     lines = []
     if shutil.which("lscpu"):
@@ -127,7 +165,7 @@ def _fmt(v: float) -> str:
 
 
 def write(out: Path, rows: list[Row], load: dict[str, Any] | None, timings: dict[str, float],
-          args: argparse.Namespace) -> None:
+          args: argparse.Namespace, sections: list[str] | None = None) -> None:
     md = [
         "# Benchmarks",
         "",
@@ -188,6 +226,7 @@ def write(out: Path, rows: list[Row], load: dict[str, Any] | None, timings: dict
             "SET, GETDEL, refresh record, ES256 token) with no SIWE parsing and no signature "
             "check.",
         ]
+    md += sections or []
     md += ["", "## Run time", ""]
     md += [f"- {name}: {secs:.0f} s" for name, secs in timings.items()]
     md.append(f"- total: {sum(timings.values()):.0f} s")
@@ -224,7 +263,15 @@ def main() -> int:
         load_rows, load = parse_login_load(result)
     rows += load_rows
     timings["login_load.py"] = t
-    write(args.out, rows, load, timings, args)
+    sections: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "gateway.json"
+        out, t = run("gateway.py", ["--json", str(result)] + (["--quick"] if quick else []))
+        gate_rows, gate_section = parse_gateway(result)
+    rows += gate_rows
+    sections += gate_section
+    timings["gateway.py"] = t
+    write(args.out, rows, load, timings, args, sections)
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
           f" ({len(rows)} ratios, {sum(timings.values()):.0f} s)")
     missed = [r for r in rows if r["ok"] is False]
