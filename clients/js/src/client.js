@@ -263,13 +263,15 @@ export class DidAuthClient {
   }
 
   /**
-   * The redirect's query (URLSearchParams, or the URL) for `request` from
+   * The redirect's query (URLSearchParams, location.search, or the URL) for `request` from
    * authorizationRequest: checks `state` and `iss` (RFC 9207), turns an `error` into a
    * DidAuthError, exchanges the code, and checks the ID token's nonce, audience and issuer.
    * Returns the tokens and `idTokenClaims`.
    */
   async finishAuthorization(query, request) {
-    const q = query instanceof URLSearchParams ? query : new URL(String(query)).searchParams;
+    const q = query instanceof URLSearchParams ? query
+      : query instanceof URL || /^[a-z][a-z0-9+.-]*:/i.test(String(query)) ? new URL(String(query)).searchParams
+        : new URLSearchParams(String(query)); // "?code=…&state=…" (location.search)
     if (!request || q.get("state") !== request.state) {
       throw new DidAuthError("state", "The sign-in response does not match a request from this page (state mismatch). Start again.");
     }

@@ -312,6 +312,9 @@ describe("OpenID Connect code flow (public client)", () => {
     const { tokens, idTokenClaims } = await client.finishAuthorization(answer(), request);
     assert.equal(tokens.access_token, "a");
     assert.equal(idTokenClaims.sub, "did:pkh:eip155:1:0x0");
+    // location.search and the whole redirect URL are read the same way.
+    assert.equal((await client.finishAuthorization(`?${answer()}`, request)).idTokenClaims.sub, idTokenClaims.sub);
+    assert.equal((await client.finishAuthorization(`https://app.example/cb?${answer()}`, request)).tokens.access_token, "a");
   });
 
   test("server refusals keep error and error_description; nonce and rate-limit refusals in words", async () => {
