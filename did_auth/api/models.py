@@ -81,3 +81,39 @@ class DidVerifyRequest(_ClientAuth):
     audience: str | None = Field(default=None, max_length=256)
     scope: str | None = Field(default=None, max_length=2048)
     otp: str | None = Field(default=None, max_length=16)
+
+
+class WithdrawalDetail(BaseModel):
+    """RFC 9396 authorization detail of type `withdrawal` (the values the wallet signs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(pattern="^withdrawal$")
+    audience: str = Field(min_length=1, max_length=256)
+    asset: str = Field(min_length=1, max_length=32)
+    amount: str = Field(pattern=r"^(0|[1-9][0-9]*)(\.[0-9]+)?$", max_length=78)
+    destination: str = Field(min_length=1, max_length=128)
+    network: str = Field(min_length=1, max_length=64)
+
+
+class TransactionAuthorizeRequest(BaseModel):
+    """`POST /transactions/authorize`: the withdrawal, the transaction nonce, the approval's
+    expiry, the account's EIP-712 signature and one second factor (`otp` or `webauthn`).
+    Documentation only: the body is read strictly by `did_auth.oauth.authorization_details`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_details: list[WithdrawalDetail] = Field(min_length=1, max_length=1)
+    nonce: str = Field(min_length=1, max_length=64)
+    expires_at: int
+    signature: str = Field(min_length=4, max_length=2 + 2 * 32 * 1024)
+    otp: str | None = Field(default=None, max_length=16)
+    webauthn: dict[str, object] | None = None
+
+
+class TransactionTokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+    authorization_details: list[WithdrawalDetail]

@@ -93,7 +93,15 @@ _QUERY: Final[dict[tuple[str, str], dict[str, Any]]] = {
     },
 }
 # Routes that read an access token from `Authorization: Bearer|DPoP`.
-_BEARER: Final = frozenset({"/userinfo", "/otp/enroll", "/otp/confirm"})
+_BEARER: Final = frozenset(
+    {
+        "/userinfo",
+        "/otp/enroll",
+        "/otp/confirm",
+        "/transactions/nonce",
+        "/transactions/authorize",
+    }
+)
 _CLIENT_AUTH: Final = frozenset({"/token", "/revoke", "/introspect"})
 _PAGES: Final = frozenset({"/authorize", "/signin"})
 # Operations that take no input: only what they document (readyz: 503 when not ready).

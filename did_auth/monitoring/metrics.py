@@ -416,6 +416,12 @@ class DidAuthMetrics:
             "Blocks between a chain's head and the last block the revocation watcher applied.",
             ("chain",),
         )
+        self.withdrawal_approvals = r.counter(
+            "didauth_withdrawal_approvals_total",
+            "Withdrawal approvals (POST /transactions/authorize) by outcome (success, "
+            "failure) and second factor (otp, webauthn, none).",
+            ("outcome", "factor"),
+        )
         self.anomalies = r.counter(
             "didauth_anomalies_total",
             "Anomaly signals: replay, signature_failure_burst, revoked_use, refresh_reuse.",

@@ -64,4 +64,9 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
         "siwe_chain_ids_supported": sorted({i for c in settings.clients for i in c.chain_ids}),
         "did_methods_supported": ["ethr", "pkh", "key"],
+        # RFC 9396 §10: "authorization_details_types_supported: JSON array containing the
+        # authorization details types the AS supports".
+        "authorization_details_types_supported": ["withdrawal"],
+        "transaction_nonce_endpoint": f"{iss}/transactions/nonce",
+        "transaction_authorize_endpoint": f"{iss}/transactions/authorize",
     }

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from did_auth.api.routes import did, discovery, health, oidc, otp, revocations, siwe, token, web
+from did_auth.api.routes import (
+    did,
+    discovery,
+    health,
+    oidc,
+    otp,
+    passkeys,
+    revocations,
+    siwe,
+    token,
+    transactions,
+    web,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -18,6 +30,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     did.router,
     token.router,
     otp.router,
+    passkeys.router,
+    transactions.router,
     revocations.router,
     health.router,
 )
