@@ -165,3 +165,46 @@ async def test_redis_down_is_503(tmp_path) -> None:  # type: ignore[no-untyped-d
                 assert r.json()["error"] == "temporarily_unavailable"
     finally:
         redis.stop()
+
+
+async def test_a_passkey_approves_a_withdrawal_bound_to_its_nonce() -> None:
+    """The WebAuthn factor (the passkeys seam): the assertion's challenge is issued for the
+    transaction nonce, so an assertion made for one approval cannot confirm another."""
+    from tests.soft_authenticator import SoftAuthenticator
+
+    settings = settings_for(
+        webauthn={"rp_id": "localhost", "origins": ["http://localhost:8000"]}
+    )
+    async with running_app(settings) as api:
+        client, _ = api
+        s = await login(client)
+        device = SoftAuthenticator(rp_id="localhost", origin="http://localhost:8000")
+        r = await client.post("/passkeys/register/options", json={},
+                              headers=s.headers("/passkeys/register/options"))
+        assert r.status_code == 200, r.text
+        r = await client.post("/passkeys/register",
+                              json={"credential": device.create(r.json()), "name": "key"},
+                              headers=s.headers("/passkeys/register"))
+        assert r.status_code == 201, r.text
+
+        async def assertion_for(nonce: str) -> dict:  # type: ignore[type-arg]
+            r = await client.post("/passkeys/assert/options", json={"binding": nonce},
+                                  headers=s.headers("/passkeys/assert/options"))
+            assert r.status_code == 200, r.text
+            return dict(device.get(r.json()))
+
+        first, second = await s.nonce(), await s.nonce()
+        for_first = await assertion_for(first)
+        body = await s.approval_body(nonce=second, otp="unused")
+        body.pop("otp")
+        r = await s.authorize({**body, "webauthn": for_first})  # made for another approval
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+        body = await s.approval_body(nonce=first, otp="unused")
+        body.pop("otp")
+        r = await s.authorize({**body, "webauthn": for_first, "otp": "123456"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+        r = await s.authorize({**body, "webauthn": for_first})
+        assert r.status_code == 200, r.text
+        claims = await claims_of(api, r.json()["access_token"])
+        assert claims["amr"] == ["siwe", "hwk", "mfa"]  # RFC 8176: device-bound key
+        assert claims["authorization_details"] == [details()]
