@@ -5,6 +5,8 @@ Injected clock, in-memory store, a software authenticator (tests/soft_authentica
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from did_auth.errors import (
@@ -33,7 +35,7 @@ async def _env() -> tuple[Core, Passkeys, str]:
     return core, passkeys, f"did:pkh:eip155:31337:{address}"
 
 
-async def _register(core: Core, pk: Passkeys, sub: str, auth: _Soft) -> dict:
+async def _register(core: Core, pk: Passkeys, sub: str, auth: _Soft) -> dict[str, Any]:
     now = core.clock.now()
     options = await pk.registration_options(sub, auth_time=now)
     return await pk.register(sub, auth.create(options), auth_time=now, name="laptop")
@@ -127,7 +129,7 @@ async def test_assertion_checks() -> None:
     device = SoftAuthenticator()
     await _register(core, pk, sub, device)
 
-    async def refused(exc: type[Exception], **kw: object) -> None:
+    async def refused(exc: type[Exception], **kw: Any) -> None:
         options = await pk.assertion_options(sub, binding="b")
         before = await pk.registered(sub)
         with pytest.raises(exc):
@@ -199,21 +201,22 @@ async def test_one_credential_one_account() -> None:
         ({"challenge_ttl": 5}, "greater than or equal"),
     ],
 )
-def test_webauthn_configuration_problems(table: dict, problem: str) -> None:
+def test_webauthn_configuration_problems(table: dict[str, Any], problem: str) -> None:
     from pydantic import ValidationError
 
     from did_auth.settings import Settings
 
     with pytest.raises(ValidationError, match=problem):
-        Settings(webauthn=table)
+        Settings.model_validate({"webauthn": table})
 
 
 def test_webauthn_configuration_accepted() -> None:
     from did_auth.settings import Settings
 
-    s = Settings(issuer="https://auth.example.com",
-                 webauthn={"rp_id": "example.com",
-                           "origins": ["https://auth.example.com", "https://example.com"]})
+    s = Settings.model_validate({
+        "issuer": "https://auth.example.com",
+        "webauthn": {"rp_id": "example.com",
+                     "origins": ["https://auth.example.com", "https://example.com"]}})
     assert s.webauthn.relying_party(s.issuer) == (
         "example.com", ["https://auth.example.com", "https://example.com"])
     # An issuer on a public IP address and no rp_id: passkeys are off, nothing else is.
