@@ -273,7 +273,9 @@ async def test_keep_alive_pipelining_and_limits() -> None:
         writer.close()
         for bad, status in ((b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", b"431"),
                             (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"400"),
-                            (b"NONSENSE\r\n\r\n", b"400")):
+                            (b"NONSENSE\r\n\r\n", b"400"),
+                            (b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", b"400"),
+                            (b"GET / HTTP/1.1\r\nA : b\r\n\r\n", b"400")):
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(bad)
             data = await reader.read()

@@ -285,6 +285,8 @@ def test_original_request_headers_from_an_untrusted_peer_are_ignored(stack: Stac
 def test_metrics_and_health(stack: Stack) -> None:
     r = httpx.get(stack.gates[0].url + "/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert httpx.post(stack.gates[0].url + "/check").status_code == 405
+    assert httpx.get(stack.gates[0].url + "/nothing").status_code == 404
     text = httpx.get(stack.gates[0].url + "/metrics").text
     assert 'didauth_gate_checks_total{outcome="allowed"}' in text
     assert "didauth_gate_check_seconds_bucket" in text

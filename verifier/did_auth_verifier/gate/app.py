@@ -98,8 +98,9 @@ class Gate:
     def handle(self, request: Request) -> Response | bytes | Awaitable[Response]:
         path = request.path
         if path == "/check":
-            if request.method not in ("GET", "HEAD"):
-                return 405, [("Allow", "GET, HEAD")], b""
+            # nginx auth_request, Traefik and Caddy forward-auth all ask with GET.
+            if request.method != "GET":
+                return 405, [("Allow", "GET")], b""
             result = self.check.check(self.check.trusted(request.peer), request.headers)
             if type(result) is Answer:
                 encoded = result.encoded

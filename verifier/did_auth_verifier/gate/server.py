@@ -144,7 +144,9 @@ class _Connection(asyncio.Protocol):
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not name or name[-1] in " \t":
+            # RFC 9112 §5.1: no whitespace between the name and the colon; §5.2: obsolete
+            # line folding is rejected here (400).
+            if not sep or not name or name[-1] in " \t" or name[0] in " \t":
                 self._reply(400, [], b"", close=True)
                 return
             name = name.lower()
