@@ -255,10 +255,25 @@ document.getElementById("go").addEventListener("click", async () => {
     const server = createServer((req, res) => {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
       res.end(`<!doctype html><meta charset="utf-8"><title>DPoP dApp</title>
-<button id="go">Sign in</button><pre id="out"></pre>
+<button id="go">Sign in</button><pre id="out"></pre><pre id="resumed"></pre>
 <script type="module">
-import { discoverWallets, signIn } from "${issuer}/static/client/index.js";
+import { DidAuthClient, discoverWallets, loadDpopKey, saveDpopKey, signIn } from "${issuer}/static/client/index.js";
 import * as legacy from "${issuer}/static/did-auth-client.js";
+const saved = sessionStorage.getItem("dpop-session");
+if (saved) {
+  // After a reload: the key from IndexedDB, still non-extractable, still bound to the tokens.
+  const out = document.getElementById("resumed");
+  try {
+    const key = await loadDpopKey({ name: "dpop-dapp" });
+    const client = new DidAuthClient({ issuer: "${issuer}", clientId: "demo", dpop: key });
+    const session = client.session(JSON.parse(saved).tokens);
+    const account = await session.fetch("${api}/account");
+    out.textContent = JSON.stringify({ ok: true, extractable: key.keyPair.privateKey.extractable,
+      thumbprint: key.thumbprint, account: account.status });
+  } catch (e) {
+    out.textContent = JSON.stringify({ ok: false, message: String(e?.message ?? e) });
+  }
+}
 document.getElementById("go").addEventListener("click", async () => {
   const out = document.getElementById("out");
   try {
@@ -277,6 +292,8 @@ document.getElementById("go").addEventListener("click", async () => {
     await session.refresh();
     const again = await session.fetch("${api}/account");
     const bearer = await fetch("${api}/account", { headers: { authorization: "Bearer " + session.accessToken } });
+    await saveDpopKey(session.client.dpopKey, { name: "dpop-dapp" });
+    sessionStorage.setItem("dpop-session", JSON.stringify(session.toJSON()));
     out.textContent = JSON.stringify({ ok: true, tokenType: session.tokenType, jkt: session.claims.cnf?.jkt,
       thumbprint: session.client.dpopKey.thumbprint, extractable: privateKey.extractable, exportError,
       account: account.status, order: order.status, rotated: before !== session.refreshToken,
@@ -299,9 +316,13 @@ document.getElementById("go").addEventListener("click", async () => {
       await page.waitForFunction(() => document.getElementById("out").textContent !== "", null, { timeout: 20_000 });
       const result = JSON.parse(await page.locator("#out").textContent());
       if (!result.ok) fail(`DPoP sign-in failed: ${result.code}: ${result.message}`);
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById("resumed").textContent !== "", null, { timeout: 20_000 });
+      const resumed = JSON.parse(await page.locator("#resumed").textContent());
+      if (!resumed.ok) fail(`DPoP session not resumed after a reload: ${resumed.message}`);
       if (problems.length) fail(problems.join("; "));
       await context.close();
-      return result;
+      return { ...result, resumed };
     } finally {
       server.close();
     }

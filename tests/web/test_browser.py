@@ -128,7 +128,8 @@ def test_other_origin_dapp_uses_the_package_with_a_non_extractable_dpop_key(
     issuer: str, trading_api: str, dapp_port: int
 ) -> None:
     """Chromium's WebCrypto: the DPoP private key cannot be exported; the tokens are bound to
-    it (cnf.jkt), the trading API accepts its proofs and refuses the same token as Bearer."""
+    it (cnf.jkt), the trading API accepts its proofs and refuses the same token as Bearer; the
+    key kept in IndexedDB carries the session over a reload."""
     result = run_scenario("dpop", issuer, trading_api, dapp_port)
     assert result["extractable"] is False
     assert result["exportError"] == "InvalidAccessError"
@@ -139,6 +140,12 @@ def test_other_origin_dapp_uses_the_package_with_a_non_extractable_dpop_key(
     assert result["bearer"] == 401
     assert result["sameModule"] is True  # /static/did-auth-client.js is the same module
     assert result["sub"].startswith("did:pkh:eip155:31337:0x")
+    # After a reload the key comes back from IndexedDB, still non-extractable, and the
+    # DPoP-bound session goes on with it.
+    resumed = result["resumed"]
+    assert resumed["extractable"] is False
+    assert resumed["thumbprint"] == result["thumbprint"]
+    assert resumed["account"] == 200
 
 
 def test_user_rejects_signature_clear_message_no_token(issuer: str) -> None:

@@ -161,6 +161,11 @@ export class DpopKey {
 }
 
 export function createDpopKey(options?: DpopKeyOptions): Promise<DpopKey>;
+/** Keep a DpopKey's CryptoKeyPair in this origin's IndexedDB (browsers): still non-extractable. */
+export function saveDpopKey(key: DpopKey, options?: { name?: string; indexedDB?: IDBFactory }): Promise<void>;
+/** The DpopKey saved under `name` (default "default"), or null. */
+export function loadDpopKey(options?: { name?: string; indexedDB?: IDBFactory }): Promise<DpopKey | null>;
+export function deleteDpopKey(options?: { name?: string; indexedDB?: IDBFactory }): Promise<void>;
 export function jwkThumbprint(jwk: EcPublicJwk, options?: { crypto?: Crypto }): Promise<string>;
 export function accessTokenHash(accessToken: string, options?: { crypto?: Crypto }): Promise<string>;
 /** The request URI without query and fragment. */

@@ -27,6 +27,7 @@ export {
   watchWallets,
 } from "./wallet.js";
 export { DpopKey, accessTokenHash, createDpopKey, htuOf, jwkThumbprint } from "./dpop.js";
+export { deleteDpopKey, loadDpopKey, saveDpopKey } from "./storage.js";
 export { createPkce, decodeJwt, randomString } from "./oidc.js";
 export { Session, challengeError } from "./session.js";
 export { DidAuthClient, signIn } from "./client.js";

@@ -7,7 +7,10 @@ import {
   Session,
   buildSiweMessage,
   decodeJwt,
+  deleteDpopKey,
   discoverWallets,
+  loadDpopKey,
+  saveDpopKey,
   signIn,
   watchWallets,
   type AccessTokenClaims,
@@ -49,6 +52,10 @@ export async function dapp(): Promise<void> {
   const key: DpopKey = await DpopKey.generate();
   const proof: string = await key.proof({ method: "GET", url: "https://api.example/account", accessToken: "at" });
   const again: DpopKey = await DpopKey.fromKeyPair(key.keyPair);
+  await saveDpopKey(key, { name: "my-dapp" });
+  const loaded: DpopKey | null = await loadDpopKey({ name: "my-dapp" });
+  await deleteDpopKey({ name: "my-dapp" });
+  console.log(loaded?.thumbprint);
   console.log(proof, again.thumbprint, key.publicJwk.crv);
 
   const client = new DidAuthClient({ issuer: "https://auth.example", clientId: "my-dapp", dpop: key });
