@@ -141,7 +141,7 @@ def test_same_digest_as_eth_account(data: dict[str, Any]) -> None:
 
 
 def test_withdrawal_digest_is_the_typed_data_digest() -> None:
-    fields = {"chain_id": 31337, "audience": "trading-api", "asset": "USDC", "amount": "1.50",
+    fields: dict[str, Any] = {"chain_id": 31337, "audience": "trading-api", "asset": "USDC", "amount": "1.50",
               "destination": "0xabc", "network": "ethereum", "nonce": "N", "expires_at": 1}
     data = withdrawal_typed_data(**fields)
     assert data["types"]["Withdrawal"] == [

@@ -34,7 +34,9 @@ def verified(issuer: FakeIssuer, verifier: Any, **claims: Any) -> Any:
     return verifier.verify(issuer.mint(**claims))
 
 
-def test_exact_match_then_once_in_memory(issuer: FakeIssuer, verifier: Any, clock: FixedClock):
+def test_exact_match_then_once_in_memory(
+    issuer: FakeIssuer, verifier: Any, clock: FixedClock
+) -> None:
     check = WithdrawalCheck(audience=AUDIENCE, clock=clock)
     token = verified(issuer, verifier)
     for wrong in (
@@ -50,7 +52,9 @@ def test_exact_match_then_once_in_memory(issuer: FakeIssuer, verifier: Any, cloc
         check.check(token, REQUEST)
 
 
-def test_without_the_scope_or_the_details(issuer: FakeIssuer, verifier: Any, clock: FixedClock):
+def test_without_the_scope_or_the_details(
+    issuer: FakeIssuer, verifier: Any, clock: FixedClock
+) -> None:
     check = WithdrawalCheck(audience=AUDIENCE, clock=clock)
     with pytest.raises(InsufficientScope):
         check.check(verified(issuer, verifier, scope="account:read"), REQUEST)
@@ -65,7 +69,7 @@ def redis_url(redis_server: RedisServer) -> str:
 
 def test_one_use_across_replicas_sharing_redis(
     issuer: FakeIssuer, verifier: Any, clock: FixedClock, redis_url: str
-):
+) -> None:
     token = verified(issuer, verifier)
     replicas = [
         WithdrawalCheck(audience=AUDIENCE, clock=clock, replay=RedisReplayCache(redis_url))
@@ -92,7 +96,7 @@ def test_one_use_across_replicas_sharing_redis(
     assert len(accepted) == 1 and len(refused) == len(replicas) - 1
 
 
-def test_redis_down_fails_closed(issuer: FakeIssuer, verifier: Any, clock: FixedClock):
+def test_redis_down_fails_closed(issuer: FakeIssuer, verifier: Any, clock: FixedClock) -> None:
     down = RedisReplayCache(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     check = WithdrawalCheck(audience=AUDIENCE, clock=clock, replay=down)
     with pytest.raises(TemporarilyUnavailable):
