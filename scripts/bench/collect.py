@@ -147,6 +147,67 @@ def parse_gateway(path: Path) -> tuple[list[Row], list[str]]:
     return rows, section
 
 
+def parse_withdrawal(path: Path) -> tuple[list[Row], list[str]]:
+    """withdrawal.py's --json figures: one reported ratio and a short section."""
+    if not path.exists():
+        return [], []
+    data = json.loads(path.read_text())
+    rows = [_row("withdrawal", "server CPU per withdrawal approval / per login (same server)",
+                 data["ratio"], "x", "reported, no target", None)]
+    section = [
+        "",
+        "## Withdrawal approval (`withdrawal.py`)",
+        "",
+        f"One did-auth server (1 worker, Redis), {data['rounds']} interleaved rounds of "
+        f"{data['per_round']} complete SIWE logins (`/siwe/nonce` + `/siwe/verify`) and "
+        f"{data['per_round']} withdrawal approvals (`/transactions/nonce` + "
+        "`/transactions/authorize`: session token check, EIP-712 signature, single-use "
+        "nonce, TOTP code, 60 s token), each approval by a fresh enrolled wallet, "
+        f"{data['concurrency']} requests in flight. Server CPU from /proc (medians):",
+        "",
+        "| operation | server CPU ms |",
+        "| --- | ---: |",
+        f"| login | {data['login_ms']:.3f} |",
+        f"| withdrawal approval | {data['approval_ms']:.3f} |",
+        "",
+        f"Ratio approval / login: {data['ratio']:.2f}x (median of the per-round ratios; "
+        f"reported, no target). Errors: {data['errors']}.",
+    ]
+    return rows, section
+
+
+def parse_revocation_latency(path: Path) -> tuple[list[Row], list[str]]:
+    """revocation_latency.py's --json figures: the two p99 targets and a section."""
+    if not path.exists():
+        return [], []
+    data = json.loads(path.read_text())
+    rows = [
+        _row("revocation_latency", f"{r['way']} -> first rejection p99 at {r['observer']}",
+             r["p99_ms"], " ms", f"<= {r['target_ms']:g} ms", r["ok"])
+        for r in data["rows"] if r["target_ms"] is not None
+    ]
+    where = ("did-auth-gate behind nginx (deploy/nginx/gateway.conf)" if data["gateway"]
+             else "the verifier (the gate or nginx was not available)")
+    section = [
+        "",
+        "## Revocation latency (`revocation_latency.py`)",
+        "",
+        f"{data['n']} revocations each way, from just before `POST /revoke` (or before "
+        "`revokeAll()` is sent to a Hardhat node that mines it at once) to the first refused "
+        f"request at {where} and at an in-process verifier, both following "
+        "`/revocations/stream`; beside them a verifier polling `GET /revocations` every "
+        "second and, for `revokeAll()`, a did-auth whose watcher polls every second without "
+        "a newHeads subscription (the previous defaults).",
+        "",
+        "| way | observer | p50 ms | p99 ms | max ms | timed out |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in data["rows"]:
+        section.append(f"| {r['way']} | {r['observer']} | {r['p50_ms']:.1f} | "
+                       f"{r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['timeouts']} |")
+    return rows, section
+
+
 def machine() -> list[str]:
     lines = []
     if shutil.which("lscpu"):
@@ -238,6 +299,28 @@ def write(out: Path, rows: list[Row], load: dict[str, Any] | None, timings: dict
     out.write_text("\n".join(md) + "\n")
 
 
+def parse_hsm_login(out: str) -> tuple[list[Row], list[str]]:
+    """hsm_login.py: server CPU per login with the pkcs11 backend (SoftHSM2) / sealed."""
+    m = re.search(r"pkcs11 / sealed: ([\d.]+)x \(target <= ([\d.]+)x\)", out)
+    if not m:
+        return [], []
+    v, t = float(m[1]), float(m[2])
+    rows = [_row("hsm_login", "server CPU per login: [signing] pkcs11 (SoftHSM2) / sealed",
+                 v, "x", f"<= {t:g}x", v <= t)]
+    section = ["", "## HSM signing (`hsm_login.py`)", "",
+               "Two did-auth servers differing only in `[signing]`, one Redis, complete SIWE "
+               "logins from login_load.py's generator in interleaved rounds (medians):", "",
+               "| backend | logins/s | p50 ms | p99 ms | errors | server CPU ms / login |",
+               "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    pat = re.compile(r"^(sealed|pkcs11)\s+([\d.]+) logins/s\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms"
+                     r"\s+errors (\d+)\s+([\d.]+) ms server CPU per login", re.M)
+    for name, rate, p50, p99, errors, cpu in pat.findall(out):
+        section.append(f"| {name} | {float(rate):.0f} | {p50} | {p99} | {errors} | {cpu} |")
+    section += ["", "pkcs11 signs each access token in the token (CKM_ECDSA through "
+                "python-pkcs11); sealed signs in process. See docs/keys.md."]
+    return rows, section
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -275,6 +358,30 @@ def main() -> int:
     rows += gate_rows
     sections += gate_section
     timings["gateway.py"] = t
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "withdrawal.json"
+        wd_args = ["--json", str(result)]
+        if quick:
+            wd_args += ["--rounds", "2", "--per-round", "40", "--warmup", "10"]
+        out, t = run("withdrawal.py", wd_args)
+        wd_rows, wd_section = parse_withdrawal(result)
+    rows += wd_rows
+    sections += wd_section
+    timings["withdrawal.py"] = t
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "revocation_latency.json"
+        out, t = run("revocation_latency.py",
+                     ["--json", str(result)] + (["--n", "30"] if quick else []))
+        rl_rows, rl_section = parse_revocation_latency(result)
+    rows += rl_rows
+    sections += rl_section
+    timings["revocation_latency.py"] = t
+    out, t = run("hsm_login.py", ["--rounds", "2", "--duration", "3", "--warmup", "200"]
+                 if quick else [])
+    hsm_rows, hsm_section = parse_hsm_login(out)
+    rows += hsm_rows
+    sections += hsm_section
+    timings["hsm_login.py"] = t
     write(args.out, rows, load, timings, args, sections)
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
           f" ({len(rows)} ratios, {sum(timings.values()):.0f} s)")
