@@ -129,7 +129,7 @@ class Services:
     @cached_property
     def passkeys(self) -> Passkeys:
         """Passkeys (WebAuthn L2): registration, removal, assertion as a second factor."""
-        return Passkeys(settings=self.settings, store=self.store, clock=self.clock)
+        return Passkeys(settings=self.settings, store=self.store, clock=self.clock, otp=self.otp)
 
     @cached_property
     def oidc(self) -> OidcProvider:

@@ -2,7 +2,12 @@
 
 * Registration (`registration_options`, `register`) and removal (`remove`) need a fresh
   login: the token's `auth_time` at most `step_up_max_age` old, the rule TOTP enrolment
-  uses (`did_auth.flows.otp_enrolment.require_fresh_login`). An account holds up to
+  uses (`did_auth.flows.otp_enrolment.require_fresh_login`). When the account already has
+  a second factor (a passkey or a TOTP), a fresh login is not enough to add a passkey: the
+  options are issued only against a current factor, an assertion of one of its passkeys
+  made for `REGISTRATION_BINDING` or a TOTP code (as replacing a TOTP needs the current
+  one: a token stolen right after a login must not give the thief a factor). An account
+  holds up to
   `MAX_PASSKEYS` credentials; a credential id is registered for one account only (WebAuthn
   L2 §7.1 step 22).
 * An assertion (`assertion_options`, `verify_assertion`) is a step-up factor. Its challenge
@@ -33,6 +38,7 @@ import orjson
 from did_auth.clock import Clock
 from did_auth.did.accounts import account_key
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest, TemporarilyUnavailable
+from did_auth.flows.otp import OtpService
 from did_auth.flows.otp_enrolment import require_fresh_login
 from did_auth.flows.webauthn_checks import (
     RelyingParty,
@@ -49,9 +55,11 @@ from did_auth.settings import Settings
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
 
-__all__ = ["MAX_PASSKEYS", "PasskeyFactor", "Passkeys", "WebAuthnFactor"]
+__all__ = ["MAX_PASSKEYS", "REGISTRATION_BINDING", "PasskeyFactor", "Passkeys", "WebAuthnFactor"]
 
 MAX_PASSKEYS: Final = 10
+#: The `binding` of an assertion that authorises adding a passkey (not a transaction).
+REGISTRATION_BINDING: Final = "urn:did-auth:passkey:register"
 _RECORD_TTL: Final = 10 * 365 * 86400
 _MAX_OUTSTANDING: Final = 20  # live challenges per account
 _MAX_BINDING: Final = 512
@@ -92,6 +100,7 @@ class Passkeys:
     settings: Settings
     store: Store
     clock: Clock
+    otp: OtpService | None = None  # the account's TOTP, a current factor too
 
     # ------------------------------------------------------------------ configuration
 
@@ -190,14 +199,19 @@ class Passkeys:
 
     # ------------------------------------------------------------------ registration
 
-    async def registration_options(self, sub: str, *, auth_time: float) -> dict[str, Any]:
-        """PublicKeyCredentialCreationOptions for a new passkey of the token's account."""
+    async def registration_options(
+        self, sub: str, *, auth_time: float, sid: str = "", otp: object = None,
+        webauthn: object = None,
+    ) -> dict[str, Any]:
+        """PublicKeyCredentialCreationOptions for a new passkey of the token's account;
+        `otp` or `webauthn` prove a current factor when the account has one."""
         self._check_fresh(auth_time, "registering a passkey")
         rp = self.relying_party()
         account = account_key(sub)
         _, rec = await self._record(account)
         if len(rec["creds"]) >= MAX_PASSKEYS:
             raise InvalidRequest(f"an account holds at most {MAX_PASSKEYS} passkeys; remove one")
+        await self._check_current_factor(sub, bool(rec["creds"]), sid, otp, webauthn)
         user = rec.get("user") or b64url(secrets.token_bytes(16))
         challenge = await self._issue(account, {"kind": _CREATE, "user": user})
         options = creation_options(
@@ -352,6 +366,28 @@ class Passkeys:
             raw, rec = await self._record(account)
         raise TemporarilyUnavailable("the passkey was used concurrently; retry",
                                      reason="passkey_contention")
+
+    async def _check_current_factor(
+        self, sub: str, has_passkeys: bool, sid: str, otp: object, webauthn: object
+    ) -> None:
+        if otp is not None and webauthn is not None:
+            raise InvalidRequest("send either otp or webauthn, not both")
+        has_otp = self.otp is not None and await self.otp.enrolled(sub)
+        if webauthn is not None:
+            await self.verify_assertion(sub, webauthn, binding=REGISTRATION_BINDING)
+        elif otp is not None:
+            if self.otp is None or not has_otp:
+                raise InvalidRequest("no TOTP is enrolled for this account: otp cannot be checked")
+            # Wrong codes count against this session and the account's enrolment budget,
+            # never the login step-up budget (as at /otp/enroll).
+            await self.otp.verify_for_enrolment(sub, otp, sid=sid)
+        elif has_passkeys or has_otp:
+            raise AccessDenied(
+                "a second factor is already enrolled: confirm with one of your passkeys "
+                f"(webauthn, an assertion for binding {REGISTRATION_BINDING}) or your "
+                "authenticator app (otp) to add a passkey",
+                reason="second_factor_required",
+            )
 
     def _check_fresh(self, auth_time: float, action: str) -> None:
         require_fresh_login(self.clock.now(), auth_time, self.settings.step_up_max_age, action)

@@ -15,7 +15,7 @@ from did_auth.errors import (
     InvalidGrant,
     InvalidRequest,
 )
-from did_auth.flows.passkeys import Passkeys, WebAuthnFactor
+from did_auth.flows.passkeys import REGISTRATION_BINDING, Passkeys, WebAuthnFactor
 from tests import siwe_text
 from tests.flows.core import Core, make_core
 from tests.soft_authenticator import SoftAuthenticator as _Soft
@@ -30,14 +30,20 @@ def SoftAuthenticator(**kw: object) -> _Soft:  # a factory, named as the class
 
 async def _env() -> tuple[Core, Passkeys, str]:
     core = await make_core()
-    passkeys = Passkeys(settings=core.settings, store=core.store, clock=core.clock)
+    passkeys = Passkeys(settings=core.settings, store=core.store, clock=core.clock, otp=core.otp)
     address, _ = siwe_text.new_account()
     return core, passkeys, f"did:pkh:eip155:31337:{address}"
 
 
-async def _register(core: Core, pk: Passkeys, sub: str, auth: _Soft) -> dict[str, Any]:
+async def _register(
+    core: Core, pk: Passkeys, sub: str, auth: _Soft, confirm: _Soft | None = None
+) -> dict[str, Any]:
+    """Register `auth`; `confirm`: a passkey the account already has, proving a factor."""
     now = core.clock.now()
-    options = await pk.registration_options(sub, auth_time=now)
+    proof = None
+    if confirm is not None:
+        proof = confirm.get(await pk.assertion_options(sub, binding=REGISTRATION_BINDING))
+    options = await pk.registration_options(sub, auth_time=now, webauthn=proof)
     return await pk.register(sub, auth.create(options), auth_time=now, name="laptop")
 
 
@@ -53,7 +59,7 @@ async def test_register_several_list_and_assert() -> None:
     device = SoftAuthenticator(backup_eligible=False)
     synced = SoftAuthenticator(backup_eligible=True)
     one = await _register(core, pk, sub, device)
-    two = await _register(core, pk, sub, synced)
+    two = await _register(core, pk, sub, synced, confirm=device)
     assert one["amr"] == ["hwk"] and two["amr"] == ["swk"]
     listed = await pk.registered(sub)
     assert [p["id"] for p in listed] == [one["id"], two["id"]]
@@ -105,14 +111,47 @@ async def test_registration_and_removal_need_a_fresh_login() -> None:
 async def test_registration_challenge_is_single_use_and_expires() -> None:
     core, pk, sub = await _env()
     options = await pk.registration_options(sub, auth_time=core.clock.now())
-    await pk.register(sub, SoftAuthenticator().create(options), auth_time=core.clock.now())
-    with pytest.raises(InvalidGrant):  # the same challenge again, another key
-        await pk.register(sub, SoftAuthenticator().create(options), auth_time=core.clock.now())
-    options = await pk.registration_options(sub, auth_time=core.clock.now())
     core.clock.advance(core.settings.webauthn.challenge_ttl + 1)
     with pytest.raises(InvalidGrant):
         await pk.register(sub, SoftAuthenticator().create(options), auth_time=core.clock.now())
+    assert await pk.registered(sub) == []
+    options = await pk.registration_options(sub, auth_time=core.clock.now())
+    await pk.register(sub, SoftAuthenticator().create(options), auth_time=core.clock.now())
+    with pytest.raises(InvalidGrant):  # the same challenge again, another key
+        await pk.register(sub, SoftAuthenticator().create(options), auth_time=core.clock.now())
     assert len(await pk.registered(sub)) == 1
+
+
+async def test_adding_a_passkey_needs_a_current_factor() -> None:
+    """A fresh login alone adds the first factor only; then a passkey assertion made for
+    registration, or a TOTP code, must come with the request."""
+    core, pk, sub = await _env()
+    device = SoftAuthenticator()
+    await _register(core, pk, sub, device)
+    with pytest.raises(AccessDenied):
+        await pk.registration_options(sub, auth_time=core.clock.now())
+    # An assertion made for a transaction does not authorise a registration.
+    made_for_tx = device.get(await pk.assertion_options(sub, binding="tx"))
+    with pytest.raises(InvalidGrant):
+        await pk.registration_options(sub, auth_time=core.clock.now(), webauthn=made_for_tx)
+    with pytest.raises(InvalidRequest):  # no TOTP to check
+        await pk.registration_options(sub, auth_time=core.clock.now(), otp="123456")
+    await _register(core, pk, sub, SoftAuthenticator(), confirm=device)
+    assert len(await pk.registered(sub)) == 2
+
+    # An account with a TOTP (and no passkey) confirms with a code of it.
+    import pyotp
+
+    other_address, _ = siwe_text.new_account()
+    other = f"did:pkh:eip155:31337:{other_address}"
+    totp = pyotp.TOTP((await core.otp.enroll(other)).secret)
+    await core.otp.confirm(other, totp.at(core.clock.now()))
+    with pytest.raises(AccessDenied):
+        await pk.registration_options(other, auth_time=core.clock.now())
+    options = await pk.registration_options(
+        other, auth_time=core.clock.now(), otp=totp.at(core.clock.now() + 30), sid="s1")
+    await pk.register(other, SoftAuthenticator().create(options), auth_time=core.clock.now())
+    assert len(await pk.registered(other)) == 1
 
 
 async def test_registration_without_user_verification_is_refused() -> None:

@@ -7,7 +7,9 @@ challenge are byte-for-byte as before):
   backwards (a cloned authenticator, WebAuthn §7.2 step 21), by another account's passkey,
   or replayed;
 * registering a passkey, or removing one, with a token whose login is not fresh (a leaked
-  token must not choose or strip the account's factors).
+  token must not choose or strip the account's factors), and adding a passkey with a fresh
+  token alone when the account already has a factor (a token stolen right after a login
+  must not give the thief a factor of his own).
 
 Real Redis; registration and removal over HTTP; assertions through the factor seam the
 withdrawal approval uses (`WebAuthnFactor`).
@@ -26,7 +28,7 @@ import pytest
 from did_auth.clock import FixedClock
 from did_auth.did.accounts import account_key
 from did_auth.errors import DidAuthError
-from did_auth.flows.passkeys import WebAuthnFactor
+from did_auth.flows.passkeys import REGISTRATION_BINDING, WebAuthnFactor
 from did_auth.monitoring.audit import AuditLog
 from did_auth.services import Services
 from did_auth.store import keys as store_keys
@@ -59,8 +61,15 @@ class Env:
         return await self.client.request(
             method, path, headers={"Authorization": f"Bearer {token}"}, json=body)
 
-    async def register(self, token: str, device: SoftAuthenticator) -> dict[str, Any]:
-        r = await self.call("POST", "/passkeys/register/options", token, {})
+    async def register(
+        self, token: str, device: SoftAuthenticator, confirm: SoftAuthenticator | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if confirm is not None:  # a passkey the account has: the current factor
+            r = await self.call("POST", "/passkeys/assert/options", token,
+                                {"binding": REGISTRATION_BINDING})
+            body = {"webauthn": confirm.get(r.json())}
+        r = await self.call("POST", "/passkeys/register/options", token, body)
         assert r.status_code == 200, r.text
         r = await self.call("POST", "/passkeys/register", token,
                             {"credential": device.create(r.json()), "name": "key"})
@@ -200,7 +209,7 @@ async def test_removal_needs_a_fresh_login(env: Env) -> None:
 async def test_a_fresh_login_registers_several_and_removes(env: Env) -> None:
     alice = await account(env)
     second = SoftAuthenticator(rp_id=RP_ID, origin=ORIGIN, backup_eligible=True)
-    added = await env.register(alice.token, second)
+    added = await env.register(alice.token, second, confirm=alice.device)
     assert added["amr"] == ["swk"]
     listed = (await env.call("GET", "/passkeys", alice.token)).json()["passkeys"]
     assert [p["amr"] for p in listed] == [["hwk"], ["swk"]]
@@ -208,3 +217,23 @@ async def test_a_fresh_login_registers_several_and_removes(env: Env) -> None:
     assert r.status_code == 204, r.text
     assert (await env.call("GET", "/passkeys", alice.token)).json()["passkeys"] == [listed[1]]
     assert [e["outcome"] for e in env.events("passkey_removal")] == ["success"]
+
+
+async def test_a_fresh_token_alone_cannot_add_a_passkey_to_an_account_with_a_factor(
+    env: Env,
+) -> None:
+    alice = await account(env)  # a fresh login; a passkey is registered
+    before = await env.state(alice.sub)
+    r = await env.call("POST", "/passkeys/register/options", alice.token, {})
+    assert r.status_code == 403 and r.json()["error"] == "access_denied", r.text
+    assert await env.state(alice.sub) == before
+    # The thief's own authenticator cannot stand in for the account's passkey either.
+    thief = SoftAuthenticator(rp_id=RP_ID, origin=ORIGIN)
+    r = await env.call("POST", "/passkeys/assert/options", alice.token,
+                       {"binding": REGISTRATION_BINDING})
+    r = await env.call("POST", "/passkeys/register/options", alice.token,
+                       {"webauthn": thief.get(r.json())})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert (await env.state(alice.sub))[0] == before[0]
+    listed = (await env.call("GET", "/passkeys", alice.token)).json()["passkeys"]
+    assert len(listed) == 1

@@ -77,14 +77,14 @@ async function walletContext(browser, wallet) {
   return { context, typed };
 }
 
-async function virtualAuthenticator(context, page) {
+async function virtualAuthenticator(context, page, transport = "internal") {
   // DevTools WebAuthn domain: a platform authenticator that verifies the user itself.
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable", { enableUI: false });
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
     options: {
       protocol: "ctap2",
-      transport: "internal",
+      transport,
       hasResidentKey: true,
       hasUserVerification: true,
       isUserVerified: true,
@@ -124,12 +124,26 @@ async function accountPage(browser, wallet, problems, { demo = false } = {}) {
 }
 
 const scenarios = {
+  // Then a second authenticator (a security key on the same browser): adding it needs the
+  // first passkey's assertion (the account's current factor), then it is listed too.
   async register(browser, wallet, problems) {
     const { page, authenticator } = await accountPage(browser, wallet, problems);
     await page.screenshot({ path: join(artifacts, "passkey-registered.png"), fullPage: true });
     const creds = await authenticator.credentials();
+    const firstCount = creds[0].signCount;
+    const second = await virtualAuthenticator(page.context(), page, "usb");
+    await page.getByRole("button", { name: "Add a passkey" }).click();
+    await page.waitForSelector('#passkey-list[data-count="2"]', { timeout: 15_000 }).catch(async (err) => {
+      throw new Error(`second passkey not added: ${await page.textContent("#account-status")} (${err.message})`);
+    });
     const listed = await page.$$eval("#passkey-list li", (items) => items.map((li) => li.textContent));
-    return { credentials: creds.length, resident: creds.map((c) => c.isResidentCredential), listed };
+    return {
+      credentials: creds.length,
+      resident: creds.map((c) => c.isResidentCredential),
+      confirmedWithFirst: (await authenticator.credentials())[0].signCount > firstCount,
+      secondCredentials: (await second.credentials()).length,
+      listed,
+    };
   },
 
   async withdraw(browser, wallet, problems, options = {}) {

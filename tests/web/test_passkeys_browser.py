@@ -6,7 +6,8 @@ by an ethers Wallet, and a real examples/trading_api.py process.
 
 1. After a fresh sign-in for the account (audience = the issuer) the page registers a
    passkey: navigator.credentials.create answered by the virtual authenticator, verified
-   and stored by the server, listed on the page.
+   and stored by the server, listed on the page; a second authenticator is added only
+   with an assertion of the first (the account's current factor).
 2. A withdrawal: the page shows it in plain words before the wallet is asked anything, the
    wallet signs the EIP-712 typed data (eth_signTypedData_v4), the virtual authenticator
    answers navigator.credentials.get for a challenge bound to the transaction nonce, and the
@@ -84,9 +85,12 @@ def run(scenario: str, issuer: str, **extra: Any) -> dict[str, Any]:
 def test_hosted_page_registers_a_passkey_after_a_fresh_login(issuer: str) -> None:
     result = run("register", issuer)
     assert result["credentials"] == 1 and result["resident"] == [True]
-    (listed,) = result["listed"]
     # Chromium's virtual authenticator makes device-bound credentials (BE = 0): hwk.
-    assert "kept on this device" in listed
+    assert all("kept on this device" in item for item in result["listed"])
+    # A second passkey (another authenticator) was added only with the first one's
+    # assertion: the account's current factor.
+    assert len(result["listed"]) == 2 and result["secondCredentials"] == 1
+    assert result["confirmedWithFirst"] is True
     assert (ARTIFACTS / "passkey-registered.png").stat().st_size > 10_000
 
 

@@ -35,6 +35,14 @@ class PasskeyRegisterRequest(_Body):
     name: str | None = Field(default=None, max_length=64)
 
 
+class PasskeyRegisterOptionsRequest(_Body):
+    """`{}` for the first factor; with a factor enrolled, one of them: `webauthn` (an
+    assertion of a passkey for binding `urn:did-auth:passkey:register`) or `otp`."""
+
+    otp: str | None = Field(default=None, max_length=16)
+    webauthn: dict[str, Any] | None = None
+
+
 class PasskeyAssertOptionsRequest(_Body):
     """What the assertion will approve: the transaction nonce of `/transactions/nonce`."""
 
@@ -47,13 +55,17 @@ def _fresh_challenge(exc: DidAuthError, claims: dict[str, Any]) -> None:
 
 
 @router.post("/passkeys/register/options")
-async def passkey_register_options(request: Request, svc: ServicesDep) -> Response:
+async def passkey_register_options(
+    request: Request, svc: ServicesDep, body: PasskeyRegisterOptionsRequest | None = None
+) -> Response:
     # RFC 9068 §4: only a token for did-auth itself can choose the account's factors.
     claims = await access_claims(request, Audience.SOLE)
     request.state.client_id = str(claims.get("client_id", ""))
+    body = body or PasskeyRegisterOptionsRequest()
     try:
         options = await svc.passkeys.registration_options(
-            str(claims["sub"]), auth_time=float(claims.get("auth_time", 0))
+            str(claims["sub"]), auth_time=float(claims.get("auth_time", 0)),
+            sid=str(claims.get("sid", "")), otp=body.otp, webauthn=body.webauthn,
         )
     except DidAuthError as exc:
         _fresh_challenge(exc, claims)

@@ -74,6 +74,9 @@ export async function getPasskey({ publicKey }) {
   };
 }
 
+// The binding of an assertion that authorises adding a passkey (the account's current factor).
+export const REGISTRATION_BINDING = "urn:did-auth:passkey:register";
+
 const short = (a) => (a.length > 14 ? `${a.slice(0, 6)}…${a.slice(-4)}` : a);
 
 /** A withdrawal in plain words, before anything is signed. */
@@ -148,6 +151,9 @@ export function mountAccount(root, ctx) {
   // --- passkeys -------------------------------------------------------------------------
   const keyList = el("ul", { id: "passkey-list" });
   const addKey = el("button", { id: "add-passkey", type: "button", class: "primary", text: "Add a passkey" });
+  const addKeyCode = el("input", { id: "add-passkey-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6" });
+  const addKeyCodeBox = el("p", { hidden: true },
+    el("label", { for: "add-passkey-otp", text: "Code from your authenticator app (your current second factor)" }), addKeyCode);
   async function renderKeys() {
     const { passkeys } = await api("/passkeys", { method: "GET" });
     keyList.replaceChildren(...(passkeys.length ? passkeys.map((p) => {
@@ -166,8 +172,27 @@ export function mountAccount(root, ctx) {
   }
   addKey.addEventListener("click", async () => {
     try {
+      // With a factor enrolled, adding one needs it: a passkey of the account, or the code.
+      let body = {};
+      if (Number(keyList.dataset.count) > 0) {
+        say("Confirm with one of your passkeys first…");
+        const request = await api("/passkeys/assert/options", { body: { binding: REGISTRATION_BINDING } });
+        body = { webauthn: await getPasskey(request) };
+      } else if (addKeyCode.value.trim()) {
+        body = { otp: addKeyCode.value.trim() };
+      }
+      let options;
+      try {
+        options = await api("/passkeys/register/options", { body });
+      } catch (err) {
+        if (err.code === "access_denied" && !body.otp) {
+          addKeyCodeBox.hidden = false;
+          addKeyCode.focus();
+          throw new Error("Your account has an authenticator app: type its code, then press “Add a passkey” again.");
+        }
+        throw err;
+      }
       say("Follow your browser's prompt to create a passkey…");
-      const options = await api("/passkeys/register/options", { body: {} });
       const credential = await createPasskey(options);
       await api("/passkeys/register", { body: { credential } });
       say("Passkey added.", true);
@@ -262,7 +287,7 @@ export function mountAccount(root, ctx) {
   approveOtp.addEventListener("click", () => authorize(true));
 
   root.replaceChildren(
-    el("h2", { text: "Passkeys" }), keyList, el("div", { class: "actions" }, addKey),
+    el("h2", { text: "Passkeys" }), keyList, addKeyCodeBox, el("div", { class: "actions" }, addKey),
     el("h2", { text: "Authenticator app" }), el("div", { class: "actions" }, otpStart), otpSecret, otpBox,
     el("h2", { text: "Withdraw" }), form, approveBox, result, status,
   );
