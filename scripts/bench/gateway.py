@@ -291,7 +291,10 @@ def main() -> int:
     result: dict[str, Any] = {"tokens": args.tokens}
     try:
         print(f"minting {args.tokens:,} tokens ...", flush=True)
-        tokens = [issuer.token(scope="account:read trade:write") for _ in range(args.tokens)]
+        # valid for two hours: a slow machine must not see them expire during the run
+        exp = int(time.time()) + 7200
+        tokens = [issuer.token(scope="account:read trade:write", exp=exp)
+                  for _ in range(args.tokens)]
         gate_port, null_port, api_port = free_port(), free_port(), free_port()
         plain_port, checked_port = free_port(), free_port()
         cfg = work / "gate.toml"
@@ -381,7 +384,7 @@ def main() -> int:
         # (RFC 9449: single use, never remembered); reported, no target
         dpop_key = ec.generate_private_key(ec.SECP256R1())
         jkt = jwk_thumbprint(public_jwk(dpop_key.public_key())[1])
-        bound = [issuer.token(scope="account:read", cnf={"jkt": jkt}) for _ in range(50)]
+        bound = [issuer.token(scope="account:read", cnf={"jkt": jkt}, exp=exp) for _ in range(50)]
         htu = "https://api.example.com/account"
         dpop_requests = [request_bytes("/check", {
             "X-Original-Method": "GET", "X-Original-URI": "/account",

@@ -6,6 +6,7 @@ pipelining, limits)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ import httpx
 import pytest
 import tomli_w
 from did_auth_verifier import JWKSCache, RevocationSet, TokenVerifier
+from did_auth_verifier.clock import FixedClock
 from did_auth_verifier.gate import ConfigError, parse_config
 from did_auth_verifier.gate.check import Answer, GateCheck
+from did_auth_verifier.gate.decisions import Decisions, FollowedFeed
 from did_auth_verifier.gate.metrics import GateMetrics
 from did_auth_verifier.gate.routes import Route, RouteTable, canonical_path
 from did_auth_verifier.gate.server import HttpServer, Request
@@ -177,6 +180,47 @@ def test_step_up_route_needs_otp_in_amr(issuer: StubIssuer) -> None:
     assert answer(check, old).status == 401
     ok = answer(check, issuer.token(scope="wallet:withdraw", amr=["siwe", "otp"]))
     assert ok.status == 200 and dict(ok.headers)["X-Auth-Scope"] == "wallet:withdraw"
+
+
+def test_a_remembered_decision_ends_with_any_feed_entry_and_with_a_stale_view(
+    issuer: StubIssuer,
+) -> None:
+    """The warm path (a bearer token seen on this route before) answers without the
+    verifier, but never past a revocation: any entry the feed applies, or a view older than
+    max_staleness, sends the next check back to the verifier."""
+    cfg = parse_config({**VALID, "issuer": issuer.url})
+    clock = FixedClock(time.time())
+    jwks = JWKSCache.for_issuer(issuer.url, clock=clock)
+    assert jwks.refresh()  # as the gate does on start
+    feed = FollowedFeed(issuer.url, max_staleness=30, clock=clock)
+    assert feed.poll_once()
+    verifier = TokenVerifier(issuer.url, "trading-api", jwks, revocations=feed, clock=clock)
+    check = GateCheck(cfg, verifier, GateMetrics(), decisions=Decisions(jwks, feed, clock.now))
+    sub = "did:pkh:eip155:1:0x" + secrets.token_hex(20)
+    token = issuer.token(sub=sub)
+    try:
+        for _ in range(3):
+            assert answer(check, token, "GET", "/account").status == 200
+        assert check.metrics.remembered == 2
+        # an entry about someone else still ends every remembered decision
+        issuer.revoked.append({"sub": "did:pkh:eip155:1:0xother", "exp": 2**31})
+        assert feed.poll_once() and feed.generation == 1
+        assert answer(check, token, "GET", "/account").status == 200
+        assert check.metrics.remembered == 2
+        issuer.revoked.append({"sub": sub, "exp": 2**31})
+        assert feed.poll_once()
+        a = answer(check, token, "GET", "/account")
+        assert a.status == 401 and a.reason == "revoked"
+        # stale: 31 s later with no complete read, a remembered answer is not used either
+        other = issuer.token()
+        assert answer(check, other, "GET", "/account").status == 200
+        assert answer(check, other, "GET", "/account").status == 200
+        assert check.metrics.remembered == 3
+        clock.advance(31)
+        stale = answer(check, other, "GET", "/account")
+        assert stale.status == 503 and stale.reason == "revocation_feed_stale"
+    finally:
+        issuer.revoked.clear()
 
 
 def test_claims_that_cannot_travel_in_a_header_are_refused(issuer: StubIssuer) -> None:

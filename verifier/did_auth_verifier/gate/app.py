@@ -7,8 +7,10 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable
 
+from did_auth_verifier.clock import SystemClock
 from did_auth_verifier.dpop import DPoPVerifier, InMemoryReplayCache, ReplayCache
 from did_auth_verifier.gate.check import Answer, GateCheck
 from did_auth_verifier.gate.config import GateConfig
@@ -62,8 +64,9 @@ class Gate:
             follow_revocations=config.follow_revocations, dpop=DPoPVerifier(cache),
             max_staleness=config.max_staleness, allow_insecure_http=config.allow_insecure_http,
         )
-        self.decisions: Decisions[Answer] = Decisions(self.jwks, self.feed,
-                                                      self.verifier.clock.now)
+        clock = self.verifier.clock
+        now = time.time if isinstance(clock, SystemClock) else clock.now
+        self.decisions: Decisions[Answer] = Decisions(self.jwks, self.feed, now)
         self.check = GateCheck(config, self.verifier, self.metrics, replay=self.replay,
                                decisions=self.decisions)
         self.server = HttpServer(self.handle)
@@ -101,7 +104,15 @@ class Gate:
             # nginx auth_request, Traefik and Caddy forward-auth all ask with GET.
             if request.method != "GET":
                 return 405, [("Allow", "GET")], b""
-            result = self.check.check(self.check.trusted(request.peer), request.headers)
+            check = self.check
+            trusted = check.trusted(request.peer)
+            if trusted:
+                # the warm path first: a remembered allow decision (gate/decisions.py)
+                remembered = check.remembered(request.headers)
+                if remembered is not None and remembered.encoded is not None:
+                    self.metrics.remembered += 1
+                    return remembered.encoded
+            result = check.check(trusted, request.headers)
             if type(result) is Answer:
                 encoded = result.encoded
                 if encoded is None:

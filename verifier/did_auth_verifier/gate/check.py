@@ -123,7 +123,7 @@ class GateCheck:
         """Decide; returns the answer, or an awaitable of it when I/O is due (a JWKS fetch
         offloaded to a thread, the shared DPoP replay check)."""
         if trusted and self.decisions is not None:
-            remembered = self._remembered(headers)
+            remembered = self.remembered(headers)
             if remembered is not None:
                 self.metrics.remembered += 1
                 return remembered
@@ -133,10 +133,10 @@ class GateCheck:
             self.metrics.observe(result.outcome, result.reason, time.perf_counter() - started)
         return result
 
-    def _remembered(self, h: Headers) -> Answer | None:
+    def remembered(self, h: Headers) -> Answer | None:
         """The warm path: an allow decision remembered for this exact bearer credential,
-        method and URI, still valid (see `decisions`)."""
-        if "dpop" in h:
+        method and URI, still valid (see `decisions`), for a trusted peer's request."""
+        if "dpop" in h or self.decisions is None:
             return None
         uri = h.get("x-original-uri")
         if uri is not None or "x-original-method" in h:
@@ -146,7 +146,6 @@ class GateCheck:
         authorization = h.get("authorization")
         if uri is None or method is None or authorization is None:
             return None
-        assert self.decisions is not None
         return self.decisions.get((authorization, method, uri))
 
     def _decide(self, trusted: bool, h: Headers, started: float) -> Answer | Awaitable[Answer]:
@@ -208,7 +207,8 @@ class GateCheck:
         verifier = self.verifier
         step_up = self._step_up_age if route.step_up else None
         pending: list[tuple[str, float]] = []
-        state = self.decisions.state() if key is not None and self.decisions else (0, 0)
+        decisions = self.decisions
+        state = decisions.state() if key is not None and decisions is not None else (0, 0)
 
         def run() -> VerifiedToken:
             token = PENDING.set(pending)
