@@ -93,6 +93,8 @@ class Pkcs11Token:
         self._lock = threading.Lock()
         self._stale = False  # an error since the library was (re)initialised
         self._down = False  # the last operation failed (logged once per outage)
+        self._was_up = False  # an operation succeeded once (start-up failures are not logged
+        # here: the caller says them in one line)
 
     def _library(self) -> Any:
         if self._lib is None:
@@ -179,13 +181,14 @@ class Pkcs11Token:
         try:
             result = self._run(op)
         except HsmUnavailable as exc:
-            if not self._down and not isinstance(exc, KeyMissing):
+            if self._was_up and not self._down and not isinstance(exc, KeyMissing):
                 log.error("signing token unavailable: %s", exc.detail)
                 self._down = True
             raise
         if self._down:
             log.warning("signing token %r is back", self.label)
             self._down = False
+        self._was_up = True
         return result
 
     def _run(self, op: Callable[[TokenSession], _T]) -> _T:

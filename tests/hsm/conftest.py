@@ -83,7 +83,8 @@ def softhsm() -> Iterator[SoftHsm]:
 
 
 def hsm_config(redis_url: str, hsm: SoftHsm, **over: Any) -> dict[str, Any]:
-    return config_dict(redis_url=redis_url, signing=hsm.signing(), refresh_grace=1, **over)
+    return config_dict(**{"redis_url": redis_url, "signing": hsm.signing(),
+                          "refresh_grace": 1, **over})
 
 
 @pytest.fixture(scope="session")
