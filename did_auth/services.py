@@ -351,6 +351,8 @@ def build_services(
         did=did,
         hsm=hsm,
         otp_enrolment=OtpEnrolment(
-            settings, clock, otp, nonces, checker, guard=guard, registry=registry
+            settings, clock, otp, nonces, checker, guard=guard, registry=registry,
+            # A passkey is a current factor too: the first TOTP of such an account needs it.
+            passkeys=Passkeys(settings=settings, store=store, clock=clock, otp=otp),
         ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -62,6 +64,8 @@ class OtpEnrollRequest(_Body):
 
     otp: str | None = Field(default=None, max_length=16)
     siwe: SiweProof | None = None
+    # An account with a passkey: an assertion of it (binding urn:did-auth:second-factor:add).
+    webauthn: dict[str, Any] | None = None
 
 
 class DidChallengeRequest(_Body):

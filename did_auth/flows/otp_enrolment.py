@@ -13,6 +13,9 @@ must never be enough to choose the factor:
   budget: wrong codes here must not lock the user out of step-up) or, when that factor is
   lost, a wallet signature made for this purpose (`siwe`). A fresh login alone is not
   enough: a token stolen right after a login would otherwise replace the victim's factor.
+* No TOTP yet but a passkey (`did_auth.flows.passkeys`): the passkey is the current factor,
+  so a fresh login is not enough either: `webauthn`, an assertion of one of the account's
+  passkeys made for `ADD_FACTOR_BINDING`, must come with the request (method `passkey`).
 * The re-enrolment signature is an EIP-4361 message checked like a login (client domain,
   uri and chain, times, signature incl. EIP-1271/6492, suspension and revokeAll on the
   authoritative RevocationRegistry, single-use nonce from `/siwe/nonce`, consumed last), and
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from did_auth.did.accounts import account_key
 from did_auth.errors import (
@@ -49,15 +52,20 @@ from did_auth.signatures.eip191 import parse_hex_signature
 from did_auth.siwe import SiweMessage
 
 __all__ = [
+    "ADD_FACTOR_BINDING",
     "REENROL_RESOURCE",
     "REENROL_STATEMENT",
     "OtpEnrolRequest",
     "OtpEnrolment",
+    "PasskeyCheck",
     "require_fresh_login",
 ]
 
 REENROL_STATEMENT: Final = "Replace the second factor (OTP) of this account."
 REENROL_RESOURCE: Final = "urn:did-auth:otp:reenrol"
+#: The `binding` of a passkey assertion that authorises adding a second factor (a TOTP or
+#: another passkey) to an account that has a passkey: not a transaction's.
+ADD_FACTOR_BINDING: Final = "urn:did-auth:second-factor:add"
 _MAX_MESSAGE_CHARS: Final = 16 * 1024
 _MAX_SIGNATURE_HEX: Final = 2 + 2 * 16 * 1024
 
@@ -75,6 +83,14 @@ def require_fresh_login(now: float, auth_time: float, max_age: int, action: str)
         )
 
 
+class PasskeyCheck(Protocol):
+    """The account's passkeys as a current factor (`did_auth.flows.passkeys.Passkeys`)."""
+
+    async def enrolled(self, sub: str) -> bool: ...
+
+    async def verify_assertion(self, sub: str, assertion: object, *, binding: str) -> object: ...
+
+
 @dataclass(frozen=True)
 class OtpEnrolRequest:
     sub: str  # from the verified access token
@@ -83,6 +99,7 @@ class OtpEnrolRequest:
     sid: str = ""  # the token's session: the budget of wrong codes sent here
     otp: Any = None  # a code of the currently enrolled factor
     siwe: Any = None  # {"message", "signature"}: a wallet signature for re-enrolment
+    webauthn: Any = None  # an assertion of a passkey of the account (ADD_FACTOR_BINDING)
     ctx: RequestContext = field(default_factory=RequestContext)
 
 
@@ -90,6 +107,7 @@ class OtpEnrolRequest:
 class OtpEnrolment(ProofFlow):
     nonces: NonceBook
     signatures: SignatureChecker
+    passkeys: PasskeyCheck | None = None
 
     async def enroll(self, req: OtpEnrolRequest) -> tuple[Enrollment, str, bool]:
         """Start a pending enrolment: (enrolment, method, replaces). `method` is how it was
@@ -118,9 +136,24 @@ class OtpEnrolment(ProofFlow):
                     "no second factor is enrolled for this account: otp cannot be checked"
                 )
             self._check_fresh(req.auth_time)
-            method = "fresh_login"
+            method = await self._check_passkey(req)
         enrollment = await self.otp.enroll(req.sub, replace=enrolled, method=method)
         return enrollment, method, enrolled
+
+    async def _check_passkey(self, req: OtpEnrolRequest) -> str:
+        """The first TOTP of an account with a passkey needs that passkey."""
+        if self.passkeys is None or not await self.passkeys.enrolled(req.sub):
+            if req.webauthn is not None:
+                raise InvalidRequest("no passkey is registered for this account")
+            return "fresh_login"
+        if req.webauthn is None:
+            raise AccessDenied(
+                "a passkey is registered for this account: send webauthn (an assertion of "
+                f"one of its passkeys for binding {ADD_FACTOR_BINDING}) to add a TOTP",
+                reason="second_factor_required",
+            )
+        await self.passkeys.verify_assertion(req.sub, req.webauthn, binding=ADD_FACTOR_BINDING)
+        return "passkey"
 
     def _check_fresh(self, auth_time: float) -> None:
         require_fresh_login(

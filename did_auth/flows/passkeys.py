@@ -39,7 +39,7 @@ from did_auth.clock import Clock
 from did_auth.did.accounts import account_key
 from did_auth.errors import AccessDenied, InvalidGrant, InvalidRequest, TemporarilyUnavailable
 from did_auth.flows.otp import OtpService
-from did_auth.flows.otp_enrolment import require_fresh_login
+from did_auth.flows.otp_enrolment import ADD_FACTOR_BINDING, require_fresh_login
 from did_auth.flows.webauthn_checks import (
     RelyingParty,
     b64url,
@@ -58,8 +58,9 @@ from did_auth.store.base import Store
 __all__ = ["MAX_PASSKEYS", "REGISTRATION_BINDING", "PasskeyFactor", "Passkeys", "WebAuthnFactor"]
 
 MAX_PASSKEYS: Final = 10
-#: The `binding` of an assertion that authorises adding a passkey (not a transaction).
-REGISTRATION_BINDING: Final = "urn:did-auth:passkey:register"
+#: The `binding` of an assertion that authorises adding a passkey (or a TOTP): not a
+#: transaction's.
+REGISTRATION_BINDING: Final = ADD_FACTOR_BINDING
 _RECORD_TTL: Final = 10 * 365 * 86400
 _MAX_OUTSTANDING: Final = 20  # live challenges per account
 _MAX_BINDING: Final = 512

@@ -261,3 +261,27 @@ def test_webauthn_configuration_accepted() -> None:
     # An issuer on a public IP address and no rp_id: passkeys are off, nothing else is.
     assert Settings(issuer="https://203.0.113.7").webauthn.relying_party(
         "https://203.0.113.7") is None
+
+
+async def test_the_first_totp_of_an_account_with_a_passkey_needs_the_passkey() -> None:
+    from did_auth.flows.otp_enrolment import ADD_FACTOR_BINDING, OtpEnrolment, OtpEnrolRequest
+    from did_auth.flows.signatures import EoaSignatureChecker
+
+    core, pk, sub = await _env()
+    enrolment = OtpEnrolment(settings=core.settings, clock=core.clock, otp=core.otp,
+                             nonces=core.nonces, signatures=EoaSignatureChecker(), passkeys=pk)
+    device = SoftAuthenticator()
+    await _register(core, pk, sub, device)
+
+    def req(**kw: Any) -> OtpEnrolRequest:
+        return OtpEnrolRequest(sub=sub, client_id="dapp", auth_time=core.clock.now(), **kw)
+
+    with pytest.raises(AccessDenied):  # a fresh login alone
+        await enrolment.enroll(req())
+    made_for_tx = device.get(await pk.assertion_options(sub, binding="tx"))
+    with pytest.raises(InvalidGrant):
+        await enrolment.enroll(req(webauthn=made_for_tx))
+    assert not await core.otp.enrolled(sub)
+    proof = device.get(await pk.assertion_options(sub, binding=ADD_FACTOR_BINDING))
+    _, method, replaces = await enrolment.enroll(req(webauthn=proof))
+    assert (method, replaces) == ("passkey", False)

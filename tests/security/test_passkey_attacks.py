@@ -9,7 +9,7 @@ challenge are byte-for-byte as before):
 * registering a passkey, or removing one, with a token whose login is not fresh (a leaked
   token must not choose or strip the account's factors), and adding a passkey with a fresh
   token alone when the account already has a factor (a token stolen right after a login
-  must not give the thief a factor of his own).
+  must not give the thief a factor of his own), nor enrolling its first TOTP.
 
 Real Redis; registration and removal over HTTP; assertions through the factor seam the
 withdrawal approval uses (`WebAuthnFactor`).
@@ -237,3 +237,20 @@ async def test_a_fresh_token_alone_cannot_add_a_passkey_to_an_account_with_a_fac
     assert (await env.state(alice.sub))[0] == before[0]
     listed = (await env.call("GET", "/passkeys", alice.token)).json()["passkeys"]
     assert len(listed) == 1
+
+
+async def test_a_fresh_token_alone_cannot_enrol_a_totp_on_an_account_with_a_passkey(
+    env: Env,
+) -> None:
+    alice = await account(env)
+    r = await env.call("POST", "/otp/enroll", alice.token, {})
+    assert r.status_code == 403 and r.json()["error"] == "access_denied", r.text
+    assert not await env.svc.otp.enrolled(alice.sub)
+    # With the passkey's assertion made for adding a factor, the enrolment starts.
+    r = await env.call("POST", "/passkeys/assert/options", alice.token,
+                       {"binding": REGISTRATION_BINDING})
+    r = await env.call("POST", "/otp/enroll", alice.token,
+                       {"webauthn": alice.device.get(r.json())})
+    assert r.status_code == 200 and r.json()["secret"], r.text
+    methods = [e.get("method") for e in env.events("second_factor_enrolment")]
+    assert methods == ["fresh_login", "passkey"]

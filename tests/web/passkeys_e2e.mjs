@@ -14,6 +14,7 @@
 //             passkey's assertion, and the withdrawal token;
 //   demo      the withdrawal from the demo dApp, which sends it to the trading API (`api`).
 // Prints one JSON line {"scenario", "ok": true, ...facts} and exits 0, or the failure and exits 1.
+import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -43,6 +44,19 @@ function injectWallet(info) {
     window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
   window.addEventListener("eip6963:requestProvider", announce);
   announce();
+}
+
+// RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits) of a base32 secret, as an authenticator app.
+function totp(secret, at = Date.now() / 1000) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
 async function walletContext(browser, wallet) {
@@ -137,7 +151,20 @@ const scenarios = {
       throw new Error(`second passkey not added: ${await page.textContent("#account-status")} (${err.message})`);
     });
     const listed = await page.$$eval("#passkey-list li", (items) => items.map((li) => li.textContent));
+    // An authenticator app too: its first TOTP needs a passkey of the account.
+    const uses = async () =>
+      [...(await authenticator.credentials()), ...(await second.credentials())].reduce((n, c) => n + c.signCount, 0);
+    const beforeTotp = await uses();
+    await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+    await page.waitForSelector("#otp-secret:not([hidden])", { timeout: 15_000 }).catch(async (err) => {
+      throw new Error(`no TOTP secret: ${await page.textContent("#account-status")} (${err.message})`);
+    });
+    const secret = await page.getAttribute("#otp-secret", "data-secret");
+    await page.fill("#otp-confirm-code", totp(secret));
+    await page.getByRole("button", { name: "Confirm code" }).click();
+    await page.waitForFunction(() => /Authenticator app set up/.test(document.getElementById("account-status").textContent));
     return {
+      totpWithPasskey: (await uses()) > beforeTotp,
       credentials: creds.length,
       resident: creds.map((c) => c.isResidentCredential),
       confirmedWithFirst: (await authenticator.credentials())[0].signCount > firstCount,

@@ -91,6 +91,8 @@ def test_hosted_page_registers_a_passkey_after_a_fresh_login(issuer: str) -> Non
     # assertion: the account's current factor.
     assert len(result["listed"]) == 2 and result["secondCredentials"] == 1
     assert result["confirmedWithFirst"] is True
+    # Then a TOTP (authenticator app), confirmed with a code, its start with a passkey.
+    assert result["totpWithPasskey"] is True
     assert (ARTIFACTS / "passkey-registered.png").stat().st_size > 10_000
 
 

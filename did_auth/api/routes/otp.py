@@ -42,6 +42,7 @@ async def otp_enroll(
                 sid=str(claims["sid"]),
                 otp=body.otp,
                 siwe=body.siwe.model_dump() if body.siwe is not None else None,
+                webauthn=body.webauthn,
                 ctx=ctx,
             )
         )
@@ -57,7 +58,8 @@ async def otp_enroll(
             subject=sub,
             method="wallet_signature"
             if body.siwe is not None
-            else ("current_otp" if body.otp is not None else "fresh_login"),
+            else ("current_otp" if body.otp is not None
+                  else ("passkey" if body.webauthn is not None else "fresh_login")),
         )
         raise
     svc.audit.emit(

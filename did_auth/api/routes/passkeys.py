@@ -37,7 +37,7 @@ class PasskeyRegisterRequest(_Body):
 
 class PasskeyRegisterOptionsRequest(_Body):
     """`{}` for the first factor; with a factor enrolled, one of them: `webauthn` (an
-    assertion of a passkey for binding `urn:did-auth:passkey:register`) or `otp`."""
+    assertion of a passkey for binding `urn:did-auth:second-factor:add`) or `otp`."""
 
     otp: str | None = Field(default=None, max_length=16)
     webauthn: dict[str, Any] | None = None

@@ -75,7 +75,7 @@ export async function getPasskey({ publicKey }) {
 }
 
 // The binding of an assertion that authorises adding a passkey (the account's current factor).
-export const REGISTRATION_BINDING = "urn:did-auth:passkey:register";
+export const REGISTRATION_BINDING = "urn:did-auth:second-factor:add";
 
 const short = (a) => (a.length > 14 ? `${a.slice(0, 6)}…${a.slice(-4)}` : a);
 
@@ -208,7 +208,14 @@ export function mountAccount(root, ctx) {
   const otpBox = el("div", { hidden: true }, otpCode, otpConfirm);
   otpStart.addEventListener("click", async () => {
     try {
-      const r = await api("/otp/enroll", { body: {} });
+      // The first TOTP of an account with a passkey needs that passkey (its current factor).
+      let body = {};
+      if (Number(keyList.dataset.count) > 0) {
+        say("Confirm with one of your passkeys first…");
+        const request = await api("/passkeys/assert/options", { body: { binding: REGISTRATION_BINDING } });
+        body = { webauthn: await getPasskey(request) };
+      }
+      const r = await api("/otp/enroll", { body });
       otpSecret.textContent = `Add this key to your authenticator app: ${r.secret} (or open ${r.otpauth_uri}), then type the code it shows.`;
       otpSecret.dataset.secret = r.secret;
       otpSecret.hidden = false;
