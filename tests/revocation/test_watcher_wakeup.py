@@ -93,3 +93,26 @@ async def test_the_embedded_chain_notifies_every_block() -> None:
         assert await heads.wait(1.0)
     finally:
         chain.close()
+
+
+async def test_the_server_hooks_its_watcher_to_the_embedded_chain() -> None:
+    from did_auth.services import build_services
+    from tests.fixtures.servers import settings_for
+
+    svc = build_services(settings_for(chains=[{"chain_id": 31337, "rpc_url": "embedded"}]))
+    await svc.start()
+    try:
+        assert svc.watchers is not None
+        (watcher,) = svc.watchers.watchers
+        chain = svc.chains.clients[31337].embedded
+        assert chain is not None and watcher.heads.notify in chain.on_block
+        before = watcher.heads.notifications
+        w3 = chain.sync_w3()
+        await asyncio.to_thread(
+            w3.eth.send_transaction,
+            {"from": chain.deployer, "to": chain.deployer, "value": 1, "gas": 21_000},
+        )
+        assert watcher.heads.notifications > before
+    finally:
+        await svc.close()
+    assert not chain.on_block  # unhooked when the watchers stop
