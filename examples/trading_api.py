@@ -3,8 +3,9 @@
     python examples/trading_api.py --issuer http://127.0.0.1:8000 --audience trading-api \
         --port 9000 [--public-url https://api.example] [--max-staleness 30]
 
-Revocations: the API follows the issuer's revocation feed ({issuer}/revocations) by default
-and answers 503 `temporarily_unavailable` ("the revocation feed is stale ...") while its
+Revocations: the API follows the issuer's revocation feed by default, pushed through
+{issuer}/revocations/stream (`--revocation-poll`: poll {issuer}/revocations instead), and
+answers 503 `temporarily_unavailable` ("the revocation feed is stale ...") while its
 view is older than `--max-staleness` seconds (default 30). `--no-follow-revocations` turns
 that off and is UNSAFE: revoked tokens are then accepted until they expire.
 (`--follow-revocations` is still accepted; it is the default.)
@@ -279,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--revocation-interval", type=float, default=1.0)
     parser.add_argument(
+        "--revocation-poll",
+        action="store_true",
+        help="poll {issuer}/revocations every --revocation-interval seconds instead of "
+        "following the pushed stream {issuer}/revocations/stream (the default)",
+    )
+    parser.add_argument(
         "--max-staleness",
         type=float,
         default=30.0,
@@ -331,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             max_staleness=args.max_staleness,
             revocation_interval=args.revocation_interval,
             allow_insecure_http=insecure,
+            revocation_stream=not args.revocation_poll,
         )
         public_url = args.public_url or default_public_url(args.host, args.port)
         replay: ReplayCache | None = None
