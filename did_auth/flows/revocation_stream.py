@@ -139,8 +139,10 @@ class StoreWakeup:
         while True:
             try:
                 head = await self.store.feed_wait(FEED_STREAM, last, HEARTBEAT)
-            except TemporarilyUnavailable:
-                await asyncio.sleep(_STORE_RETRY)  # the heartbeats' own reads fail closed
+            except Exception as exc:  # never end: the streams' own reads fail closed
+                if not isinstance(exc, TemporarilyUnavailable):
+                    log.warning("revocation stream wakeup: %s", type(exc).__name__)
+                await asyncio.sleep(_STORE_RETRY)
                 continue
             if head is not None and head != last:
                 last = head
