@@ -137,6 +137,7 @@ def test_predefined_metrics_expose_and_parse() -> None:
         "didauth_redis_errors_total": "counter",
         "didauth_watcher_lag_blocks": "gauge",
         "didauth_anomalies_total": "counter",
+        "didauth_withdrawal_approvals_total": "counter",
     }
     assert all(helps[name] for name in types)
     for kind in ("replay", "signature_failure_burst", "revoked_use", "refresh_reuse"):
