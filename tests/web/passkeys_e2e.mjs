@@ -163,8 +163,24 @@ const scenarios = {
     await page.fill("#otp-confirm-code", totp(secret));
     await page.getByRole("button", { name: "Confirm code" }).click();
     await page.waitForFunction(() => /Authenticator app set up/.test(document.getElementById("account-status").textContent));
+    const totpWithPasskey = (await uses()) > beforeTotp;
+    // A step-up scope at sign-in: the page asks for the authenticator app's code and sends
+    // it with the signature (the next time step: the confirmation used this one).
+    await page.goto(`${pageOrigin}/signin?client_id=demo&scope=${encodeURIComponent("account:read wallet:withdraw")}`);
+    await page.waitForSelector("html[data-wallets-ready]", { timeout: 10_000 });
+    const codeShown = await page.isVisible("#otp-code");
+    await page.evaluate(() => sessionStorage.removeItem("did-auth:session")); // the earlier sign-in's
+    await page.fill("#otp-code", totp(secret, Date.now() / 1000 + 30));
+    await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+    await page.waitForFunction(() => sessionStorage.getItem("did-auth:session") !== null, null, { timeout: 15_000 })
+      .catch(async (err) => { throw new Error(`step-up sign-in failed: ${await page.textContent("#error")} (${err.message})`); });
+    const stepUp = JSON.parse(await page.evaluate(() => sessionStorage.getItem("did-auth:session")));
+    await page.screenshot({ path: join(artifacts, "signin-step-up.png"), fullPage: true });
     return {
-      totpWithPasskey: (await uses()) > beforeTotp,
+      codeShown,
+      stepUpScope: stepUp.tokens.scope,
+      stepUpAmr: JSON.parse(Buffer.from(stepUp.tokens.access_token.split(".")[1], "base64url")).amr,
+      totpWithPasskey,
       credentials: creds.length,
       resident: creds.map((c) => c.isResidentCredential),
       confirmedWithFirst: (await authenticator.credentials())[0].signCount > firstCount,

@@ -7,7 +7,8 @@ by an ethers Wallet, and a real examples/trading_api.py process.
 1. After a fresh sign-in for the account (audience = the issuer) the page registers a
    passkey: navigator.credentials.create answered by the virtual authenticator, verified
    and stored by the server, listed on the page; a second authenticator is added only
-   with an assertion of the first (the account's current factor).
+   with an assertion of the first (the account's current factor), then a TOTP; a sign-in
+   asking for a step-up scope (wallet:withdraw) takes the TOTP code typed on the page.
 2. A withdrawal: the page shows it in plain words before the wallet is asked anything, the
    wallet signs the EIP-712 typed data (eth_signTypedData_v4), the virtual authenticator
    answers navigator.credentials.get for a challenge bound to the transaction nonce, and the
@@ -93,6 +94,10 @@ def test_hosted_page_registers_a_passkey_after_a_fresh_login(issuer: str) -> Non
     assert result["confirmedWithFirst"] is True
     # Then a TOTP (authenticator app), confirmed with a code, its start with a passkey.
     assert result["totpWithPasskey"] is True
+    # A step-up scope at sign-in is no dead end: the hosted page asks for the code.
+    assert result["codeShown"] is True
+    assert "wallet:withdraw" in result["stepUpScope"].split()
+    assert "otp" in result["stepUpAmr"]
     assert (ARTIFACTS / "passkey-registered.png").stat().st_size > 10_000
 
 

@@ -151,7 +151,7 @@ export function mountAccount(root, ctx) {
   // --- passkeys -------------------------------------------------------------------------
   const keyList = el("ul", { id: "passkey-list" });
   const addKey = el("button", { id: "add-passkey", type: "button", class: "primary", text: "Add a passkey" });
-  const addKeyCode = el("input", { id: "add-passkey-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6" });
+  const addKeyCode = el("input", { type: "text", id: "add-passkey-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6" });
   const addKeyCodeBox = el("p", { hidden: true },
     el("label", { for: "add-passkey-otp", text: "Code from your authenticator app (your current second factor)" }), addKeyCode);
   async function renderKeys() {
@@ -203,7 +203,7 @@ export function mountAccount(root, ctx) {
   // --- authenticator app (TOTP) ---------------------------------------------------------
   const otpStart = el("button", { id: "otp-setup", type: "button", class: "secondary", text: "Set up an authenticator app" });
   const otpSecret = el("p", { id: "otp-secret", class: "fine", hidden: true });
-  const otpCode = el("input", { id: "otp-confirm-code", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-label": "Code from the authenticator app" });
+  const otpCode = el("input", { type: "text", id: "otp-confirm-code", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-label": "Code from the authenticator app" });
   const otpConfirm = el("button", { id: "otp-confirm", type: "button", class: "secondary", text: "Confirm code" });
   const otpBox = el("div", { hidden: true }, otpCode, otpConfirm);
   otpStart.addEventListener("click", async () => {
@@ -233,7 +233,7 @@ export function mountAccount(root, ctx) {
 
   // --- a withdrawal -----------------------------------------------------------------------
   const field = (id, label, value = "") => {
-    const input = el("input", { id, autocomplete: "off", spellcheck: "false" });
+    const input = el("input", { type: "text", id, autocomplete: "off", spellcheck: "false" });
     input.value = value;
     return [el("label", { for: id, text: label }), input];
   };
@@ -244,7 +244,7 @@ export function mountAccount(root, ctx) {
     ...field("wd-audience", "Trading API", audiences[0]),
     el("div", { class: "actions" }, el("button", { id: "wd-review", type: "submit", class: "primary", text: "Review withdrawal" })));
   const words = el("p", { id: "withdrawal-words", class: "summary", hidden: true });
-  const factorCode = el("input", { id: "wd-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-describedby": "withdrawal-words" });
+  const factorCode = el("input", { type: "text", id: "wd-otp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "6", "aria-describedby": "withdrawal-words" });
   const approve = el("button", { id: "wd-approve", type: "button", class: "primary", text: "Sign with wallet and confirm with passkey" });
   const approveOtp = el("button", { id: "wd-approve-otp", type: "button", class: "secondary", text: "Sign with wallet and confirm with this code" });
   const approveBox = el("div", { hidden: true }, words, el("div", { class: "actions" }, approve),
