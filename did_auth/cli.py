@@ -1,4 +1,4 @@
-"""The `did-auth` command line: serve, keys, contracts, check-config.
+"""The `did-auth` command line: serve, keys, contracts, sessions, check-config.
 
 Exit codes: 0 success, 1 user error (one line on stderr, no traceback), 2 usage error.
 """
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from did_auth import __version__
+from did_auth.cli_sessions import add_sessions_parser, run_sessions
 from did_auth.clock import SystemClock
 from did_auth.config_check import is_loopback_host
 from did_auth.errors import ConfigError, DidAuthError
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     # Refused: a key on the command line is visible to every user (ps, /proc/*/cmdline).
     contracts.add_argument("--private-key", help=argparse.SUPPRESS)
 
+    add_sessions_parser(sub)  # sessions revoke-all (did_auth/cli_sessions.py)
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", help="the TOML config file to check")
     return p
@@ -360,7 +362,7 @@ async def _preflight(settings: Settings) -> None:
             file=kek_file, b64=settings.key_encryption_key, create_default=None
         )
         ring = KeyRing(
-            store, Sealer(kek), SystemClock(), alg=settings.signing_alg,
+            store, Sealer(kek), SystemClock(), alg=settings.key_alg,
             max_token_ttl=settings.access_token_ttl,
         )
         try:
@@ -460,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_keys(args))
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "sessions":
+            return asyncio.run(run_sessions(args, _load(args.config)))
         if args.command == "contracts":
             return _contracts(args)
     except ConfigError as exc:

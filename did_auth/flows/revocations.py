@@ -52,7 +52,6 @@ A feed that a verifier can trust must not be outrun:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from did_auth.errors import InvalidRequest
 from did_auth.settings import MAX_ACCESS_TOKEN_TTL
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
+from did_auth.tokens.cutoff import revoked_before_covers  # the one rule, shared with revoke-all
 from did_auth.tokens.local_check import deny_jti
 from did_auth.tokens.sessions import Session, SessionStore
 
@@ -138,15 +138,6 @@ def parse_feed_query(since: str | None, limit: str | int | None) -> tuple[str | 
 def _stream_id(cursor: str) -> tuple[int, int]:
     ms, _, seq = cursor.partition("-")
     return int(ms), int(seq or 0)
-
-
-def revoked_before_covers(revoked_before: int | None, at: float) -> bool:
-    """The one `revokedBefore` rule (RevocationRegistry.revokeAll), for logins (the message's
-    issue time) and sessions (their `auth_time`) alike: everything authenticated at or before
-    the boundary is dead; 0 or None means never. Block timestamps have whole seconds, so a
-    time within the second of the revokeAll block cannot be proven later than it and is
-    covered too."""
-    return bool(revoked_before) and math.floor(at) <= int(revoked_before or 0)
 
 
 def key_address(auth_key: object) -> str | None:
@@ -377,6 +368,15 @@ class RevocationBook:
         return await self.revoke_account(
             identity, before=None, reason="did_owner_changed", within=within, keep_key=owner
         )
+
+    async def revoke_all(self, before: int, *, reason: str) -> str:
+        """Announce the global cut-off (`did-auth sessions revoke-all`, the cut-off already
+        in the store): every token whose `auth_time` (else `iat`) is at or before `before`
+        is revoked. `exp` covers the longest access token any configuration can issue.
+        Verifiers older than this entry kind ignore it: `flows/revoke_all.py` also
+        announces each session by sid."""
+        exp = before + max(MAX_ACCESS_TOKEN_TTL, self.access_ttl) + _SID_EXP_MARGIN
+        return await self._emit({"all": True, "before": before, "exp": exp, "reason": reason})
 
     async def revoke_jti(self, jti: str, exp: float, *, reason: str) -> bool:
         """Deny one access token and announce it; True when it was not denied yet (a token

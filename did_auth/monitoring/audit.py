@@ -71,6 +71,8 @@ class AuditEvent(StrEnum):
     # Passkeys (WebAuthn): POST /passkeys/register, DELETE /passkeys/{id} (reason on refusal)
     PASSKEY_REGISTRATION = "passkey_registration"
     PASSKEY_REMOVAL = "passkey_removal"
+    # `did-auth sessions revoke-all` (reason: the operator's; before: the cut-off)
+    SESSIONS_REVOKED_ALL = "sessions_revoked_all"
 
 
 class Outcome(StrEnum):

@@ -19,6 +19,7 @@ __all__ = [
     "FEED_STREAM",
     "HSM_SIGNING_KEYS",
     "PREFIX",
+    "REVOKED_ALL_BEFORE",
     "SIGNING_KEYS",
     "KeyFamily",
     "account_sessions",
@@ -53,6 +54,9 @@ HSM_SIGNING_KEYS = "da:{keys}:hsm-ring"
 #: The revocation feed (a stream) and the pub/sub channel each entry is also published on.
 FEED_STREAM = "da:{feed}:revocations"
 FEED_CHANNEL = "da:revocations"
+#: The global revocation cut-off (`did-auth sessions revoke-all`): Unix seconds; every
+#: session authenticated at or before it is dead.
+REVOKED_ALL_BEFORE = "da:{revoke-all}:before"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from did_auth_verifier.jose import JoseError, parse_compact, public_key_from_jwk
 from did_auth.clock import Clock
 from did_auth.store import keys as store_keys
 from did_auth.store.base import Store
+from did_auth.tokens.cutoff import claims_covered, read_cutoff
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import Session, SessionStore
 
@@ -93,6 +94,9 @@ class LocalTokenCheck:
         if claims is None:
             return None
         if await self.store.get(jti_key(str(claims["jti"]))) is not None:
+            return None
+        # `did-auth sessions revoke-all`: auth_time (else iat) at or before the cut-off.
+        if claims_covered(await read_cutoff(self.store), claims):
             return None
         session = await self.sessions.get(str(claims["sid"]))
         if session is None or session.revoked:

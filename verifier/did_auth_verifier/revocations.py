@@ -7,7 +7,12 @@ Feed (interface: `GET /revocations?since=CURSOR`): `{"revoked": [entry, ...], "c
 * `{"sid": S, "exp": T}`: every token of login session S is revoked;
 * `{"sub": U, "before": B, "exp": T}`: every token of subject U whose `auth_time` (or, when
   absent, `iat`) is <= B is revoked (`RevocationRegistry.revokeAll`);
-* `{"sub": U, "exp": T}` (no `before`): every token of U is revoked (compliance freeze).
+* `{"sub": U, "exp": T}` (no `before`): every token of U is revoked (compliance freeze);
+* `{"all": true, "before": B, "exp": T}` (no jti/sid/sub): every token whose `auth_time`
+  (or, when absent, `iat`) is <= B is revoked, whoever its subject (`did-auth sessions
+  revoke-all`, an incident). Verifiers older than this kind ignore the entry with the
+  warning "needs exactly one of jti/sid/sub" and stay current, so did-auth also announces
+  every session it ends that way by `sid`.
 
 `exp` is when the entry stops mattering: the latest expiry of any token it can kill. Entries
 are kept until then (plus a grace period covering clock leeway) and then purged.
@@ -79,9 +84,11 @@ class RevocationSet:
         self._sid: dict[str, float] = {}
         # sub -> (before or None for "all tokens", exp)
         self._sub: dict[str, tuple[float | None, float]] = {}
+        # The `all` entry: (before, exp), the latest cut-off, or None.
+        self._all: tuple[float, float] | None = None
 
     def __len__(self) -> int:
-        return len(self._jti) + len(self._sid) + len(self._sub)
+        return len(self._jti) + len(self._sid) + len(self._sub) + (self._all is not None)
 
     def apply(self, entries: Iterable[Mapping[str, Any]]) -> int:
         """Add revocation entries (feed or push); returns how many were accepted."""
@@ -100,6 +107,16 @@ class RevocationSet:
                     continue  # every token it could kill has already expired
                 jti, sid, sub = entry.get("jti"), entry.get("sid"), entry.get("sub")
                 named = [v for v in (jti, sid, sub) if v is not None]
+                if "all" in entry:
+                    every = _number(entry.get("before"))
+                    if entry.get("all") is not True or every is None or named:
+                        log.warning("revocation entry ignored: malformed 'all' entry")
+                        continue
+                    if self._all is not None:  # the later cut-off and the later exp
+                        every, exp = max(every, self._all[0]), max(exp, self._all[1])
+                    self._all = (every, exp)
+                    accepted += 1
+                    continue
                 if len(named) != 1 or not isinstance(named[0], str) or not named[0]:
                     log.warning("revocation entry ignored: needs exactly one of jti/sid/sub")
                     continue
@@ -141,6 +158,8 @@ class RevocationSet:
                 del table[key]
         for key in [k for k, (_, exp) in self._sub.items() if exp <= limit]:
             del self._sub[key]
+        if self._all is not None and self._all[1] <= limit:
+            self._all = None
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         jti = claims.get("jti")
@@ -149,19 +168,26 @@ class RevocationSet:
         sid = claims.get("sid")
         if isinstance(sid, str) and sid in self._sid:
             return True
+        every = self._all
+        if every is not None and _before_covers(every[0], claims):
+            return True
         sub = claims.get("sub")
         if isinstance(sub, str):
             entry = self._sub.get(sub)
             if entry is not None:
                 before = entry[0]
-                if before is None:
-                    return True
-                when = _number(claims.get("auth_time"))
-                if when is None:
-                    when = _number(claims.get("iat"))
-                # No usable time: cannot prove it is newer than the cut-off -> revoked.
-                return when is None or when <= before
+                return before is None or _before_covers(before, claims)
         return False
+
+
+def _before_covers(before: float, claims: Mapping[str, Any]) -> bool:
+    """The one cut-off rule (`revokeAll`'s `before`, the `all` entry's): the token's
+    `auth_time` (or, when absent, `iat`) is <= `before`. No usable time: it cannot be proven
+    newer than the cut-off -> revoked."""
+    when = _number(claims.get("auth_time"))
+    if when is None:
+        when = _number(claims.get("iat"))
+    return when is None or when <= before
 
 
 DEFAULT_MAX_STALENESS = 30.0

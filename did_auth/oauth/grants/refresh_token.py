@@ -16,6 +16,7 @@ from did_auth.flows.revocations import RevocationBook
 from did_auth.oauth.grants.base import TokenRequest
 from did_auth.policy.scopes import parse_scope, token_ttl
 from did_auth.settings import Settings
+from did_auth.tokens.cutoff import read_cutoff, revoked_before_covers
 from did_auth.tokens.issue import TokenIssuer
 from did_auth.tokens.sessions import SessionStore, session_grant, sid_of_refresh
 
@@ -54,6 +55,12 @@ class RefreshTokenGrant:
             raise InvalidGrant(
                 "refresh token was issued to another client", reason="client_mismatch"
             )
+        # `did-auth sessions revoke-all`: a session authenticated at or before the global
+        # cut-off is over (RFC 6749 §5.2 invalid_grant: the refresh token "is ... revoked").
+        if current is not None and revoked_before_covers(
+            await read_cutoff(self.revocations.store), current.auth_time
+        ):
+            raise InvalidGrant("the session was revoked", reason="session_revoked_all")
         # RFC 9449 §5: a refresh token issued to a DPoP client is bound to its key; the
         # request MUST carry a proof made with that same key (failures: invalid_dpop_proof).
         bound = current.jkt if current is not None else None
