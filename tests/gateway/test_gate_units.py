@@ -61,6 +61,8 @@ def test_the_interface_example_is_valid() -> None:
     ({"listen": "9180"}, "gate.toml: listen: must be HOST:PORT"),
     ({"public_url": "ftp://x"}, "gate.toml: public_url: URI scheme must be http or https"),
     ({"trusted_proxies": ["10.0.0.300/8"]}, "gate.toml: trusted_proxies[0]: '10.0.0.300/8'"),
+    ({"trusted_proxies": []}, "gate.toml: trusted_proxies: required"),
+    ({"trusted_proxies": None}, "gate.toml: trusted_proxies: required"),
     ({"redis_url": "http://x"}, "gate.toml: redis_url: must be a redis://"),
     ({"max_staleness": 0}, "gate.toml: max_staleness: must be more than 0"),
     ({"routes": []}, "gate.toml: routes: must be one or more"),

@@ -212,8 +212,11 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
         except ValueError as exc:
             check.problem("public_url", str(exc))
     proxies: list[IpNetwork] = []
-    raw_proxies = data.get("trusted_proxies", [])
-    if not isinstance(raw_proxies, list):
+    raw_proxies = data.get("trusted_proxies")
+    if raw_proxies is None or raw_proxies == []:
+        # Only these may name the original request: with none, every check is denied.
+        check.problem("trusted_proxies", "required: the CIDRs of the proxies that ask")
+    elif not isinstance(raw_proxies, list):
         check.problem("trusted_proxies", "must be a list of CIDRs")
     else:
         for i, cidr in enumerate(raw_proxies):
