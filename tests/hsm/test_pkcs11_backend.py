@@ -5,6 +5,8 @@ backend, and the token's AES key seals TOTP seeds."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import orjson
 import pytest
@@ -19,7 +21,8 @@ from did_auth.hsm import Hsm, open_hsm
 from did_auth.store.memory import MemoryStore
 from did_auth.tokens.issue import Grant, TokenIssuer, new_sid
 from did_auth.tokens.keys import KeyRing
-from tests.hsm.conftest import MODULE, SoftHsm
+from tests.fixtures.redis_server import RedisServer
+from tests.hsm.conftest import HSM_DB, MODULE, SoftHsm
 
 N_P256 = int(
     "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16
@@ -142,3 +145,54 @@ def test_the_tokens_aes_key_seals_totp_seeds(hsm: Hsm) -> None:
         return key[Attribute.SENSITIVE], key[Attribute.EXTRACTABLE]
 
     assert hsm.token.run(kek_attributes) == (True, False)
+
+
+async def test_services_with_pkcs11_seal_totp_seeds_in_the_token(
+    softhsm: SoftHsm, redis_server: RedisServer
+) -> None:
+    """build_services wires the token's AES key as the sealer of TOTP seeds (no KEK file):
+    an enrolment confirms with a code of its seed, and the stored record opens with the
+    token's key only."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    import pyotp
+    import tomli_w
+
+    from did_auth.hsm.sealer import HsmSealer
+    from did_auth.services import build_services
+    from did_auth.settings import load_settings
+    from tests.fixtures.servers import config_dict
+
+    path = Path(tempfile.mkdtemp()) / "did-auth.toml"
+    path.write_text(tomli_w.dumps(config_dict(redis_url=redis_server.own_db(HSM_DB + 1),
+                                              signing=softhsm.signing())))
+    settings = load_settings(path, environ={"HSM_PIN": softhsm.env()["HSM_PIN"]})
+    assert settings.key_encryption_key_file is None
+    svc = build_services(settings)
+    try:
+        await svc.start()
+        assert isinstance(svc.otp._sealer, HsmSealer)
+        assert svc.keys.signer.name == "pkcs11"
+        sub = "did:pkh:eip155:1:0x52908400098527886E0F7030069857D2E4169EE7"
+        enrolment = await svc.otp.enroll(sub)
+        await svc.otp.confirm(sub, pyotp.TOTP(enrolment.secret).now())
+        dump = b"".join(v or b"" for v in [await svc.store.get(k) for k in await _keys(svc)])
+        assert enrolment.secret.encode() not in dump
+        rec = orjson.loads(next(v for v in [await svc.store.get(k) for k in await _keys(svc)]
+                                if v and b'"active"' in v))
+        sealed = base64.b64decode(rec["sealed"])
+        assert svc.otp._sealer.open(sealed, rec["aad"].encode()) == enrolment.secret.encode()
+    finally:
+        await svc.close()
+
+
+async def _keys(svc: Any) -> list[str]:
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(svc.settings.redis_url)
+    try:
+        return [k.decode() async for k in r.scan_iter(match="da:{otp*")]
+    finally:
+        await r.aclose()
