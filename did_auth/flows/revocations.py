@@ -3,6 +3,8 @@
 Every revocation ends the affected login sessions (their refresh-token families) and
 appends one feed entry per session (`{"sid", "exp"}`) or token (`{"jti", "exp"}`); `exp` is
 the time after which no token it covers can still be valid, so verifiers may forget it then.
+`did-auth sessions revoke-all` adds `{"all": true, "before": T}` (`revoke_all`; see
+`flows/revoke_all.py`).
 The feed is a Redis stream read with `GET /revocations?since=CURSOR&limit=N`; each entry is
 also published on a pub/sub channel for verifiers that want a push.
 

@@ -167,3 +167,18 @@ def test_verifier_ignores_a_malformed_all_entry(entry: dict[str, Any]) -> None:
     view = RevocationSet(clock=FixedClock(T0))
     assert view.apply([entry]) == 0
     assert not view.is_revoked({"iat": 1})
+
+
+def test_gate_feed_counts_the_all_entry_and_refuses_with_it() -> None:
+    """did-auth-gate's view: the entry bumps the generation (remembered allow decisions are
+    dropped) and the follower refuses tokens at or before the cut-off."""
+    from did_auth_verifier.gate.decisions import FollowedFeed
+
+    t = 1_800_000_000
+    page = {"revoked": [{"all": True, "before": t, "exp": t + 3660}], "cursor": "1-0",
+            "more": False}
+    feed = FollowedFeed("http://127.0.0.1:9/", clock=FixedClock(T0), fetch=lambda url: page)
+    assert feed.poll_once()
+    assert feed.generation == 1
+    assert feed.is_revoked({"iat": t, "auth_time": t})
+    assert not feed.is_revoked({"iat": t + 1, "auth_time": t + 1})
