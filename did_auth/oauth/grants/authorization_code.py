@@ -35,6 +35,7 @@ from did_auth.oauth.grants.base import TokenRequest
 from did_auth.policy.scopes import token_ttl
 from did_auth.settings import ClientConfig, Settings
 from did_auth.store.base import Store
+from did_auth.tokens.cutoff import read_cutoff, revoked_before_covers
 from did_auth.tokens.issue import TokenIssuer, encode_jwt
 from did_auth.tokens.keys import KeyRing
 from did_auth.tokens.sessions import SessionStore, session_grant
@@ -116,6 +117,10 @@ class AuthorizationCodeGrant:
             problem = "redirect_uri does not match the authorization request"
         elif not hmac.compare_digest(s256_challenge(verifier), record["code_challenge"]):
             problem = "PKCE verification failed: code_verifier does not match"
+        elif revoked_before_covers(await read_cutoff(self.store), int(grant["auth_time"])):
+            # `did-auth sessions revoke-all`: the login behind the code is at or before the
+            # global cut-off (RFC 6749 §5.2 invalid_grant: the grant "is ... revoked").
+            problem = "the session of this code has been revoked"
         if problem is not None:
             await self.revocations.revoke_sid(str(grant["sid"]), reason="authorization_code")
             raise InvalidGrant(problem, reason="authorization_code")
