@@ -104,10 +104,11 @@ class Services:
             self.watchers.start()
         try:
             await self.keys.load()
-        except TemporarilyUnavailable:
-            # Start anyway and answer 503 until the store is back (fail closed, recover
-            # by itself): the keys are loaded by the first request that can reach it.
-            log.warning("store unreachable at start; signing keys load when it returns")
+        except TemporarilyUnavailable as exc:
+            # Start anyway and answer 503 until the store (or the signing token) is back
+            # (fail closed, recover by itself): the first request that can reach it loads.
+            what = "signing token" if exc.reason == "hsm_down" else "store"
+            log.warning("%s unreachable at start; signing keys load when it returns", what)
 
     async def close(self) -> None:
         try:
