@@ -23,6 +23,9 @@ from did_auth.settings import Settings, load_settings
 __all__ = ["main"]
 
 CONFIG_ENV = "DID_AUTH_CONFIG"
+#: Seconds a `--workers N` worker may take to import and start (uvicorn's
+#: `timeout_worker_healthcheck`) before its supervisor declares it hung.
+WORKER_START_TIMEOUT = 120
 DEPLOYER_KEY_ENV = "DID_AUTH_DEPLOYER_KEY"
 WORKERS_ENV = "DID_AUTH_WORKERS"
 
@@ -149,6 +152,11 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="warning",
+            # uvicorn's supervisor kills and restarts a worker that has not finished its
+            # start-up within this many seconds (default 5). Importing and starting a
+            # worker takes longer than 5 s on a busy host: the workers were then killed and
+            # respawned for ever and the server never answered.
+            timeout_worker_healthcheck=WORKER_START_TIMEOUT,
             **_uvicorn_options(settings),
         )
         return 0
