@@ -89,11 +89,10 @@ def hsm_config(redis_url: str, hsm: SoftHsm, **over: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def hsm_replicas(redis_server: RedisServer, softhsm: SoftHsm) -> Iterator[list[LiveServer]]:
-    """Two replicas (separate `did-auth serve` processes, each with its own sessions)
-    sharing one SoftHSM2 token and one Redis database. One worker each: on a loaded test
-    machine uvicorn's supervisor restarts workers that start slowly."""
+    """Two replicas (separate `did-auth serve` processes; the first with two workers, each
+    worker its own pool of sessions) sharing one SoftHSM2 token and one Redis database."""
     url = redis_server.own_db(HSM_DB)
-    first = start_server(hsm_config(url, softhsm), workers=1, env=softhsm.env(),
+    first = start_server(hsm_config(url, softhsm), workers=2, env=softhsm.env(),
                          start_timeout=240)
     try:
         # One issuer for both (as behind a load balancer): tokens of either verify alike.
