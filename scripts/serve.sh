@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+echo "did-auth: starting server" >&2
 exec .venv/bin/did-auth serve "$@"

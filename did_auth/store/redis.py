@@ -420,7 +420,9 @@ class RedisStore(Store):
             # redis-py's pooled client: XREAD BLOCK holds a connection of its own for its
             # duration (on the multiplexed fast client it would stall every other command).
             block = max(1, min(self._block_ms, int(timeout * 1000)))
-            got = await self._client.xread({stream: after or "0-0"}, count=1, block=block)
+            # redis-py 8 types XREAD's reply as RESP2 list or RESP3 map; the client keeps the
+            # RESP2 shape ([[stream, [(id, fields)]]]), read here.
+            got: Any = await self._client.xread({stream: after or "0-0"}, count=1, block=block)
             if not got:
                 return None
             newest = await self._client.xrevrange(stream, count=1)

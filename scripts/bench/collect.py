@@ -252,6 +252,14 @@ def write(out: Path, rows: list[Row], load: dict[str, Any] | None, timings: dict
         mark = "" if r["ok"] is None else ("OK" if r["ok"] else "**MISSED**")
         md.append(f"| {r['bench']} | {r['name']} | {_fmt(r['value'])}{r['unit']} | "
                   f"{r['target']} | {mark} |")
+    md += [
+        "",
+        "signinwithethereum (siwe_verify, contract_wallet_login and the login_load baseline) "
+        "pins web3 7 and eth-account 0.13 while did-auth runs on web3 8 and eth-account 0.14, "
+        "so it runs in an environment of its own, `.venv-oracle` (tests/oracle, made by "
+        "`scripts/bootstrap.sh --dev`); its rows are timed inside that process, so the pipe "
+        "to it is never part of a figure.",
+    ]
     if load is not None:
         servers = load["servers"]
         md += [
@@ -286,7 +294,10 @@ def write(out: Path, rows: list[Row], load: dict[str, Any] | None, timings: dict
             "- did-auth: all checks on and default rate limits (per IP, per subject, "
             "outstanding nonces), audit log, metrics; Redis single node.",
             "- baseline (`baseline_server.py`): FastAPI + `siwe` (`signinwithethereum`) "
-            "`SiweMessage.from_message()` / `verify()` + PyJWT + redis-py nonce store.",
+            "`SiweMessage.from_message()` / `verify()` + PyJWT + redis-py nonce store; it runs "
+            "on `.venv-oracle` (signinwithethereum pins web3 7 and eth-account 0.13; "
+            "tests/oracle/requirements.txt), with the same FastAPI, uvicorn and redis-py "
+            "ranges as did-auth.",
             "- ceiling (`ceiling_server.py`): the baseline's HTTP, Redis and JWT work (nonce "
             "SET, GETDEL, refresh record, ES256 token) with no SIWE parsing and no signature "
             "check.",

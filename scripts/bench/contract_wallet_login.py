@@ -16,7 +16,8 @@ with each verifier against the same node over loopback HTTP:
                       (eth_blockNumber; eth_getCode + eth_call pinned to it, one batch);
   signinwithethereum  SiweMessage.verify(signature, provider=HTTPProvider(url)) (web3 sync,
                       requests), the package's documented EIP-1271 / EIP-6492 path; the message
-                      object is parsed once, outside the timed loop.
+                      object is parsed once, outside the timed loop. It pins web3 < 8, so it
+                      runs in `.venv-oracle` (tests.oracle), which times its loop in-process.
 
 Each row runs --ops sequential verifications, --repeats times (rows interleaved), and the
 median µs/op is printed with the ratio signinwithethereum / ours. Absolute numbers are
@@ -40,13 +41,13 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
-from siwe import SiweMessage as OracleMessage
 from web3 import Web3
 
 from did_auth.chain.client import ChainRegistry
 from did_auth.chain.wallet_signatures import ChainSignatureChecker
 from did_auth.settings import Settings
 from tests.fixtures.hardhat import _kill_group, contract_at, deploy, start_hardhat_node
+from tests.oracle import SiweOracle
 
 CHAIN = 31337
 MAGIC_6492 = bytes.fromhex("6492" * 16)
@@ -74,11 +75,10 @@ def personal_hash(text: str) -> bytes:
     return keccak(b"\x19" + msg.version + msg.header + msg.body)
 
 
-def timed_sync(fn: Callable[[], None], ops: int) -> float:
-    start = time.perf_counter_ns()
-    for _ in range(ops):
-        fn()
-    return (time.perf_counter_ns() - start) / ops / 1000
+def timed_oracle(oracle: SiweOracle, text: str, signature: bytes, url: str, ops: int) -> float:
+    """µs per signinwithethereum verify(), timed inside the oracle process."""
+    ns = oracle.time("verify", text, "0x" + signature.hex(), ops, provider_url=url)
+    return ns / ops / 1000
 
 
 async def timed_async(fn: Callable[[], Awaitable[None]], ops: int) -> float:
@@ -95,6 +95,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     node = start_hardhat_node()
+    oracle = SiweOracle()
     registry = ChainRegistry(
         Settings.model_validate({"chains": [{"chain_id": CHAIN, "rpc_url": node.url}]})
     )
@@ -121,9 +122,6 @@ async def main() -> None:
         await registry.start()
         checker = ChainSignatureChecker(registry)
         client = registry.require(CHAIN)
-        provider = Web3.HTTPProvider(node.url)
-        oracle_1271 = OracleMessage.from_message(text_1271)
-        oracle_6492 = OracleMessage.from_message(text_6492)
 
         async def ours_1271() -> None:
             await checker.check(
@@ -142,17 +140,17 @@ async def main() -> None:
                 signature=sig_6492,
             )
 
-        def theirs_1271() -> None:
-            oracle_1271.verify("0x" + sig_1271.hex(), provider=provider)
+        def theirs_1271(ops: int) -> float:
+            return timed_oracle(oracle, text_1271, sig_1271, node.url, ops)
 
-        def theirs_6492() -> None:
-            oracle_6492.verify("0x" + sig_6492.hex(), provider=provider)
+        def theirs_6492(ops: int) -> float:
+            return timed_oracle(oracle, text_6492, sig_6492, node.url, ops)
 
         # Both sides accept both signatures (and warm up connections and caches).
         for fn in (ours_1271, ours_1271_cold, ours_6492):
             await fn()
-        theirs_1271()
-        theirs_6492()
+        theirs_1271(1)
+        theirs_6492(1)
         before = client.rpc_round_trips
         await ours_1271()
         warm_rt = client.rpc_round_trips - before
@@ -176,9 +174,9 @@ async def main() -> None:
         for _ in range(args.repeats):
             rows["1271 ours"].append(await timed_async(ours_1271, args.ops))
             rows["1271 ours cold"].append(await timed_async(ours_1271_cold, args.ops))
-            rows["1271 signinwithethereum"].append(timed_sync(theirs_1271, args.ops))
+            rows["1271 signinwithethereum"].append(theirs_1271(args.ops))
             rows["6492 ours"].append(await timed_async(ours_6492, args.ops))
-            rows["6492 signinwithethereum"].append(timed_sync(theirs_6492, args.ops))
+            rows["6492 signinwithethereum"].append(theirs_6492(args.ops))
         med = {k: statistics.median(v) for k, v in rows.items()}
 
         print(f"hardhat node {node.url}; {args.ops} ops x {args.repeats} repeats, median")
@@ -197,6 +195,7 @@ async def main() -> None:
         print(f"ratio signinwithethereum/ours  EIP-6492:      {r6492:.2f}x")
     finally:
         await registry.close()
+        oracle.close()
         _kill_group(node.process)
 
 

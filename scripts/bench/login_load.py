@@ -53,6 +53,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
+# signinwithethereum pins web3 < 8, so the baseline runs on the oracle environment's
+# interpreter (tests/oracle: `.venv-oracle`, made by scripts/bootstrap.sh --dev).
+ORACLE_PY = Path(os.environ.get("SIWE_ORACLE_PYTHON") or ROOT / ".venv-oracle" / "bin" / "python")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -422,7 +425,10 @@ def start(name: str, workdir: Path, redis_url: str, workers: int, cpus: set[int]
                "--workers", str(workers)]
     else:
         script = HERE / f"{name}_server.py"
-        cmd = [PY, str(script), "--port", str(port), "--redis-url", redis_url,
+        python = str(ORACLE_PY) if name == "baseline" else PY
+        if not Path(python).exists():
+            raise SystemExit(f"{python} is missing: run scripts/bootstrap.sh --dev")
+        cmd = [python, str(script), "--port", str(port), "--redis-url", redis_url,
                "--workers", str(workers)]
     log = workdir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DID_AUTH_")}

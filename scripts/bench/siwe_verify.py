@@ -10,7 +10,8 @@ Rows:
   ours: parse only     SiweMessage.from_text(text)
   ours: verify only    verify_eoa(...) on the same text (hex decode, checks, recover, compare)
   signinwithethereum   SiweMessage.from_message(text) + .verify(sig, timestamp=...), EOA path,
-                       no provider (so no network)
+                       no provider (so no network); it pins web3 < 8, so it runs in
+                       `.venv-oracle` (tests.oracle) and times its loop there, in-process
   raw floor            keccak(EIP-191 prefix + text) + coincurve recover + keccak(pubkey),
                        compare with the expected 20 bytes (signature pre-decoded)
 
@@ -24,6 +25,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from coincurve import PublicKey
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from siwe import SiweMessage as OracleMessage
 
 from did_auth.signatures import keccak256
 from did_auth.siwe import SiweMessage, verify_eoa
+from tests.oracle import SiweOracle
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 
@@ -62,7 +64,36 @@ def build_case() -> tuple[str, str, str]:
     return text, signature, account.address
 
 
-def make_ops(text: str, signature: str, address: str) -> dict[str, Callable[[], object]]:
+# A row: run the operation n times, return the elapsed nanoseconds.
+Timer = Callable[[int], int]
+
+
+def local(op: Callable[[], object]) -> Timer:
+    def run(n: int) -> int:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            op()
+        return time.perf_counter_ns() - start
+
+    return run
+
+
+@dataclass
+class Remote:
+    """signinwithethereum's row: the loop runs (and is timed) inside the oracle process."""
+
+    oracle: SiweOracle
+    text: str
+    signature: str
+    when: datetime
+
+    def __call__(self, n: int) -> int:
+        return self.oracle.time(
+            "parse_verify", self.text, self.signature, n, timestamp=self.when.isoformat()
+        )
+
+
+def make_ops(text: str, signature: str, address: str, oracle: SiweOracle) -> dict[str, Timer]:
     when = datetime(2025, 1, 1, 12, 5, tzinfo=UTC)
     prefixed = b"\x19Ethereum Signed Message:\n" + str(len(text)).encode() + text.encode()
     raw = bytes.fromhex(signature[2:])
@@ -81,11 +112,6 @@ def make_ops(text: str, signature: str, address: str) -> dict[str, Callable[[], 
         verify_eoa(text, signature, expected_address=address)
         return None
 
-    def oracle() -> object:
-        msg = OracleMessage.from_message(text)
-        msg.verify(signature, timestamp=when)
-        return msg
-
     def floor() -> object:
         digest = keccak256(prefixed)
         public = PublicKey.from_signature_and_message(compact, digest, hasher=None)
@@ -94,38 +120,30 @@ def make_ops(text: str, signature: str, address: str) -> dict[str, Callable[[], 
         return None
 
     return {
-        "ours (parse + verify)": ours,
-        "ours: parse only": ours_parse,
-        "ours: verify only": ours_verify,
-        "signinwithethereum": oracle,
-        "raw floor (keccak + recover)": floor,
+        "ours (parse + verify)": local(ours),
+        "ours: parse only": local(ours_parse),
+        "ours: verify only": local(ours_verify),
+        "signinwithethereum": Remote(oracle, text, signature, when),
+        "raw floor (keccak + recover)": local(floor),
     }
 
 
-def time_ops(
-    ops: dict[str, Callable[[], object]], repeats: int, target_ns: int
-) -> dict[str, float]:
+def time_ops(ops: dict[str, Timer], repeats: int, target_ns: int) -> dict[str, float]:
     """Median nanoseconds per call of each op.
 
     Repeats are interleaved (round-robin over the ops), so a burst of load from other
     processes hits every row alike instead of skewing one of them.
     """
     loops: dict[str, int] = {}
-    for name, op in ops.items():
-        for _ in range(3):  # warm-up (imports, caches, regex compilation)
-            op()
-        start = time.perf_counter_ns()
-        op()
-        single = max(time.perf_counter_ns() - start, 1)
+    for name, run in ops.items():
+        run(3)  # warm-up (imports, caches, regex compilation)
+        single = max(run(1), 1)
         loops[name] = max(1, target_ns // single)
     samples: dict[str, list[float]] = {name: [] for name in ops}
     for _ in range(repeats):
-        for name, op in ops.items():
+        for name, run in ops.items():
             n = loops[name]
-            start = time.perf_counter_ns()
-            for _ in range(n):
-                op()
-            samples[name].append((time.perf_counter_ns() - start) / n)
+            samples[name].append(run(n) / n)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -136,18 +154,20 @@ def main() -> int:
     args = parser.parse_args()
 
     text, signature, address = build_case()
-    ops = make_ops(text, signature, address)
-    for op in ops.values():  # every path must actually succeed before it is timed
-        op()
-
-    results = time_ops(ops, args.repeats, int(args.target_ms * 1e6))
+    with SiweOracle() as peer:
+        ops = make_ops(text, signature, address, peer)
+        for run in ops.values():  # every path must actually succeed before it is timed
+            run(1)
+        results = time_ops(ops, args.repeats, int(args.target_ms * 1e6))
+        versions = peer.versions
     ours = results["ours (parse + verify)"]
     oracle = results["signinwithethereum"]
     floor = results["raw floor (keccak + recover)"]
 
     print(
         f"message: {len(text)} bytes, {len(text.splitlines())} lines; "
-        f"python {sys.version.split()[0]}"
+        f"python {sys.version.split()[0]}; signinwithethereum {versions['signinwithethereum']} "
+        f"(web3 {versions['web3']}, eth-account {versions['eth-account']}, in .venv-oracle)"
     )
     print(f"{'path':32} {'us/op':>12} {'vs ours':>10}")
     for name, ns in results.items():

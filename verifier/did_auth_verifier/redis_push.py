@@ -99,7 +99,10 @@ class RedisPush:
         import redis.asyncio as aioredis
 
         while True:
-            client = aioredis.from_url(self._url)
+            # A subscriber waits for messages indefinitely: no read timeout (redis-py 8 made
+            # it 5 s by default, which cuts an idle subscription); TCP keepalive still
+            # notices a dead peer.
+            client = aioredis.from_url(self._url, socket_timeout=None, socket_keepalive=True)
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
