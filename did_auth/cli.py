@@ -58,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("action", choices=["list", "rotate", "retire"])
     keys.add_argument(
         "--kid",
-        help="retire: this key now (not the one that signs); default: every key whose last "
-        "token has expired",
+        help="retire: this key now, not the one that signs (default: every key whose last "
+        "token has expired)",
     )
     keys.add_argument("--config", help=f"TOML config file (default: ${CONFIG_ENV})")
     keys.add_argument(
