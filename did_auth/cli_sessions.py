@@ -41,7 +41,9 @@ def add_sessions_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "(default: $DID_AUTH_CONFIG)"
     )
     sessions.add_argument(
-        "--reason", default="", help="why, for the audit log, never on the public feed (default: none)"
+        "--reason",
+        default="",
+        help="why, for the audit log, never on the public feed (default: none)",
     )
 
 
