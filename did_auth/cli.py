@@ -131,6 +131,12 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("--workers must be at least 1")
     if args.workers > 1 and settings.embedded:
         return _fail("--workers > 1 needs a shared store: set redis_url")
+    embedded_chains = [c.chain_id for c in settings.chains if c.rpc_url == "embedded"]
+    if args.workers > 1 and embedded_chains:
+        return _fail(
+            f"chain {embedded_chains[0]}: an embedded chain lives in one process, so it needs "
+            "--workers 1 (or an rpc_url every worker can reach, e.g. a hardhat node)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Everything is checked before anything is created (the KEK file, the audit log).
     _check_listen(args.host, args.port, "--host/--port")

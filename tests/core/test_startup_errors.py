@@ -136,6 +136,14 @@ def test_workers_need_a_shared_store(folder: Path) -> None:
     assert_one_line(serve(write(folder, ""), "--workers", "2"), "needs a shared store")
 
 
+def test_workers_cannot_share_an_embedded_chain(folder: Path) -> None:
+    """Each worker process would run an in-process chain of its own under the same chain
+    id: a delegate added or a session revoked on one would not exist on the others."""
+    cfg = write(folder, f'redis_url = "{UNREACHABLE}"\n'
+                        '[[chains]]\nchain_id = 31337\nrpc_url = "embedded"\n')
+    assert_one_line(serve(cfg, "--workers", "2"), "embedded", "--workers 1")
+
+
 def test_kek_that_cannot_open_the_stored_keys(folder: Path, redis_server: RedisServer) -> None:
     url = redis_server.url[:-1] + "9"
     import redis
