@@ -123,6 +123,32 @@ def test_ambiguous_paths_are_refused(uri: str) -> None:
         canonical_path(uri)
 
 
+@pytest.mark.parametrize("uri", [
+    # matrix parameters: servlet containers read `..;` as `..` (/orders/..;/withdrawals is
+    # /withdrawals to Tomcat/Jetty/Spring)
+    "/orders/..;/withdrawals", "/orders/.;/x", "/orders/1;jsessionid=x", "/orders/;/../x",
+    # double encoding: `%252e%252e` is `..` to a backend that decodes twice
+    "/orders/%252e%252e/withdrawals", "/orders/%25", "/orders/a%2525b",
+    # encoded separators in either case
+    "/orders/%2e%2e/withdrawals", "/orders/%2E%2e", "/orders/a%2fb", "/orders/a%2Fb",
+    "/orders/a%5Cb", "/orders/a%5cb",
+])
+def test_matrix_parameters_and_double_encoding_are_refused(uri: str) -> None:
+    with pytest.raises(ValueError):
+        canonical_path(uri)
+
+
+def test_gate_denies_dot_dot_semicolon_and_double_encoding(issuer: StubIssuer) -> None:
+    """Attack (trade:write token): `/orders/..;/withdrawals` and `/orders/%252e%252e/
+    withdrawals` must not be checked as the `/orders/*` route: 403 ambiguous_path."""
+    check = make_check(issuer)
+    token = issuer.token(scope="account:read trade:write")
+    assert answer(check, token, "GET", "/orders/1").status == 200
+    for uri in ("/orders/..;/withdrawals", "/orders/%252e%252e/withdrawals"):
+        a = answer(check, token, "GET", uri)
+        assert (a.status, a.reason) == (403, "ambiguous_path"), uri
+
+
 def test_route_precedence() -> None:
     table = RouteTable([Route("GET", "/orders/*", ("a",)), Route("GET", "/orders/open", ("b",)),
                         Route("GET", "/orders/open/*", ("c",))])
@@ -334,3 +360,65 @@ async def test_keep_alive_pipelining_and_limits() -> None:
         writer.close()
     finally:
         await server.close()
+
+
+# -- the header family of the configured proxy ----------------------------------------------
+
+
+def make_proxy_check(issuer: StubIssuer, proxy: str | None) -> GateCheck:
+    data = {**VALID, "issuer": issuer.url}
+    if proxy is not None:
+        data["proxy"] = proxy
+    cfg = parse_config(data)
+    jwks = JWKSCache.for_issuer(issuer.url)
+    verifier = TokenVerifier(issuer.url, "trading-api", jwks, revocations=RevocationSet())
+    return GateCheck(cfg, verifier, GateMetrics())
+
+
+def decide(check: GateCheck, headers: dict[str, str]) -> Answer:
+    result = check.check(True, headers)
+    if not isinstance(result, Answer):
+        result = asyncio.run(_await(result))
+    return result
+
+
+def test_forward_auth_gate_ignores_no_injected_x_original_headers(issuer: StubIssuer) -> None:
+    """Attack: behind Traefik/Caddy the client's own headers reach /check. With an
+    account:read token the client injects X-Original-* naming GET /account while the proxy's
+    X-Forwarded-* says POST /orders/1 (needs trade:write): refused, not allowed."""
+    check = make_proxy_check(issuer, "forward-auth")
+    token = issuer.token(scope="account:read")
+    base = {"authorization": f"Bearer {token}", "x-forwarded-method": "POST",
+            "x-forwarded-uri": "/orders/1"}
+    assert decide(check, base).status == 403
+    injected = decide(check, {**base, "x-original-method": "GET", "x-original-uri": "/account"})
+    assert injected.status == 403 and injected.reason == "foreign_proxy_headers"
+    assert b"X-Original-" in injected.body
+    # the route the proxy names, with the token it needs, is allowed
+    ok = decide(check, {"authorization": f"Bearer {token}", "x-forwarded-method": "GET",
+                        "x-forwarded-uri": "/account"})
+    assert ok.status == 200
+    # forward-auth mode reads only X-Forwarded-*: X-Original-* alone names no request
+    alone = decide(check, {"authorization": f"Bearer {token}", "x-original-method": "GET",
+                           "x-original-uri": "/account"})
+    assert alone.status == 403
+
+
+def test_nginx_gate_refuses_forward_auth_headers(issuer: StubIssuer) -> None:
+    """The default (`proxy = "nginx"`) reads only X-Original-*; a request that also carries
+    X-Forwarded-Method/-Uri (which the shipped nginx file never sends) is refused."""
+    check = make_proxy_check(issuer, None)
+    token = issuer.token(scope="account:read")
+    ok = {"authorization": f"Bearer {token}", "x-original-method": "GET",
+          "x-original-uri": "/account"}
+    assert decide(check, ok).status == 200
+    mixed = decide(check, {**ok, "x-forwarded-uri": "/orders/1"})
+    assert mixed.status == 403 and mixed.reason == "foreign_proxy_headers"
+    alone = decide(check, {"authorization": f"Bearer {token}", "x-forwarded-method": "GET",
+                           "x-forwarded-uri": "/account"})
+    assert alone.status == 403
+
+
+def test_proxy_key_is_validated() -> None:
+    found = problems(proxy="traefik")
+    assert found == ['gate.toml: proxy: must be "nginx" or "forward-auth"']

@@ -11,7 +11,8 @@ answers a gateway passes on:
     401  WWW-Authenticate: DPoP error="invalid_dpop_proof", ..., algs=...  (RFC 9449 §7.1)
     401  WWW-Authenticate: ... error="insufficient_user_authentication", max_age=... (RFC 9470)
     403  WWW-Authenticate: ... error="insufficient_scope", scope=...      (RFC 6750 §3.1)
-    403  no route for the method and path, or the original request unknown (allow-list)
+    403  no route for the method and path, or the original request unknown (allow-list),
+         or it carries the header family the configured `proxy` does not set
     503  Retry-After: revocation feed stale, JWKS or replay cache unavailable (fail closed)
 
 A gateway's auth sub-request passes on only 2xx, 401 and 403 (nginx `auth_request` turns
@@ -101,6 +102,14 @@ class GateCheck:
         self._step_up_age = config.step_up_max_age
         self._proxies: tuple[IpNetwork, ...] = config.trusted_proxies
         self._trusted_cache: dict[str, bool] = {}
+        if config.proxy == "forward-auth":
+            self._own_method, self._own_uri = "x-forwarded-method", "x-forwarded-uri"
+            self._foreign = ("x-original-method", "x-original-uri")
+            self._foreign_names = "X-Original-Method/X-Original-URI"
+        else:
+            self._own_method, self._own_uri = "x-original-method", "x-original-uri"
+            self._foreign = ("x-forwarded-method", "x-forwarded-uri")
+            self._foreign_names = "X-Forwarded-Method/X-Forwarded-Uri"
 
     def trusted(self, peer: str) -> bool:
         """Whether `peer` (an IP address) may tell the gate the original request."""
@@ -138,11 +147,9 @@ class GateCheck:
         method and URI, still valid (see `decisions`), for a trusted peer's request."""
         if "dpop" in h or self.decisions is None:
             return None
-        uri = h.get("x-original-uri")
-        if uri is not None or "x-original-method" in h:
-            method = h.get("x-original-method")
-        else:
-            uri, method = h.get("x-forwarded-uri"), h.get("x-forwarded-method")
+        if self._foreign[0] in h or self._foreign[1] in h:
+            return None
+        uri, method = h.get(self._own_uri), h.get(self._own_method)
         authorization = h.get("authorization")
         if uri is None or method is None or authorization is None:
             return None
@@ -154,11 +161,14 @@ class GateCheck:
         if not trusted:
             return _denied("the original request is unknown (not a trusted proxy)",
                            "untrusted_peer")
-        uri = h.get("x-original-uri")
-        if uri is not None or "x-original-method" in h:
-            method = h.get("x-original-method")
-        else:
-            uri, method = h.get("x-forwarded-uri"), h.get("x-forwarded-method")
+        # Only the header family the configured proxy sets names the original request. The
+        # other family can only come from the client (Traefik and Caddy forward the client's
+        # own headers to /check; nginx replaces X-Original-* and drops X-Forwarded-*): a
+        # request carrying it is refused, never read.
+        if self._foreign[0] in h or self._foreign[1] in h:
+            return _denied(f"{self._foreign_names} headers are not set by the configured "
+                           f"proxy ({self.config.proxy})", "foreign_proxy_headers")
+        uri, method = h.get(self._own_uri), h.get(self._own_method)
         if uri is None or method is None:
             return _denied("the original method and URI are required", "no_original_request")
         authorization = h.get("authorization")

@@ -5,6 +5,7 @@
     listen = "127.0.0.1:9180"
     public_url = "https://api.example.com"     # base of DPoP htu; never taken from Host
     trusted_proxies = ["127.0.0.1/32"]         # who may set X-Original-* / X-Forwarded-*
+    proxy = "nginx"                            # or "forward-auth" (Traefik, Caddy)
     redis_url = "redis://127.0.0.1:6379/0"     # optional: DPoP jti single use across replicas
     [[routes]]
     method = "POST"
@@ -14,7 +15,9 @@
 Optional keys beyond the interface's: `max_staleness` (30 s), `step_up_max_age` (300 s),
 `revocation_interval` (1 s), `follow_revocations` (true; false is unsafe), `jwks_url`
 (`{issuer}/.well-known/jwks.json`), `allow_insecure_http` (false: plain http only to a
-loopback issuer).
+loopback issuer), `proxy` ("nginx": the original request is read from X-Original-Method /
+X-Original-URI only; "forward-auth": from X-Forwarded-Method / X-Forwarded-Uri only, as
+Traefik and Caddy send them; a request carrying the other family is refused).
 
 `load_config(path)` returns a `GateConfig` or raises `ConfigError`, whose `problems` are the
 lines to print (`did-auth-gate` prints them and exits 1, no traceback).
@@ -40,10 +43,11 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _KEYS = {
     "issuer", "audience", "listen", "public_url", "trusted_proxies", "redis_url", "routes",
     "max_staleness", "step_up_max_age", "revocation_interval", "follow_revocations",
-    "jwks_url", "allow_insecure_http",
+    "jwks_url", "allow_insecure_http", "proxy",
 }
 _ROUTE_KEYS = {"method", "path", "scopes", "step_up"}
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+PROXIES = ("nginx", "forward-auth")
 
 
 class ConfigError(Exception):
@@ -68,6 +72,7 @@ class GateConfig:
     follow_revocations: bool = True
     jwks_url: str | None = None
     allow_insecure_http: bool = False
+    proxy: str = "nginx"
     route_list: tuple[Route, ...] = field(default=())
 
 
@@ -243,6 +248,9 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
     step_up_max_age = check.number(data, "step_up_max_age", 300.0, 0.0, 86400.0)
     follow = check.boolean(data, "follow_revocations", True)
     jwks_url = _url(check, "jwks_url", check.string(data, "jwks_url", required=False), insecure)
+    proxy = data.get("proxy", "nginx")
+    if proxy not in PROXIES:
+        check.problem("proxy", 'must be "nginx" or "forward-auth"')
     routes = _routes(check, data.get("routes"))
     if check.problems:
         raise ConfigError(check.problems)
@@ -252,7 +260,7 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
         trusted_proxies=tuple(proxies), routes=RouteTable(routes), redis_url=redis_url,
         max_staleness=max_staleness, step_up_max_age=step_up_max_age,
         revocation_interval=interval, follow_revocations=follow, jwks_url=jwks_url,
-        allow_insecure_http=insecure, route_list=tuple(routes),
+        allow_insecure_http=insecure, proxy=proxy, route_list=tuple(routes),
     )
 
 

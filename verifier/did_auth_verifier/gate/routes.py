@@ -10,7 +10,8 @@ is decided on in one canonical spelling: query and fragment dropped, percent-enc
 unreserved characters decoded (RFC 3986 §6.2.2.2). A path that the upstream could read as
 another one is refused rather than guessed at: dot segments (RFC 3986 §5.2.4: `/public/../
 withdrawals` is `/withdrawals` to many servers), empty segments (`//orders`, which nginx's
-`merge_slashes` folds), encoded `/`, `\\` or `.` separators, control or non-ASCII bytes.
+`merge_slashes` folds), encoded `/`, `\\` or `.` separators (any case), `;` path parameters
+(`..;` is `..` to servlet containers), `%25` (double encoding), control or non-ASCII bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = ["METHODS", "Route", "RouteTable", "canonical_path", "check_route_path
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _PCT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_PCT_25: Final = re.compile(r"%25")
+_PCT_SEPARATOR: Final = re.compile(r"%(2e|2f|5c)", re.IGNORECASE)
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~")
 # RFC 3986 §3.3 pchar (unreserved / pct-encoded / sub-delims / ":" / "@") and "/".
 _PATH: Final = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*")
@@ -40,13 +43,21 @@ def canonical_path(uri: str) -> str:
     path = uri.split("?", 1)[0].split("#", 1)[0]
     if _PATH.fullmatch(path) is None:
         raise ValueError("not an absolute path")
+    # RFC 3986 §3.3 lets a segment carry parameters after ';' ("matrix parameters"); servlet
+    # containers strip them before routing, so `/orders/..;/withdrawals` is `/withdrawals`
+    # there while it looks like `/orders/*` here. No route needs them: refused.
+    if ";" in path:
+        raise ValueError("';' in a path segment")
     if "%" in path:
+        # '%25' is an encoded '%': `%252e` is `.` to a backend that decodes twice.
+        if _PCT_25.search(path):
+            raise ValueError("double percent-encoding (%25)")
+        # An encoded '.', '/' or '\' spells a separator the upstream may or may not decode.
+        if _PCT_SEPARATOR.search(path):
+            raise ValueError("encoded separator")
         path = _PCT.sub(_decode_unreserved, path)
         if "%" in _PCT.sub("", path):
             raise ValueError("malformed percent-encoding")
-        # An encoded '.', '/' or '\' spells a separator the upstream may or may not decode.
-        if re.search(r"%(2E|2F|5C)", path):
-            raise ValueError("encoded separator")
     for segment in path[1:].split("/")[:-1]:
         if segment in ("", ".", ".."):
             raise ValueError("empty or dot segment")
