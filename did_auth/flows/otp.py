@@ -22,6 +22,7 @@ capped delays (a 6-digit code can be guessed, unlike a signature), each against 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 
 import orjson
@@ -121,11 +122,21 @@ class OtpService:
     async def enrolled(self, sub: str) -> bool:
         return await self._active(sub) is not None
 
+    async def _factor_state(self, sub: str) -> str:
+        """The account's active TOTP as it is now: a digest of its sealed secret, or ""."""
+        found = await self._active(sub)
+        if found is None:
+            return ""
+        return hashlib.sha256(str(found[2].get("sealed", "")).encode()).hexdigest()
+
     async def enroll(
-        self, sub: str, *, replace: bool = False, method: str = "fresh_login"
+        self, sub: str, *, replace: bool = False, method: str = "fresh_login",
+        sid: str = "", passkey: bool = False,
     ) -> Enrollment:
         """Start a (pending) enrolment; `replace` when the caller was authorised to replace
-        an active factor (`OtpEnrolment` decides)."""
+        an active factor (`OtpEnrolment` decides). The pending record keeps the session that
+        started it (`sid`) and the account's factors the start answered for (the active
+        TOTP, whether a passkey was registered), which `confirm` checks again."""
         if not replace and await self.enrolled(sub):
             raise InvalidRequest("a second factor is already enrolled for this account")
         key = account_key(sub)
@@ -135,21 +146,51 @@ class OtpService:
             "aad": key,
             "replaces": replace,
             "method": method,
+            "sid": sid,
+            "factor": await self._factor_state(sub),
+            "passkey": passkey,
         }
         await self._store.put(_pending_key(key), orjson.dumps(rec), _PENDING_TTL)
         uri = pyotp.TOTP(secret).provisioning_uri(name=sub, issuer_name=self._issuer_name)
         return Enrollment(secret=secret, uri=uri)
 
-    async def confirm(self, sub: str, code: object, *, sid: str | None = None) -> Confirmed:
+    async def cancel_pending(self, sub: str) -> None:
+        """Drop the account's pending enrolment (a passkey was registered: the rule that
+        let it start no longer holds)."""
+        await self._store.delete(_pending_key(account_key(sub)))
+
+    async def confirm(
+        self, sub: str, code: object, *, sid: str | None = None, passkey: bool = False
+    ) -> Confirmed:
         """Activate the pending enrolment with a code of its new secret. Failures count
         against the caller's session `sid` (else the account's enrolment budget), never
-        the account's login step-up budget."""
+        the account's login step-up budget. `passkey`: the account has one now.
+
+        Who may enrol is decided at the start, so the start's rule is applied again here
+        against the account's factors as they are now: a TOTP activated or replaced, or a
+        passkey registered, since the start (it would have needed that factor) is refused,
+        and so is a session other than the one that started the enrolment. Both before
+        the code is looked at: a refusal changes nothing."""
         key = account_key(sub)
         pending = _pending_key(key)
         raw = await self._store.get(pending)
         if raw is None:
             raise InvalidRequest("no pending enrolment for this account")
         rec = orjson.loads(raw)
+        started_by = str(rec.get("sid") or "")
+        if started_by and started_by != (sid or ""):
+            raise AccessDenied(
+                "this enrolment was started by another session; confirm it there",
+                reason="otp_pending_session",
+            )
+        if await self._factor_state(sub) != str(rec.get("factor") or "") or (
+            passkey and not rec.get("passkey")
+        ):
+            raise AccessDenied(
+                "the account's second factors changed since this enrolment started; start "
+                "again at /otp/enroll with the current factor",
+                reason="second_factor_required",
+            )
         budgets = (session_budget(sid),) if sid else (enrolment_budget(key),)
         step = await self._code_step(budgets, self._secret(sub, rec), code, last_step=-1)
         if await self._store.take(pending, expect=raw) != raw:

@@ -24,6 +24,10 @@ must never be enough to choose the factor:
   serve; it is at most `step_up_max_age` old; its address is the token subject's account.
   The route audits every attempt (`second_factor_enrolment`, reason `wallet_signature`, or
   the refusal's reason) and the confirmation (`second_factor_enrolled`).
+* The confirmation (`confirm`) applies this rule again: the pending enrolment belongs to the
+  session (`sid`) that started it, and a factor that appeared since the start (a passkey,
+  a TOTP activated or replaced) refuses it, as the start would have needed that factor.
+  Registering a passkey also cancels the account's pending TOTP enrolment.
 
 The factor is the account's (`account_key`): the same EOA on any chain or as did:ethr.
 """
@@ -43,7 +47,7 @@ from did_auth.errors import (
 )
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.nonces import NonceBook
-from did_auth.flows.otp import Enrollment
+from did_auth.flows.otp import Confirmed, Enrollment
 from did_auth.flows.proof_request import ProofFlow
 from did_auth.flows.signatures import SignatureChecker
 from did_auth.flows.siwe_login import check_message_binding, check_signed_message
@@ -137,8 +141,20 @@ class OtpEnrolment(ProofFlow):
                 )
             self._check_fresh(req.auth_time)
             method = await self._check_passkey(req)
-        enrollment = await self.otp.enroll(req.sub, replace=enrolled, method=method)
+        enrollment = await self.otp.enroll(
+            req.sub, replace=enrolled, method=method, sid=req.sid,
+            passkey=await self._has_passkey(req.sub),
+        )
         return enrollment, method, enrolled
+
+    async def confirm(self, sub: str, code: object, *, sid: str) -> Confirmed:
+        """`POST /otp/confirm`: activate the pending enrolment started by session `sid`,
+        the start's rule applied again to the account's factors as they are now (a
+        passkey or a TOTP that appeared since the start refuses it: `OtpService.confirm`)."""
+        return await self.otp.confirm(sub, code, sid=sid, passkey=await self._has_passkey(sub))
+
+    async def _has_passkey(self, sub: str) -> bool:
+        return self.passkeys is not None and await self.passkeys.enrolled(sub)
 
     async def _check_passkey(self, req: OtpEnrolRequest) -> str:
         """The first TOTP of an account with a passkey needs that passkey."""

@@ -6,7 +6,9 @@
   a second factor (a passkey or a TOTP), a fresh login is not enough to add a passkey: the
   options are issued only against a current factor, an assertion of one of its passkeys
   made for `REGISTRATION_BINDING` or a TOTP code (as replacing a TOTP needs the current
-  one: a token stolen right after a login must not give the thief a factor). An account
+  one: a token stolen right after a login must not give the thief a factor); so a
+  registered passkey also cancels the account's pending TOTP enrolment, which a fresh
+  login alone may have started (`OtpService.cancel_pending`). An account
   holds up to
   `MAX_PASSKEYS` credentials; a credential id is registered for one account only (WebAuthn
   L2 §7.1 step 22).
@@ -272,6 +274,10 @@ class Passkeys:
             new = {**rec, "user": rec.get("user") or issued["user"],
                    "creds": [*rec["creds"], cred]}
             if await self._write(account, raw, new):
+                # A pending TOTP enrolment started while the account had no passkey was
+                # allowed by a rule that no longer holds (a fresh login alone): cancelled.
+                if self.otp is not None:
+                    await self.otp.cancel_pending(sub)
                 return _public(cred)
             raw, rec = await self._record(account)
         await self.store.delete(owner_key)

@@ -82,8 +82,13 @@ async def otp_enroll(
 async def otp_confirm(request: Request, body: OtpConfirmRequest, svc: ServicesDep) -> Response:
     claims = await access_claims(request, Audience.SOLE)  # RFC 9068 §4, as above
     ctx = request_context(request)
-    # Wrong codes count against the caller's session, not the account's step-up budget.
-    confirmed = await svc.otp.confirm(str(claims["sub"]), body.otp, sid=str(claims["sid"]))
+    if svc.otp_enrolment is None:  # pragma: no cover - always wired by build_services
+        raise TemporarilyUnavailable("OTP enrolment is not available", reason="otp_unwired")
+    # Wrong codes count against the caller's session, not the account's step-up budget; the
+    # enrolment's rule is applied again (its session, the account's factors now).
+    confirmed = await svc.otp_enrolment.confirm(
+        str(claims["sub"]), body.otp, sid=str(claims["sid"])
+    )
     svc.audit.emit(
         AuditEvent.SECOND_FACTOR_ENROLLED,
         Outcome.SUCCESS,
