@@ -23,7 +23,8 @@ ROUTES: list[dict[str, Any]] = [
     {"method": "GET", "path": "/account", "scopes": ["account:read"]},
     {"method": "GET", "path": "/orders/*", "scopes": ["account:read"]},
     {"method": "POST", "path": "/orders", "scopes": ["trade:write"]},
-    {"method": "POST", "path": "/withdrawals", "scopes": ["wallet:withdraw"], "step_up": True},
+    {"method": "POST", "path": "/withdrawals", "scopes": ["wallet:withdraw"], "step_up": True,
+     "withdrawal": True},
 ]
 
 

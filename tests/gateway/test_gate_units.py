@@ -6,6 +6,7 @@ pipelining, limits)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 import time
@@ -25,10 +26,15 @@ from did_auth_verifier.gate.metrics import GateMetrics
 from did_auth_verifier.gate.routes import Route, RouteTable, canonical_path
 from did_auth_verifier.gate.server import HttpServer, Request
 
+from tests.fixtures.redis_server import RedisServer
 from tests.gateway.issuer import StubIssuer
 from tests.gateway.stack import GATE, ROUTES, gate_config, start_gate
 from tests.waits import wait_until
 
+WITHDRAWAL: dict[str, str] = {
+    "type": "withdrawal", "audience": "trading-api", "asset": "USDC", "amount": "1",
+    "destination": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "network": "ethereum",
+}
 VALID: dict[str, Any] = {
     "issuer": "https://auth.example.com", "audience": "trading-api",
     "listen": "127.0.0.1:9180", "public_url": "https://api.example.com",
@@ -75,6 +81,10 @@ def test_the_interface_example_is_valid() -> None:
     ({"routes": [{"method": "GET", "path": "/a"}, {"method": "GET", "path": "/a"}]},
      "gate.toml: routes[1]: GET /a is listed twice"),
     ({"colour": "red"}, "gate.toml: colour: unknown key"),
+    ({"routes": [{"method": "POST", "path": "/w", "scopes": ["wallet:withdraw"]}]},
+     "gate.toml: routes[0].withdrawal: a route granting wallet:withdraw needs withdrawal = true"),
+    ({"routes": [{"method": "POST", "path": "/w", "withdrawal": "yes"}]},
+     "gate.toml: routes[0].withdrawal: must be true or false"),
 ])
 def test_each_problem_is_one_line_naming_its_key(over: dict[str, Any], expected: str) -> None:
     found = problems(**over)
@@ -206,7 +216,8 @@ def test_step_up_route_needs_otp_in_amr(issuer: StubIssuer) -> None:
     old = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp"],
                        auth_time=int(time.time()) - 301)
     assert answer(check, old).status == 401
-    ok = answer(check, issuer.token(scope="wallet:withdraw", amr=["siwe", "otp"]))
+    ok = answer(check, issuer.token(scope="wallet:withdraw", amr=["siwe", "otp"],
+                                    authorization_details=[WITHDRAWAL]))
     assert ok.status == 200 and dict(ok.headers)["X-Auth-Scope"] == "wallet:withdraw"
 
 
@@ -422,3 +433,81 @@ def test_nginx_gate_refuses_forward_auth_headers(issuer: StubIssuer) -> None:
 def test_proxy_key_is_validated() -> None:
     found = problems(proxy="traefik")
     assert found == ['gate.toml: proxy: must be "nginx" or "forward-auth"']
+
+
+# -- withdrawal routes: bound to what the wallet signed, single use ---------------------------
+
+
+def test_a_plain_step_up_token_cannot_withdraw_at_the_gate(issuer: StubIssuer) -> None:
+    """Attack: a stolen OTP step-up login token (wallet:withdraw, otp in amr, no
+    authorization_details) used at POST /withdrawals: 403 insufficient_scope, every time."""
+    check = make_check(issuer)
+    token = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp"])
+    for _ in range(3):
+        a = answer(check, token)
+        assert a.status == 403 and a.reason == "withdrawal_details_missing"
+        assert 'error="insufficient_scope"' in challenge(a)
+        assert "approves no specific withdrawal" in challenge(a)
+        assert "X-Auth-Authorization-Details" not in dict(a.headers)
+
+
+def test_a_withdrawal_token_passes_once_with_its_details_forwarded(issuer: StubIssuer) -> None:
+    """Attack: one approved withdrawal token replayed at the gate: the first check passes and
+    forwards the approved details (compact JSON) for the API to compare with the body; the
+    second and later are 401 invalid_token, never answered from the decision cache."""
+    cfg = parse_config({**VALID, "issuer": issuer.url})
+    jwks = JWKSCache.for_issuer(issuer.url)
+    assert jwks.refresh()
+    verifier = TokenVerifier(issuer.url, "trading-api", jwks, revocations=RevocationSet())
+    check = GateCheck(cfg, verifier, GateMetrics(),
+                      decisions=Decisions(jwks, None, time.time))
+    token = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp", "mfa"],
+                         authorization_details=[WITHDRAWAL])
+    first = answer(check, token)
+    assert first.status == 200, first.body
+    forwarded = dict(first.headers)["X-Auth-Authorization-Details"]
+    assert forwarded == json.dumps([WITHDRAWAL], separators=(",", ":"))
+    for _ in range(2):
+        again = answer(check, token)
+        assert again.status == 401 and again.reason == "withdrawal_used"
+        assert 'error="invalid_token"' in challenge(again)
+    assert check.metrics.remembered == 0
+    # details approved for another API, or more than one entry: refused
+    other = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp", "mfa"],
+                         authorization_details=[{**WITHDRAWAL, "audience": "other-api"}])
+    assert answer(check, other).reason == "withdrawal_audience"
+    two = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp", "mfa"],
+                       authorization_details=[WITHDRAWAL, WITHDRAWAL])
+    assert answer(check, two).status == 403
+
+
+async def test_a_withdrawal_token_is_single_use_across_gate_replicas(
+    issuer: StubIssuer, redis_server: RedisServer,
+) -> None:
+    """Two gate checks sharing a Redis (`redis_url`): the token passes at one, and is refused
+    at the other (SET NX on the token's jti)."""
+    from did_auth_verifier.gate.replay import RedisReplay
+
+    cfg = parse_config({**VALID, "issuer": issuer.url})
+    jwks = JWKSCache.for_issuer(issuer.url)
+    assert await asyncio.get_running_loop().run_in_executor(None, jwks.refresh)
+    replicas = []
+    for _ in range(2):
+        verifier = TokenVerifier(issuer.url, "trading-api", jwks, revocations=RevocationSet())
+        replicas.append(GateCheck(cfg, verifier, GateMetrics(),
+                                  replay=RedisReplay(redis_server.url)))
+    token = issuer.token(scope="wallet:withdraw", amr=["siwe", "otp", "mfa"],
+                         authorization_details=[WITHDRAWAL])
+    headers = {"x-original-method": "POST", "x-original-uri": "/withdrawals",
+               "authorization": f"Bearer {token}"}
+    try:
+        results = []
+        for replica in replicas:
+            result = replica.check(True, headers)
+            results.append(result if isinstance(result, Answer) else await result)
+        assert [r.status for r in results] == [200, 401]
+        assert results[1].reason == "withdrawal_used"
+    finally:
+        for replica in replicas:
+            assert replica.replay is not None
+            await replica.replay.close()

@@ -5,29 +5,30 @@ nginx spreads the checks over both.
 
 Attacks performed: no token, a token without the route's scope, a DPoP proof replayed (to
 the other replica), a DPoP-bound token sent as a bearer token, a revoked token, a withdrawal
-without a second factor, an unlisted route, X-Original-* / X-Forwarded-* headers from a
+without a second factor or with a step-up login token (no approved details), a withdrawal
+token used twice, an unlisted route, X-Original-* / X-Forwarded-* headers from a
 client (through nginx) and from an untrusted peer (straight to the gate), forged X-Auth-*
 headers sent to the API."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 import trustme
 from cryptography.hazmat.primitives.asymmetric import ec
 from did_auth_verifier import make_dpop_proof
 
 from tests import siwe_text
+from tests import withdrawals as wd
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
 from tests.gateway.stack import (
@@ -225,27 +226,51 @@ def test_revoked_token_is_refused_at_nginx(stack: Stack) -> None:
         wait_until(refused, timeout=10, what="the revoked token refused at nginx")
 
 
-def test_step_up_route_needs_otp_in_amr(stack: Stack) -> None:
-    address, key = siwe_text.new_account()
-    plain = login(stack.issuer, scope="account:read", key=key, address=address)
-    with stack.client() as c:
-        r = c.post(stack.url + "/withdrawals", headers=bearer(plain["access_token"]), json={})
-        # no wallet:withdraw scope at all: 403
-        assert r.status_code == 403 and 'scope="wallet:withdraw"' in r.headers["www-authenticate"]
-        # enrol a TOTP factor (a token for did-auth itself), then log in with a code
-        own = login(stack.issuer, scope="account:read", audience=stack.issuer, key=key,
-                    address=address)
-        auth = bearer(own["access_token"])
-        r = httpx.post(stack.issuer + "/otp/enroll", headers=auth)
-        assert r.status_code == 200, r.text
-        totp = pyotp.TOTP(r.json()["secret"])
-        r = httpx.post(stack.issuer + "/otp/confirm", json={"otp": totp.now()}, headers=auth)
-        assert r.status_code == 200, r.text
-        stepped = login(stack.issuer, scope="account:read wallet:withdraw", key=key,
-                        address=address, otp=totp.at(time.time() + 30))
-        r = c.post(stack.url + "/withdrawals", headers=bearer(stepped["access_token"]), json={})
-        assert r.status_code == 200, r.text
-        assert "wallet:withdraw" in r.json()["scope"].split()
+async def test_withdrawal_route_takes_only_a_withdrawal_token_once(stack: Stack) -> None:
+    """Attacks: a token without wallet:withdraw, a stolen OTP step-up login token (no
+    authorization_details) and a withdrawal token replayed (nginx alternates between the two
+    gate replicas, which share the used jtis in Redis). The approved details reach the API
+    in X-Auth-Authorization-Details, replacing any the client sent."""
+    async with httpx.AsyncClient(base_url=stack.issuer, timeout=20) as did_auth:
+        session = await wd.login(did_auth)
+        await session.enrol_otp()
+        with stack.client() as c:
+            plain = login(stack.issuer, scope="account:read", key=session.key,
+                          address=session.address)
+            r = c.post(stack.url + "/withdrawals", headers=bearer(plain["access_token"]),
+                       json={})
+            # no wallet:withdraw scope at all: 403
+            assert r.status_code == 403
+            assert 'scope="wallet:withdraw"' in r.headers["www-authenticate"]
+            stepped = login(stack.issuer, scope="account:read wallet:withdraw",
+                            key=session.key, address=session.address,
+                            otp=session.next_code())
+            r = c.post(stack.url + "/withdrawals", headers=bearer(stepped["access_token"]),
+                       json={})
+            assert r.status_code == 403, r.text
+            challenge = r.headers["www-authenticate"]
+            assert 'error="insufficient_scope"' in challenge
+            assert "approves no specific withdrawal" in challenge
+            assert r.json() == {"error": "insufficient_scope"}
+            # a withdrawal token (another account: each TOTP code serves once per step)
+            wallet = await wd.login(did_auth)
+            await wallet.enrol_otp()
+            r = await wallet.authorize(await wallet.approval_body(wd.details(amount="1")))
+            assert r.status_code == 200, r.text
+            token = r.json()["access_token"]
+            forged = {"X-Auth-Authorization-Details": '[{"type":"withdrawal","amount":"9"}]'}
+            r = c.post(stack.url + "/withdrawals", headers={**bearer(token), **forged},
+                       json={"amount": "1"})
+            assert r.status_code == 200, r.text
+            echo = r.json()
+            assert "wallet:withdraw" in echo["scope"].split()
+            assert json.loads(echo["authorization_details"]) == [wd.details(amount="1")]
+            for _ in range(2):
+                r = c.post(stack.url + "/withdrawals", headers=bearer(token), json={})
+                assert r.status_code == 401
+                assert r.headers["www-authenticate"].startswith(
+                    f'Bearer realm="{AUD}", error="invalid_token"')
+                assert "already used" in r.headers["www-authenticate"]
 
 
 def test_unlisted_route_is_denied_whatever_the_token(stack: Stack) -> None:

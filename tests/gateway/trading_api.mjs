@@ -12,6 +12,7 @@ const server = http.createServer((req, res) => {
     scope: req.headers["x-auth-scope"] ?? null,
     client_id: req.headers["x-auth-client-id"] ?? null,
     session: req.headers["x-auth-session"] ?? null,
+    authorization_details: req.headers["x-auth-authorization-details"] ?? null,
     authorization: req.headers["authorization"] ?? null,
     dpop: req.headers["dpop"] ?? null,
   });

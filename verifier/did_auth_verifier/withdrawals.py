@@ -42,7 +42,7 @@ from did_auth_verifier.dpop import InMemoryReplayCache, ReplayCache
 from did_auth_verifier.errors import InsufficientScope, InvalidToken
 from did_auth_verifier.verified import VerifiedToken
 
-__all__ = ["WITHDRAWAL_TYPE", "WITHDRAW_SCOPE", "Withdrawal", "WithdrawalCheck"]
+__all__ = ["WITHDRAWAL_TYPE", "WITHDRAW_SCOPE", "Withdrawal", "WithdrawalCheck", "already_used"]
 
 WITHDRAW_SCOPE: Final = "wallet:withdraw"
 #: The RFC 9396 `type` of a withdrawal authorization detail.
@@ -132,7 +132,20 @@ class WithdrawalCheck:
                     required=(WITHDRAW_SCOPE,),
                     reason=f"withdrawal_{f.name}",
                 )
-        ttl = max(1.0, token.exp + self._leeway - self._clock.now())
-        if not self.replay.add_if_absent(f"{_KEY_PREFIX}{token.iss}|{token.jti}", ttl):
-            raise InvalidToken("this withdrawal token was already used", reason="withdrawal_used")
+        self.consume(token)
         return detail
+
+    def replay_key(self, token: VerifiedToken) -> tuple[str, float]:
+        """The single-use key of `token` and how long it must be remembered (seconds)."""
+        ttl = max(1.0, token.exp + self._leeway - self._clock.now())
+        return f"{_KEY_PREFIX}{token.iss}|{token.jti}", ttl
+
+    def consume(self, token: VerifiedToken) -> None:
+        """Take the token's `jti` once (atomic `add_if_absent`); InvalidToken the second time."""
+        key, ttl = self.replay_key(token)
+        if not self.replay.add_if_absent(key, ttl):
+            raise already_used()
+
+
+def already_used() -> InvalidToken:
+    return InvalidToken("this withdrawal token was already used", reason="withdrawal_used")

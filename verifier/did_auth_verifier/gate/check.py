@@ -5,12 +5,15 @@ token, RFC 9449 proof and key binding, revocation, scopes, RFC 9470 step-up); th
 finds the original request, picks the route and turns the verifier's errors into the
 answers a gateway passes on:
 
-    200  X-Auth-Subject, X-Auth-Scope, X-Auth-Client-Id, X-Auth-Session (when the token has a sid)
+    200  X-Auth-Subject, X-Auth-Scope, X-Auth-Client-Id, X-Auth-Session (when the token has a sid),
+         X-Auth-Authorization-Details (a `withdrawal = true` route: the approved details)
     401  WWW-Authenticate: Bearer realm=..., DPoP algs=...                 (no credentials)
     401  WWW-Authenticate: Bearer error="invalid_token", ...               (RFC 6750 §3.1)
     401  WWW-Authenticate: DPoP error="invalid_dpop_proof", ..., algs=...  (RFC 9449 §7.1)
     401  WWW-Authenticate: ... error="insufficient_user_authentication", max_age=... (RFC 9470)
     403  WWW-Authenticate: ... error="insufficient_scope", scope=...      (RFC 6750 §3.1)
+         (also a withdrawal route's token without withdrawal details for this audience)
+    401  ... error="invalid_token" for a withdrawal token used before (single use)
     403  no route for the method and path, or the original request unknown (allow-list),
          or it carries the header family the configured `proxy` does not set
     503  Retry-After: revocation feed stale, JWKS or replay cache unavailable (fail closed)
@@ -29,7 +32,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from did_auth_verifier.errors import (
     InsufficientScope,
@@ -44,8 +47,9 @@ from did_auth_verifier.gate.config import GateConfig, IpNetwork
 from did_auth_verifier.gate.decisions import Decisions
 from did_auth_verifier.gate.metrics import GateMetrics
 from did_auth_verifier.gate.replay import PENDING, RedisReplay
-from did_auth_verifier.gate.routes import canonical_path
+from did_auth_verifier.gate.routes import Route, canonical_path
 from did_auth_verifier.tokens import TokenVerifier, VerifiedToken
+from did_auth_verifier.withdrawals import WithdrawalCheck, already_used
 
 __all__ = ["Answer", "GateCheck", "Headers"]
 
@@ -75,6 +79,15 @@ class Answer:
     encoded: bytes | None = None  # the HTTP answer, once encoded (a remembered decision)
 
 
+def _plain(value: Any) -> Any:
+    """A frozen claim (MappingProxyType / tuple) as JSON-ready dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _denied(description: str, reason: str) -> Answer:
     body = json.dumps({"error": "access_denied", "error_description": description}).encode()
     return Answer(403, [("Content-Type", "application/json")], body, "forbidden", reason)
@@ -102,6 +115,9 @@ class GateCheck:
         self._step_up_age = config.step_up_max_age
         self._proxies: tuple[IpNetwork, ...] = config.trusted_proxies
         self._trusted_cache: dict[str, bool] = {}
+        # Withdrawal routes: the verifier's exact-details rule; used jtis in memory (one
+        # replica), or in Redis through `replay` when redis_url is set.
+        self._withdrawals = WithdrawalCheck(audience=config.audience, clock=verifier.clock)
         if config.proxy == "forward-auth":
             self._own_method, self._own_uri = "x-forwarded-method", "x-forwarded-uri"
             self._foreign = ("x-original-method", "x-original-uri")
@@ -231,16 +247,18 @@ class GateCheck:
                 PENDING.reset(token)
 
         if verifier.would_block(credentials):
-            return self._offloaded(run, scheme_l, pending, started)
+            return self._offloaded(run, scheme_l, pending, started, route)
         try:
             verified = run()
         except VerifierError as exc:
             return self._error(exc, scheme_l)
-        if pending and self.replay is not None:
-            return self._shared_replay(verified, scheme_l, pending, started)
-        answer = self._allow(verified, scheme_l)
+        result = self._finish(verified, scheme_l, pending, route)
+        if not isinstance(result, Answer):
+            return self._observed(result, started)
+        answer = result
+        # A withdrawal route is decided afresh every time: its token serves once.
         if key is not None and self.decisions is not None and answer.status == 200 \
-                and verified.dpop is None:
+                and verified.dpop is None and not route.withdrawal:
             until = verified.exp
             if step_up is not None:
                 auth_time = verified.auth_time
@@ -249,27 +267,48 @@ class GateCheck:
         return answer
 
     async def _offloaded(self, run: Callable[[], VerifiedToken], scheme_l: str,
-                         pending: list[tuple[str, float]], started: float) -> Answer:
+                         pending: list[tuple[str, float]], started: float,
+                         route: Route) -> Answer:
         try:
             verified = await asyncio.get_running_loop().run_in_executor(None, run)
         except VerifierError as exc:
             answer = self._error(exc, scheme_l)
         else:
-            if pending and self.replay is not None:
-                answer = await self._consume(verified, scheme_l, pending)
-            else:
-                answer = self._allow(verified, scheme_l)
+            result = self._finish(verified, scheme_l, pending, route)
+            answer = result if isinstance(result, Answer) else await result
         self.metrics.observe(answer.outcome, answer.reason, time.perf_counter() - started)
         return answer
 
-    async def _shared_replay(self, verified: VerifiedToken, scheme_l: str,
-                             pending: list[tuple[str, float]], started: float) -> Answer:
-        answer = await self._consume(verified, scheme_l, pending)
+    async def _observed(self, pending: Awaitable[Answer], started: float) -> Answer:
+        answer = await pending
         self.metrics.observe(answer.outcome, answer.reason, time.perf_counter() - started)
         return answer
+
+    def _finish(self, verified: VerifiedToken, scheme_l: str,
+                pending: list[tuple[str, float]], route: Route) -> Answer | Awaitable[Answer]:
+        """After the token check: the route's withdrawal, then the single-use keys (DPoP
+        proof jti, withdrawal token jti), in Redis when shared, else already in memory."""
+        details: str | None = None
+        use: tuple[str, float] | None = None
+        if route.withdrawal:
+            try:
+                # RFC 9396 §2: the details say what the user approved; a wallet:withdraw
+                # scope alone (an OTP step-up login) approves no withdrawal in particular.
+                detail = self._withdrawals.details(verified)
+                details = json.dumps([_plain(detail)], separators=(",", ":"),
+                                     ensure_ascii=True)
+                use = self._withdrawals.replay_key(verified)
+            except VerifierError as exc:
+                return self._error(exc, scheme_l)
+        if self.replay is not None and (pending or use is not None):
+            return self._consume(verified, scheme_l, pending, use, details)
+        if use is not None and not self._withdrawals.replay.add_if_absent(*use):
+            return self._error(already_used(), scheme_l)
+        return self._allow(verified, scheme_l, details)
 
     async def _consume(self, verified: VerifiedToken, scheme_l: str,
-                       pending: list[tuple[str, float]]) -> Answer:
+                       pending: list[tuple[str, float]], use: tuple[str, float] | None,
+                       details: str | None) -> Answer:
         assert self.replay is not None
         try:
             for key, ttl in pending:
@@ -278,11 +317,16 @@ class GateCheck:
                 if not await self.replay.add_if_absent(key, ttl):
                     return self._error(InvalidDpopProof("DPoP proof replayed",
                                                         reason="dpop_replay"), "dpop")
+            # The withdrawal token's jti, once across every replica (SET NX), and never
+            # from the decision cache.
+            if use is not None and not await self.replay.add_if_absent(*use):
+                return self._error(already_used(), scheme_l)
         except VerifierError as exc:
             return self._error(exc, scheme_l)
-        return self._allow(verified, scheme_l)
+        return self._allow(verified, scheme_l, details)
 
-    def _allow(self, verified: VerifiedToken, scheme_l: str) -> Answer:
+    def _allow(self, verified: VerifiedToken, scheme_l: str,
+               details: str | None = None) -> Answer:
         claims = verified.claims
         scope = claims.get("scope")
         headers = [
@@ -292,6 +336,9 @@ class GateCheck:
         ]
         if verified.sid is not None:
             headers.append(("X-Auth-Session", verified.sid))
+        if details is not None:
+            # What the wallet approved, for the API to compare with the request's body.
+            headers.append(("X-Auth-Authorization-Details", details))
         for _, value in headers:
             if _HEADER_SAFE.fullmatch(value) is None:
                 return self._error(InvalidToken("token claims cannot be passed on in headers",

@@ -11,6 +11,8 @@
     method = "POST"
     path = "/orders"                           # exact, or a prefix ending in /*
     scopes = ["trade:write"]
+    # withdrawal = true: only a withdrawal token (RFC 9396 authorization_details of type
+    # "withdrawal" for this audience), each jti once; required with scope wallet:withdraw
 
 Optional keys beyond the interface's: `max_staleness` (30 s), `step_up_max_age` (300 s),
 `revocation_interval` (1 s), `follow_revocations` (true; false is unsafe), `jwks_url`
@@ -45,7 +47,8 @@ _KEYS = {
     "max_staleness", "step_up_max_age", "revocation_interval", "follow_revocations",
     "jwks_url", "allow_insecure_http", "proxy",
 }
-_ROUTE_KEYS = {"method", "path", "scopes", "step_up"}
+_ROUTE_KEYS = {"method", "path", "scopes", "step_up", "withdrawal"}
+_WITHDRAW_SCOPE = "wallet:withdraw"
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 PROXIES = ("nginx", "forward-auth")
 
@@ -180,11 +183,21 @@ def _routes(check: _Checker, raw: Any) -> list[Route]:
         if not isinstance(step_up, bool):
             check.problem(f"{where}.step_up", "must be true or false")
             continue
+        withdrawal = entry.get("withdrawal", False)
+        if not isinstance(withdrawal, bool):
+            check.problem(f"{where}.withdrawal", "must be true or false")
+            continue
+        if _WITHDRAW_SCOPE in scopes and not withdrawal:
+            # Secure by default: a wallet:withdraw scope alone (an OTP step-up login) names
+            # no withdrawal; such a route must demand the wallet-approved details, once.
+            check.problem(f"{where}.withdrawal", "a route granting wallet:withdraw needs "
+                          "withdrawal = true (a withdrawal token, single use)")
+            continue
         if (method, path) in seen:
             check.problem(where, f"{method} {path} is listed twice")
             continue
         seen.add((method, path))
-        routes.append(Route(method, path, tuple(scopes), step_up))
+        routes.append(Route(method, path, tuple(scopes), step_up, withdrawal))
     return routes
 
 

@@ -87,6 +87,7 @@ class Route:
     path: str
     scopes: tuple[str, ...] = ()
     step_up: bool = False
+    withdrawal: bool = False  # the token must approve one withdrawal (RFC 9396), used once
 
     @property
     def prefix(self) -> str | None:
