@@ -8,9 +8,9 @@ not verify), so that `did_auth.flows.passkeys` only decides. Pure: no store, no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from webauthn import (
@@ -56,6 +56,8 @@ __all__ = [
     "parse_registration",
     "request_options",
 ]
+
+_Credential = TypeVar("_Credential", RegistrationCredential, AuthenticationCredential)
 
 # COSE algorithms accepted for new credentials (WebAuthn L2 §5.4 pubKeyCredParams, in the
 # RP's order of preference): ES256 (-7), EdDSA (-8), RS256 (-257).
@@ -184,31 +186,34 @@ def _challenge_of(client_data_json: bytes, kind: ClientDataType) -> bytes:
     return client.challenge
 
 
+def _parse_credential(
+    value: object,
+    member: str,
+    parse: Callable[[dict[str, Any]], _Credential],
+    kind: ClientDataType,
+) -> tuple[_Credential, bytes]:
+    """The credential in the request's `member`, parsed by `parse`, and the challenge of its
+    client data (whose type must be `kind`)."""
+    data = _check_size(value, member)
+    try:
+        credential = parse(dict(data))
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise InvalidRequest(f"{member} is not a valid PublicKeyCredential",
+                             reason="passkey_malformed") from exc
+    return credential, _challenge_of(credential.response.client_data_json, kind)
+
+
 def parse_registration(value: object) -> tuple[RegistrationCredential, bytes]:
     """The credential `navigator.credentials.create` returned, and its client data's
     challenge (to find the outstanding challenge it answers)."""
-    data = _check_size(value, "credential")
-    try:
-        credential = parse_registration_credential_json(dict(data))
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise InvalidRequest("credential is not a valid PublicKeyCredential",
-                             reason="passkey_malformed") from exc
-    return credential, _challenge_of(
-        credential.response.client_data_json, ClientDataType.WEBAUTHN_CREATE
-    )
+    return _parse_credential(value, "credential", parse_registration_credential_json,
+                             ClientDataType.WEBAUTHN_CREATE)
 
 
 def parse_assertion(value: object) -> tuple[AuthenticationCredential, bytes]:
     """The credential `navigator.credentials.get` returned, and its client data's challenge."""
-    data = _check_size(value, "webauthn")
-    try:
-        credential = parse_authentication_credential_json(dict(data))
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise InvalidRequest("webauthn is not a valid PublicKeyCredential",
-                             reason="passkey_malformed") from exc
-    return credential, _challenge_of(
-        credential.response.client_data_json, ClientDataType.WEBAUTHN_GET
-    )
+    return _parse_credential(value, "webauthn", parse_authentication_credential_json,
+                             ClientDataType.WEBAUTHN_GET)
 
 
 def check_registration(
