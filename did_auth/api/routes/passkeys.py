@@ -6,6 +6,9 @@ are audited."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +19,9 @@ from did_auth.api.context import request_context
 from did_auth.api.deps import NO_STORE, ServicesDep
 from did_auth.api.resource_auth import Audience, access_claims
 from did_auth.errors import DidAuthError, InsufficientUserAuthentication
+from did_auth.flows.guard import RequestContext
 from did_auth.monitoring.audit import AuditEvent, Outcome
+from did_auth.services import Services
 
 __all__ = ["router"]
 
@@ -54,6 +59,43 @@ def _fresh_challenge(exc: DidAuthError, claims: dict[str, Any]) -> None:
         exc.scheme = "DPoP"  # RFC 9449 §7.1: the challenge of the scheme in use
 
 
+@dataclass(frozen=True)
+class _FactorChange:
+    """A registration or removal of a passkey: its caller (did-auth's own token) and its
+    audit event, recorded as denied (with the error's reason) or as a success."""
+
+    svc: Services
+    event: AuditEvent
+    claims: dict[str, Any]
+    ctx: RequestContext
+    sub: str
+    client_id: str
+
+    @property
+    def auth_time(self) -> float:
+        return float(self.claims.get("auth_time", 0))
+
+    def emit(self, outcome: Outcome, reason: str | None = "fresh_login", **extra: Any) -> None:
+        self.svc.audit.emit(self.event, outcome, reason=reason, ctx=self.ctx,
+                            client_id=self.client_id, subject=self.sub, **extra)
+
+    @contextmanager
+    def denial_audited(self) -> Iterator[None]:
+        try:
+            yield
+        except DidAuthError as exc:
+            _fresh_challenge(exc, self.claims)
+            self.emit(Outcome.DENIED, reason=exc.reason)
+            raise
+
+
+async def _factor_change(request: Request, svc: Services, event: AuditEvent) -> _FactorChange:
+    claims = await access_claims(request, Audience.SOLE)
+    sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
+    request.state.client_id = client_id
+    return _FactorChange(svc, event, claims, request_context(request), sub, client_id)
+
+
 @router.post("/passkeys/register/options")
 async def passkey_register_options(
     request: Request, svc: ServicesDep, body: PasskeyRegisterOptionsRequest | None = None
@@ -77,22 +119,12 @@ async def passkey_register_options(
 async def passkey_register(
     request: Request, body: PasskeyRegisterRequest, svc: ServicesDep
 ) -> Response:
-    claims = await access_claims(request, Audience.SOLE)
-    ctx = request_context(request)
-    sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
-    request.state.client_id = client_id
-    try:
+    change = await _factor_change(request, svc, AuditEvent.PASSKEY_REGISTRATION)
+    with change.denial_audited():
         passkey = await svc.passkeys.register(
-            sub, body.credential, auth_time=float(claims.get("auth_time", 0)), name=body.name
+            change.sub, body.credential, auth_time=change.auth_time, name=body.name
         )
-    except DidAuthError as exc:
-        _fresh_challenge(exc, claims)
-        svc.audit.emit(AuditEvent.PASSKEY_REGISTRATION, Outcome.DENIED, reason=exc.reason,
-                       ctx=ctx, client_id=client_id, subject=sub)
-        raise
-    svc.audit.emit(AuditEvent.PASSKEY_REGISTRATION, Outcome.SUCCESS, reason="fresh_login",
-                   ctx=ctx, client_id=client_id, subject=sub, credential_id=passkey["id"],
-                   amr=passkey["amr"])
+    change.emit(Outcome.SUCCESS, credential_id=passkey["id"], amr=passkey["amr"])
     return JSONResponse(passkey, status_code=201, headers=NO_STORE)
 
 
@@ -106,21 +138,10 @@ async def passkey_list(request: Request, svc: ServicesDep) -> Response:
 
 @router.delete("/passkeys/{credential_id}")
 async def passkey_remove(request: Request, credential_id: str, svc: ServicesDep) -> Response:
-    claims = await access_claims(request, Audience.SOLE)
-    ctx = request_context(request)
-    sub, client_id = str(claims["sub"]), str(claims.get("client_id", ""))
-    request.state.client_id = client_id
-    try:
-        await svc.passkeys.remove(
-            sub, credential_id[:512], auth_time=float(claims.get("auth_time", 0))
-        )
-    except DidAuthError as exc:
-        _fresh_challenge(exc, claims)
-        svc.audit.emit(AuditEvent.PASSKEY_REMOVAL, Outcome.DENIED, reason=exc.reason,
-                       ctx=ctx, client_id=client_id, subject=sub)
-        raise
-    svc.audit.emit(AuditEvent.PASSKEY_REMOVAL, Outcome.SUCCESS, reason="fresh_login",
-                   ctx=ctx, client_id=client_id, subject=sub, credential_id=credential_id)
+    change = await _factor_change(request, svc, AuditEvent.PASSKEY_REMOVAL)
+    with change.denial_audited():
+        await svc.passkeys.remove(change.sub, credential_id[:512], auth_time=change.auth_time)
+    change.emit(Outcome.SUCCESS, credential_id=credential_id)
     return Response(status_code=204, headers=NO_STORE)
 
 
