@@ -43,6 +43,7 @@ __all__ = [
     "SiweParseError",
     "TemporarilyUnavailable",
     "UnsupportedGrantType",
+    "UnsupportedMediaType",
     "UseDpopNonce",
 ]
 
@@ -99,6 +100,10 @@ class UnsupportedGrantType(DidAuthError, code="unsupported_grant_type", status=4
 class InvalidGrant(DidAuthError, code="invalid_grant", status=400):
     """A bad signature, a replayed nonce, an expired, revoked or foreign grant (RFC 6749
     §5.2)."""
+
+
+class UnsupportedMediaType(InvalidRequest, status=415):
+    """RFC 9110 §15.5.16: the request's `Content-Type` is not one the endpoint accepts."""
 
 
 class InvalidScope(DidAuthError, code="invalid_scope", status=400):

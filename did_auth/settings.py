@@ -341,7 +341,8 @@ def load_settings(
         data = _merge(data, overrides)
     problems = _read_secret_files(data)
     if path is not None and data.get("dev_rpc"):
-        # /dev/rpc sends transactions from unlocked, funded test accounts: development only.
+        # /dev/rpc is an unauthenticated chain endpoint whose test accounts' keys are public
+        # (1, 2, ...; one is the registry's operator): development only.
         problems.append("dev_rpc: only the embedded defaults (no config file) serve /dev/rpc")
     problems += config_check.signing_problems(data, env)
     hsm = isinstance(data.get("signing"), dict) and data["signing"].get("backend") == "pkcs11"

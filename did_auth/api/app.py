@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         from did_auth.api.routes import dev
 
         app.include_router(dev.router)  # development only: the embedded chain's JSON-RPC
+        app.add_middleware(dev.DevRpcSameOrigin)  # outside CORS: no cross-site /dev/rpc
     # The login hot path: the two SIWE login routes skip FastAPI's per-request machinery
     # (same handlers as the routes; see did_auth/api/hotpath.py). Appended last, so it is
     # the innermost of the app's own middlewares: context, metrics, body limit still apply.

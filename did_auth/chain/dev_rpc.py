@@ -7,6 +7,11 @@ on the chain's worker thread (`EvmWorker`: the chain is never used from two thre
 once); an `eth_call`-like request that runs past `CALL_BUDGET` is stopped (it runs on a
 throwaway state). Only `eth_*`, `net_version` and `web3_clientVersion`: eth-tester's
 `evm_*` / `testing_*` controls (snapshots, time travel) are not reachable.
+
+eth-tester's accounts are unlocked, and one of them is the RevocationRegistry's operator:
+nothing here signs with them. `eth_sendTransaction` and the signing methods (`eth_sign`,
+`eth_signTransaction`, `eth_signTypedData*`; `personal_*` is not `eth_*`) are refused
+(-32601), so every write is an `eth_sendRawTransaction` signed by a key the caller holds.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ WAIT = 30.0
 _CAPPED = frozenset({"eth_call", "eth_estimateGas", "eth_createAccessList"})
 _EXTRA = frozenset({"net_version", "web3_clientVersion"})
 MAX_BATCH = 100
-#: Gas of an `eth_sendTransaction` that names none.
-SEND_GAS = 1_000_000
+#: Methods that would sign with the chain's unlocked accounts: never answered.
+_SIGNING = frozenset({"eth_sendTransaction", "eth_signTransaction", "eth_sign"})
 
 
 def _wire(value: Any) -> Any:
@@ -68,9 +73,6 @@ class DevRpc:
         if method in _CAPPED and params and isinstance(params[0], dict):
             # eth-tester charges gas on calls: its first (funded) account pays when no `from`.
             params = [{"from": self.chain.deployer, **params[0]}, *params[1:]]
-        if method == "eth_sendTransaction" and params and isinstance(params[0], dict):
-            # An unlocked test account's transaction without `gas`: a node would estimate it.
-            params = [{"gas": hex(SEND_GAS), **params[0]}, *params[1:]]
         formatter = request_formatters.get(endpoint)
         try:
             args = formatter(params) if formatter else params
@@ -94,6 +96,12 @@ class DevRpc:
             return _error(request_id, -32600, 'invalid request: needs "jsonrpc": "2.0", "method"')
         if not (method.startswith("eth_") or method in _EXTRA):
             return _error(request_id, -32601, f"method {method[:80]} not available")
+        if method in _SIGNING or method.startswith("eth_signTypedData"):
+            return _error(
+                request_id, -32601,
+                f"method {method[:80]} not available: the chain's accounts sign nothing here; "
+                "sign the transaction yourself and use eth_sendRawTransaction",
+            )
         if not isinstance(params, list):
             return _error(request_id, -32602, "invalid params: params must be an array")
         budget = CALL_BUDGET if method in _CAPPED else None

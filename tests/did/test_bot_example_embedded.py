@@ -66,12 +66,18 @@ def test_bot_authorises_and_logs_in_through_the_dev_rpc(embedded_stack: Stack) -
     info = httpx.get(dev_rpc).json()
     assert info["chain_id"] == 31337 and info["did_registry"].startswith("0x")
     assert rpc(dev_rpc, "eth_chainId", []) == "0x7a69"
-    # eth-tester's unlocked, funded account pays the owner's gas (as Hardhat's would).
-    funder = rpc(dev_rpc, "eth_accounts", [])[0]  # type: ignore[index]
+    # One of eth-tester's funded accounts (private keys 1, 2, ...) pays the owner's gas,
+    # signed here: /dev/rpc signs nothing (no eth_sendTransaction), only raw transactions.
+    funder = Account.from_key((5).to_bytes(32, "big"))
     owner, bot = Key.new(), Key.new()
-    tx = rpc(dev_rpc, "eth_sendTransaction",
-             [{"from": funder, "to": owner.address, "value": hex(10**18)}])
+    nonce = int(str(rpc(dev_rpc, "eth_getTransactionCount", [funder.address, "latest"])), 16)
+    signed = funder.sign_transaction({"to": owner.address, "value": 10**18, "gas": 21000,
+                                      "gasPrice": 10**10, "chainId": 31337, "nonce": nonce})
+    tx = rpc(dev_rpc, "eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
     assert rpc(dev_rpc, "eth_getTransactionReceipt", [tx])["status"] == "0x1"  # type: ignore[index]
+    refused = httpx.post(dev_rpc, json={"jsonrpc": "2.0", "id": 2, "method": "eth_sendTransaction",
+                                        "params": [{"from": funder.address}]}).json()
+    assert refused["error"]["code"] == -32601
 
     out = run_bot(embedded_stack, owner.ethr, bot, "--authorize", "--rpc-url", dev_rpc,
                   "--validity", "3600", "--scope", "account:read", OWNER_PRIVATE_KEY=owner.hex)
@@ -83,8 +89,10 @@ def test_bot_authorises_and_logs_in_through_the_dev_rpc(embedded_stack: Stack) -
     reply = httpx.post(dev_rpc, json={"jsonrpc": "2.0", "id": 7, "method": "evm_snapshot",
                                       "params": []}).json()
     assert reply["id"] == 7 and reply["error"]["code"] == -32601
-    bad = httpx.post(dev_rpc, content=b"not json")
+    bad = httpx.post(dev_rpc, content=b"not json", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
+    plain = httpx.post(dev_rpc, content=b"{}", headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415 and plain.json()["error"] == "invalid_request"
 
 
 def test_an_rpc_error_is_one_line(embedded_stack: Stack) -> None:
