@@ -24,6 +24,19 @@ function descriptors(list) {
   return (list ?? []).map((c) => ({ ...c, id: b64uToBuf(c.id) }));
 }
 
+/** A PublicKeyCredential as the JSON the server parses (base64url members): the members
+ * common to both ceremonies, and the response's own (`response`) after clientDataJSON. */
+function credentialJSON(cred, response) {
+  return {
+    id: cred.id,
+    rawId: bufToB64u(cred.rawId),
+    type: cred.type,
+    response: { clientDataJSON: bufToB64u(cred.response.clientDataJSON), ...response },
+    clientExtensionResults: cred.getClientExtensionResults(),
+    authenticatorAttachment: cred.authenticatorAttachment ?? undefined,
+  };
+}
+
 /** navigator.credentials.create() for the server's creation options (JSON) -> JSON. */
 export async function createPasskey({ publicKey }) {
   const cred = await navigator.credentials.create({
@@ -35,18 +48,10 @@ export async function createPasskey({ publicKey }) {
     },
   });
   const r = cred.response;
-  return {
-    id: cred.id,
-    rawId: bufToB64u(cred.rawId),
-    type: cred.type,
-    response: {
-      clientDataJSON: bufToB64u(r.clientDataJSON),
-      attestationObject: bufToB64u(r.attestationObject),
-      transports: typeof r.getTransports === "function" ? r.getTransports() : [],
-    },
-    clientExtensionResults: cred.getClientExtensionResults(),
-    authenticatorAttachment: cred.authenticatorAttachment ?? undefined,
-  };
+  return credentialJSON(cred, {
+    attestationObject: bufToB64u(r.attestationObject),
+    transports: typeof r.getTransports === "function" ? r.getTransports() : [],
+  });
 }
 
 /** navigator.credentials.get() for the server's request options (JSON) -> JSON. */
@@ -59,19 +64,11 @@ export async function getPasskey({ publicKey }) {
     },
   });
   const r = cred.response;
-  return {
-    id: cred.id,
-    rawId: bufToB64u(cred.rawId),
-    type: cred.type,
-    response: {
-      clientDataJSON: bufToB64u(r.clientDataJSON),
-      authenticatorData: bufToB64u(r.authenticatorData),
-      signature: bufToB64u(r.signature),
-      userHandle: r.userHandle ? bufToB64u(r.userHandle) : null,
-    },
-    clientExtensionResults: cred.getClientExtensionResults(),
-    authenticatorAttachment: cred.authenticatorAttachment ?? undefined,
-  };
+  return credentialJSON(cred, {
+    authenticatorData: bufToB64u(r.authenticatorData),
+    signature: bufToB64u(r.signature),
+    userHandle: r.userHandle ? bufToB64u(r.userHandle) : null,
+  });
 }
 
 // The binding of an assertion that authorises adding a passkey (the account's current factor).
