@@ -7,7 +7,8 @@ nginx `auth_request` (or Traefik / Caddy forward-auth) sends each request's head
 decide (stale revocation feed, unreachable JWKS or replay cache: fail closed).
 
 Modules: `config` (gate.toml), `routes` (the allow-list), `check` (the decision, using
-`TokenVerifier`), `replay` (DPoP jti single use across replicas through Redis), `metrics`,
+`TokenVerifier`), `replay` (single use across replicas through Redis: DPoP proof jtis,
+withdrawal token jtis), `metrics`,
 `server` (asyncio HTTP/1.1), `app` (assembly), `cli` (the console script). Standard library
 and `cryptography` only; `redis` (extra `redis`) when `redis_url` is set.
 """
