@@ -175,30 +175,22 @@ class ClientConfig(StrictModel):
     @field_validator("redirect_uris")
     @classmethod
     def _redirect_uris(cls, v: list[str]) -> list[str]:
-        for uri in v:
-            problem = _redirect_uri_problem(uri)
-            if problem:
-                raise ValueError(f"redirect_uri {uri[:100]!r}: {problem}")
-        return v
+        return _each_valid(v, "redirect_uri", _redirect_uri_problem)
 
     @field_validator("origins")
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
-        for origin in v:
-            if not _is_origin(origin):
-                raise ValueError(f"origin {origin[:100]!r}: must be lowercase scheme://host[:port]")
-        return v
+        return _each_valid(v, "origin", _origin_problem)
 
     @field_validator("demo_api_origins")
     @classmethod
     def _demo_api_origins(cls, v: list[str]) -> list[str]:
-        for origin in v:
-            if origin not in _DEMO_LOOPBACK_ANY_PORT and not _is_origin(origin):
-                raise ValueError(
-                    f"demo_api_origin {origin[:100]!r}: must be lowercase scheme://host[:port] "
-                    f"or one of {sorted(_DEMO_LOOPBACK_ANY_PORT)}"
-                )
-        return v
+        def problem(origin: str) -> str | None:
+            if origin in _DEMO_LOOPBACK_ANY_PORT or _is_origin(origin):
+                return None
+            return f"{_ORIGIN_SHAPE} or one of {sorted(_DEMO_LOOPBACK_ANY_PORT)}"
+
+        return _each_valid(v, "demo_api_origin", problem)
 
     @model_validator(mode="after")
     def _demo_api_origins_need_demo(self) -> ClientConfig:
@@ -221,6 +213,22 @@ class ClientConfig(StrictModel):
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # A loopback trading API on any port (CSP source expressions; Chromium refuses `[::1]:*`).
 _DEMO_LOOPBACK_ANY_PORT = frozenset({"http://127.0.0.1:*", "http://localhost:*"})
+
+
+_ORIGIN_SHAPE = "must be lowercase scheme://host[:port]"
+
+
+def _each_valid(values: list[str], what: str, problem: Callable[[str], str | None]) -> list[str]:
+    """`values`, or a ValueError for the first of them `problem` finds fault with."""
+    for value in values:
+        found = problem(value)
+        if found:
+            raise ValueError(f"{what} {value[:100]!r}: {found}")
+    return values
+
+
+def _origin_problem(origin: str) -> str | None:
+    return None if _is_origin(origin) else _ORIGIN_SHAPE
 
 
 def _is_origin(origin: str) -> bool:
