@@ -167,14 +167,19 @@ export function mountAccount(root, ctx) {
     }) : [el("li", { text: "No passkey yet." })]));
     keyList.dataset.count = String(passkeys.length);
   }
+  // Adding a second factor to an account with a passkey: an assertion of one of them
+  // for the registration binding, as the body member `webauthn`.
+  async function passkeyConfirmation() {
+    say("Confirm with one of your passkeys first…");
+    const request = await api("/passkeys/assert/options", { body: { binding: REGISTRATION_BINDING } });
+    return { webauthn: await getPasskey(request) };
+  }
   addKey.addEventListener("click", async () => {
     try {
       // With a factor enrolled, adding one needs it: a passkey of the account, or the code.
       let body = {};
       if (Number(keyList.dataset.count) > 0) {
-        say("Confirm with one of your passkeys first…");
-        const request = await api("/passkeys/assert/options", { body: { binding: REGISTRATION_BINDING } });
-        body = { webauthn: await getPasskey(request) };
+        body = await passkeyConfirmation();
       } else if (addKeyCode.value.trim()) {
         body = { otp: addKeyCode.value.trim() };
       }
@@ -208,9 +213,7 @@ export function mountAccount(root, ctx) {
       // The first TOTP of an account with a passkey needs that passkey (its current factor).
       let body = {};
       if (Number(keyList.dataset.count) > 0) {
-        say("Confirm with one of your passkeys first…");
-        const request = await api("/passkeys/assert/options", { body: { binding: REGISTRATION_BINDING } });
-        body = { webauthn: await getPasskey(request) };
+        body = await passkeyConfirmation();
       }
       const r = await api("/otp/enroll", { body });
       otpSecret.textContent = `Add this key to your authenticator app: ${r.secret} (or open ${r.otpauth_uri}), then type the code it shows.`;
