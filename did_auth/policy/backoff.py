@@ -74,7 +74,24 @@ def _account(account: str) -> str:
 
 
 @dataclass(eq=False)
-class SourceBackoff:
+class _Backoff:
+    """What both backoffs share: their store, delays of `base * 2**k` seconds capped at
+    `cap`, failure counters that live `window` seconds, and the store's key prefix."""
+
+    store: BackoffStore
+    _: KW_ONLY
+    base: float = 1.0
+    cap: float = 300.0
+    window: float = 900.0
+    prefix: str = store_keys.PREFIX
+
+    def __post_init__(self) -> None:
+        if min(self.base, self.cap, self.window) <= 0:
+            raise ValueError("backoff times must be positive")
+
+
+@dataclass(eq=False, kw_only=True)
+class SourceBackoff(_Backoff):
     """Back off a failing source: the IP, and the (IP, account) pair; never the account.
 
     After `pair_threshold` failures of one IP against one account (or `ip_threshold`
@@ -84,20 +101,13 @@ class SourceBackoff:
     account between sprays).
     """
 
-    store: BackoffStore
-    _: KW_ONLY
     ip_threshold: int = 20
     pair_threshold: int = 5
-    base: float = 1.0
-    cap: float = 300.0
-    window: float = 900.0
-    prefix: str = store_keys.PREFIX
 
     def __post_init__(self) -> None:
-        if min(self.ip_threshold, self.pair_threshold) < 1 or min(
-            self.base, self.cap, self.window
-        ) <= 0:
-            raise ValueError("backoff thresholds and times must be positive")
+        super().__post_init__()
+        if min(self.ip_threshold, self.pair_threshold) < 1:
+            raise ValueError("backoff thresholds must be positive")
 
     def _keys(self, ip: str, account: str | None) -> list[tuple[str, str, int]]:
         """(failure counter, block marker, threshold) per source scope."""
@@ -144,8 +154,8 @@ class SourceBackoff:
         await self.store.delete(keys[0], keys[1])
 
 
-@dataclass(eq=False)
-class OtpBackoff:
+@dataclass(eq=False, kw_only=True)
+class OtpBackoff(_Backoff):
     """Per-account exponential backoff for guessable second factors (OTP step-up).
 
     Call `attempt(account)` *before* checking a code: it counts the attempt as a failure and
@@ -157,17 +167,14 @@ class OtpBackoff:
     right: it resets everything. The counter lives `window` seconds from the first failure.
     """
 
-    store: BackoffStore
-    _: KW_ONLY
-    base: float = 1.0
     cap: float = 900.0
-    free_attempts: int = 3
     window: float = 3600.0
-    prefix: str = store_keys.PREFIX
+    free_attempts: int = 3
 
     def __post_init__(self) -> None:
-        if min(self.base, self.cap, self.window) <= 0 or self.free_attempts < 0:
-            raise ValueError("backoff parameters must be positive")
+        super().__post_init__()
+        if self.free_attempts < 0:
+            raise ValueError("free_attempts must not be negative")
 
     def _keys(self, account: str) -> tuple[str, str]:
         a = _account(account)
