@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from did_auth.flows.guard import RequestContext
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
@@ -85,6 +87,29 @@ class DidVerifyRequest(_ClientAuth):
     audience: str | None = Field(default=None, max_length=256)
     scope: str | None = Field(default=None, max_length=2048)
     otp: str | None = Field(default=None, max_length=16)
+
+
+def direct_login_fields(
+    body: SiweVerifyRequest | DidVerifyRequest,
+    dpop: list[str],
+    authorization: str | None,
+    ctx: RequestContext,
+) -> dict[str, Any]:
+    """The members of a direct login's request (`did_auth.flows.login.SiweProofLogin`,
+    `DidProofLogin`) besides its proof: the client, what it asks for, how it authenticates
+    (body, Authorization header) and the DPoP header values."""
+    return {
+        "client_id": body.client_id,
+        "audience": body.audience,
+        "scope": body.scope,
+        "otp": body.otp,
+        "dpop_proofs": dpop,
+        "authorization": authorization,
+        "client_secret": body.client_secret,
+        "client_assertion_type": body.client_assertion_type,
+        "client_assertion": body.client_assertion,
+        "ctx": ctx,
+    }
 
 
 class WithdrawalDetail(BaseModel):

@@ -13,6 +13,7 @@ from did_auth.api.models import (
     DidChallengeResponse,
     DidVerifyRequest,
     TokenResponse,
+    direct_login_fields,
 )
 from did_auth.flows.login import DidProofLogin
 
@@ -35,17 +36,13 @@ async def did_verify(request: Request, body: DidVerifyRequest, svc: ServicesDep)
     request.state.client_id = body.client_id
     result = await svc.login.did(
         DidProofLogin(
-            client_id=body.client_id,
             proof=body.proof,
-            audience=body.audience,
-            scope=body.scope,
-            otp=body.otp,
-            dpop_proofs=request.headers.getlist("dpop"),
-            authorization=request.headers.get("authorization"),
-            client_secret=body.client_secret,
-            client_assertion_type=body.client_assertion_type,
-            client_assertion=body.client_assertion,
-            ctx=request_context(request),
+            **direct_login_fields(
+                body,
+                request.headers.getlist("dpop"),
+                request.headers.get("authorization"),
+                request_context(request),
+            ),
         )
     )
     return JSONResponse(result.response, headers=token_headers(result))

@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse, Response
 
 from did_auth.api.context import request_context
 from did_auth.api.deps import NO_STORE, ServicesDep, token_headers
-from did_auth.api.models import NonceRequest, NonceResponse, SiweVerifyRequest, TokenResponse
+from did_auth.api.models import (
+    NonceRequest,
+    NonceResponse,
+    SiweVerifyRequest,
+    TokenResponse,
+    direct_login_fields,
+)
 from did_auth.flows.guard import RequestContext
 from did_auth.flows.login import SiweProofLogin
 from did_auth.services import Services
@@ -44,18 +50,9 @@ async def siwe_verify_handler(
 ) -> tuple[dict[str, Any], Mapping[str, str]]:
     result = await svc.login.siwe(
         SiweProofLogin(
-            client_id=body.client_id,
             message=body.message,
             signature=body.signature,
-            audience=body.audience,
-            scope=body.scope,
-            otp=body.otp,
-            dpop_proofs=dpop,
-            authorization=authorization,
-            client_secret=body.client_secret,
-            client_assertion_type=body.client_assertion_type,
-            client_assertion=body.client_assertion,
-            ctx=ctx,
+            **direct_login_fields(body, dpop, authorization, ctx),
         )
     )
     return result.response, token_headers(result)
