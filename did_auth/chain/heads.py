@@ -59,8 +59,11 @@ class NewHeads:
 
     async def wait(self, timeout: float) -> bool:
         """Until a notification (True) or `timeout` seconds (False); clears it."""
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for drops a cancellation that
+        # arrives as the event is set, and a cancelled watcher would then poll forever.
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             return False
         finally:

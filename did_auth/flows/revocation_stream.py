@@ -100,8 +100,10 @@ class FeedSignal:
             return
         if self._event is None:
             self._event = asyncio.Event()
+        # asyncio.timeout, not wait_for, which on Python 3.11 can drop a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
 
 
 @dataclass(eq=False)
