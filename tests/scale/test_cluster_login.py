@@ -93,7 +93,9 @@ def test_cross_slot_refresh_limit_is_all_or_nothing(
 ) -> None:
     ip = "198.51.100.77"
     h = {"X-Forwarded-For": ip}
-    token_bucket, ip_bucket = "da:{rl:token:client:dapp}", f"da:{{rl:refresh:ip:{ip}}}"
+    # dapp is a public client: its token budget is per client and source address
+    token_bucket = f"da:{{rl:token:client:dapp:ip:{ip}}}"
+    ip_bucket = f"da:{{rl:refresh:ip:{ip}}}"
 
     async def tat() -> int:
         """The token:client bucket's theoretical arrival time (microseconds, Redis clock)."""
