@@ -30,6 +30,7 @@ from did_auth.flows.signatures import EoaSignatureChecker
 from did_auth.flows.withdrawals import TransactionApprovals
 from did_auth.tokens.local_check import LocalTokenCheck
 from tests.flows.core import ISS, Core, make_core
+from tests.withdrawals import typed_data
 
 CHAIN = 31337
 CTX = RequestContext(ip="203.0.113.9")
@@ -81,35 +82,6 @@ def details(**over: str) -> dict[str, str]:
         "network": "ethereum",
     }
     return {**d, **over}
-
-
-def typed_data(d: dict[str, str], nonce: str, expires_at: int, chain_id: int) -> dict[str, Any]:
-    """The EIP-712 payload as a dApp writes it for `eth_signTypedData_v4`."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-            ],
-            "Withdrawal": [
-                {"name": "audience", "type": "string"},
-                {"name": "asset", "type": "string"},
-                {"name": "amount", "type": "string"},
-                {"name": "destination", "type": "string"},
-                {"name": "network", "type": "string"},
-                {"name": "nonce", "type": "string"},
-                {"name": "expiresAt", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Withdrawal",
-        "domain": {"name": "did-auth", "version": "1", "chainId": chain_id},
-        "message": {
-            **{k: v for k, v in d.items() if k != "type"},
-            "nonce": nonce,
-            "expiresAt": expires_at,
-        },
-    }
 
 
 def sign(key: Any, d: dict[str, str], nonce: str, expires_at: int, chain_id: int = CHAIN) -> str:
