@@ -15,10 +15,10 @@ from typing import Any
 
 from did_auth import __version__
 from did_auth.cli_sessions import add_sessions_parser, run_sessions
-from did_auth.clock import SystemClock
-from did_auth.config_check import is_loopback_host
-from did_auth.errors import ConfigError, DidAuthError
-from did_auth.settings import Settings, load_settings
+from did_auth.config.check import is_loopback_host
+from did_auth.config.settings import Settings, load_settings
+from did_auth.core.clock import SystemClock
+from did_auth.core.errors import ConfigError, DidAuthError
 
 __all__ = ["main"]
 
@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
         for k, v in overrides.items():
             os.environ[f"DID_AUTH_{k.upper()}"] = str(v)
         uvicorn.run(
-            "did_auth.api.app:app_from_env",
+            "did_auth.edge.api.app:app_from_env",
             factory=True,
             host=args.host,
             port=args.port,
@@ -166,8 +166,8 @@ def _serve(args: argparse.Namespace) -> int:
             **_uvicorn_options(settings),
         )
         return 0
-    from did_auth.api.app import create_app
-    from did_auth.api.startup_guard import StartupGuard
+    from did_auth.edge.api.app import create_app
+    from did_auth.edge.api.startup_guard import StartupGuard
 
     _quiet_startup_failure()
     try:
@@ -313,7 +313,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     address (`max_connections_per_ip`); it is pickled to every worker."""
     import importlib.util
 
-    from did_auth.api.header_timeout import protocol_factory
+    from did_auth.edge.api.header_timeout import protocol_factory
 
     opts: dict[str, Any] = {"proxy_headers": False}
     if importlib.util.find_spec("uvloop") is not None:
@@ -335,10 +335,10 @@ async def _preflight(settings: Settings) -> None:
     by a start-up that then refuses)."""
     if settings.embedded:
         return
-    from did_auth.errors import TemporarilyUnavailable
-    from did_auth.store.factory import open_store
-    from did_auth.tokens.kek import Sealer, load_kek, new_kek_file
-    from did_auth.tokens.keys import KEYS_KEY, KeyRing
+    from did_auth.adapters.store.factory import open_store
+    from did_auth.core.errors import TemporarilyUnavailable
+    from did_auth.core.tokens.kek import Sealer, load_kek, new_kek_file
+    from did_auth.core.tokens.keys import KEYS_KEY, KeyRing
 
     assert settings.redis_url is not None
     kek_file = settings.key_encryption_key_file
@@ -446,7 +446,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    from did_auth.chain.deploy import deploy_registries
+    from did_auth.adapters.chain.deploy import deploy_registries
 
     if args.private_key is not None:
         return _fail(

@@ -13,9 +13,9 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from did_auth.clock import SystemClock
-from did_auth.settings import Settings
-from did_auth.store.base import Store
+from did_auth.config.settings import Settings
+from did_auth.core.clock import SystemClock
+from did_auth.core.ports.store import Store
 
 __all__ = ["check_token", "run_keys"]
 
@@ -29,13 +29,13 @@ async def check_token(settings: Settings, store: Store) -> str | None:
     logs in, the key-encryption key exists (created at the first start) and every key of
     the ring is in the token. None, or the one line saying what is wrong."""
     try:
-        from did_auth.hsm import HsmUnavailable, open_hsm
+        from did_auth.adapters.hsm import HsmUnavailable, open_hsm
     except ImportError:
         return (
             'signing.backend = "pkcs11" needs the PKCS#11 binding: pip install '
             "'did-auth[hsm]' (python-pkcs11)"
         )
-    from did_auth.tokens.keys import KeyRing
+    from did_auth.core.tokens.keys import KeyRing
 
     try:
         hsm = open_hsm(settings.signing)
@@ -59,8 +59,8 @@ async def check_token(settings: Settings, store: Store) -> str | None:
 
 
 async def run_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from did_auth.core.tokens.keys import REFRESH_INTERVAL
     from did_auth.services import build_services
-    from did_auth.tokens.keys import REFRESH_INTERVAL
 
     if args.action == "rotate" and not args.compromised and args.publish_ahead <= REFRESH_INTERVAL:
         print(f"did-auth: --publish-ahead must be more than {REFRESH_INTERVAL:g} seconds",

@@ -5,7 +5,7 @@ shared store, so every replica refuses at once the refresh of every session auth
 at or before T and, at its own resources, every access token issued before it; one feed
 entry tells every verifier (and did-auth-gate) of this release the same, pushed to it
 within a second; then each session is ended and announced by sid for older verifiers
-(`did_auth.flows.revoke_all`). Users sign in again; a login from the second after T works.
+(`did_auth.core.flows.revoke_all`). Users sign in again; a login from the second after T works.
 
 Only with `redis_url`: an in-memory store lives inside the serving process, which this
 command cannot reach (restarting that process ends its sessions). One line on success
@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from did_auth.clock import SystemClock
-from did_auth.errors import TemporarilyUnavailable
-from did_auth.flows.revocations import RevocationBook
-from did_auth.flows.revoke_all import announce_sessions, revoke_all_sessions
-from did_auth.monitoring.audit import AuditEvent, AuditLog, Outcome
-from did_auth.settings import Settings
-from did_auth.store import keys as store_keys
-from did_auth.tokens.sessions import SessionStore
+from did_auth.adapters.monitoring.audit import AuditEvent, AuditLog, Outcome
+from did_auth.config.settings import Settings
+from did_auth.core.clock import SystemClock
+from did_auth.core.errors import TemporarilyUnavailable
+from did_auth.core.flows.revocations import RevocationBook
+from did_auth.core.flows.revoke_all import announce_sessions, revoke_all_sessions
+from did_auth.core.ports import store_keys
+from did_auth.core.tokens.sessions import SessionStore
 
 __all__ = ["add_sessions_parser", "run_sessions"]
 
@@ -88,7 +88,7 @@ async def run_sessions(args: argparse.Namespace, settings: Settings) -> int:
         )
     from redis.exceptions import RedisError
 
-    from did_auth.store.redis import RedisStore
+    from did_auth.adapters.store.redis import RedisStore
 
     url = settings.redis_url
     store = RedisStore.from_url(url)

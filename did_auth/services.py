@@ -7,52 +7,53 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from did_auth.chain.client import ChainRegistry
-from did_auth.chain.did_reader import ChainDidRegistries
-from did_auth.chain.registries import RegistryReader, Relayer
-from did_auth.chain.wallet_signatures import ChainSignatureChecker
-from did_auth.chain.watcher_pool import WatcherPool
-from did_auth.clock import Clock, SystemClock
-from did_auth.errors import TemporarilyUnavailable
-from did_auth.flows.did_login import DidLogin, build_did_login
-from did_auth.flows.dpop_gate import DpopGate
-from did_auth.flows.login import Logins
-from did_auth.flows.nonces import NonceBook
-from did_auth.flows.oidc import OidcProvider
-from did_auth.flows.otp import OtpService
-from did_auth.flows.otp_enrolment import OtpEnrolment
-from did_auth.flows.passkeys import Passkeys, WebAuthnFactor
-from did_auth.flows.registry_checks import RegistryGate
-from did_auth.flows.revocation_stream import RevocationStreams
-from did_auth.flows.revocations import RevocationBook
-from did_auth.flows.second_factor import OtpFactor, SecondFactors
-from did_auth.flows.signatures import SignatureChecker
-from did_auth.flows.siwe_login import SiweLogin
-from did_auth.flows.withdrawals import TransactionApprovals
-from did_auth.monitoring.audit import AuditLog
-from did_auth.monitoring.logins import LoginEvents
-from did_auth.oauth.client_auth import ClientAuthenticator
-from did_auth.oauth.grants.authorization_code import AuthorizationCodeGrant
-from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
-from did_auth.oauth.introspection import IntrospectionEndpoint
-from did_auth.oauth.protected_resource import ProtectedResource
-from did_auth.oauth.revocation import RevocationEndpoint
-from did_auth.oauth.token_checks import TokenChecks
-from did_auth.oauth.token_endpoint import TokenEndpoint
-from did_auth.policy.abuse import AbuseGuard
-from did_auth.policy.backoff import OtpBackoff
-from did_auth.settings import Settings
-from did_auth.store.base import Store
-from did_auth.store.factory import open_store
-from did_auth.tokens.issue import TokenIssuer
-from did_auth.tokens.kek import Sealer, SecretSealer, load_kek
-from did_auth.tokens.keys import KeyRing
-from did_auth.tokens.local_check import LocalTokenCheck
-from did_auth.tokens.sessions import SessionStore
-from did_auth.tokens.signing import SealedBackend, SigningBackend
+from did_auth.adapters.chain.client import ChainRegistry
+from did_auth.adapters.chain.did_reader import ChainDidRegistries
+from did_auth.adapters.chain.registries import RegistryReader, Relayer
+from did_auth.adapters.chain.wallet_signatures import ChainSignatureChecker
+from did_auth.adapters.chain.watcher_pool import WatcherPool
+from did_auth.adapters.monitoring.audit import AuditLog
+from did_auth.adapters.monitoring.logins import LoginEvents
+from did_auth.adapters.monitoring.metrics import METRICS
+from did_auth.adapters.store.factory import open_store
+from did_auth.config.settings import Settings
+from did_auth.core.clock import Clock, SystemClock
+from did_auth.core.errors import TemporarilyUnavailable
+from did_auth.core.flows.did_login import DidLogin, build_did_login
+from did_auth.core.flows.dpop_gate import DpopGate
+from did_auth.core.flows.login import Logins
+from did_auth.core.flows.nonces import NonceBook
+from did_auth.core.flows.oidc import OidcProvider
+from did_auth.core.flows.otp import OtpService
+from did_auth.core.flows.otp_enrolment import OtpEnrolment
+from did_auth.core.flows.passkeys import Passkeys, WebAuthnFactor
+from did_auth.core.flows.registry_checks import RegistryGate
+from did_auth.core.flows.revocation_stream import RevocationStreams
+from did_auth.core.flows.revocations import RevocationBook
+from did_auth.core.flows.second_factor import OtpFactor, SecondFactors
+from did_auth.core.flows.signatures import SignatureChecker
+from did_auth.core.flows.siwe_login import SiweLogin
+from did_auth.core.flows.withdrawals import TransactionApprovals
+from did_auth.core.oauth.client_auth import ClientAuthenticator
+from did_auth.core.oauth.grants.authorization_code import AuthorizationCodeGrant
+from did_auth.core.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.core.oauth.introspection import IntrospectionEndpoint
+from did_auth.core.oauth.protected_resource import ProtectedResource
+from did_auth.core.oauth.revocation import RevocationEndpoint
+from did_auth.core.oauth.token_checks import TokenChecks
+from did_auth.core.oauth.token_endpoint import TokenEndpoint
+from did_auth.core.policy.abuse import AbuseGuard
+from did_auth.core.policy.backoff import OtpBackoff
+from did_auth.core.ports.store import Store
+from did_auth.core.tokens.issue import TokenIssuer
+from did_auth.core.tokens.kek import Sealer, SecretSealer, load_kek
+from did_auth.core.tokens.keys import KeyRing
+from did_auth.core.tokens.local_check import LocalTokenCheck
+from did_auth.core.tokens.sessions import SessionStore
+from did_auth.core.tokens.signing import SealedBackend, SigningBackend
 
 if TYPE_CHECKING:
-    from did_auth.hsm import Hsm
+    from did_auth.adapters.hsm import Hsm
 
 __all__ = ["Services", "build_services"]
 
@@ -157,7 +158,7 @@ class Services:
 
     @cached_property
     def login(self) -> Logins:
-        """One login use case per proof kind (did_auth.flows.login)."""
+        """One login use case per proof kind (did_auth.core.flows.login)."""
         return Logins(
             settings=self.settings,
             gate=self.guard,
@@ -181,7 +182,7 @@ class Services:
             nonces=NonceBook(self.store, ttl=self.settings.nonce_ttl, kind="tx"),
             signatures=self.signatures,
             issuer=self.issuer,
-            # RFC 8176 amr: TOTP "otp"; a passkey "hwk" / "swk" (did_auth.flows.passkeys).
+            # RFC 8176 amr: TOTP "otp"; a passkey "hwk" / "swk" (did_auth.core.flows.passkeys).
             factors=SecondFactors(
                 {"otp": OtpFactor(self.otp), "webauthn": WebAuthnFactor(self.passkeys)}
             ),
@@ -211,7 +212,7 @@ def build_services(
     backend: SigningBackend
     if settings.signing.backend == "pkcs11":
         # Keys and the key-encryption key inside a PKCS#11 token: no KEK file, no key here.
-        from did_auth.hsm import open_hsm
+        from did_auth.adapters.hsm import open_hsm
 
         hsm = open_hsm(settings.signing)
         sealer, backend, dpop_secret = hsm.sealer, hsm.backend, hsm.dpop_secret()
@@ -259,7 +260,7 @@ def build_services(
         access_ttl=settings.access_token_ttl,
         session_lifetime=settings.session_max_lifetime,
     )
-    guard = AbuseGuard(settings, store, audit)
+    guard = AbuseGuard(settings, store, audit, METRICS)
     registry_reader = RegistryReader(chains)
     registry = RegistryGate(registry_reader, revocations)
     local = LocalTokenCheck(
@@ -294,6 +295,7 @@ def build_services(
         ],
         refresh_keys=keys.refresh,
         audit=audit,
+        counters=METRICS,
     )
     # RFC 7009 /revoke and RFC 7662 /introspect: an authenticated caller hands in a token.
     token_checks = TokenChecks(

@@ -90,10 +90,10 @@ def authorize(args: argparse.Namespace, bot_address: str) -> None:
     from web3 import Web3
 
     try:
-        from did_auth.chain.contracts import load_artifact
+        from did_auth.adapters.chain.contracts import load_artifact
     except ImportError:  # running from a checkout without `pip install -e .`
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from did_auth.chain.contracts import load_artifact
+        from did_auth.adapters.chain.contracts import load_artifact
 
     owner = Account.from_key(read_key("OWNER_PRIVATE_KEY", args.owner_key_file))
     if not args.registry:  # did-auth's development chain says where its registry is

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the compiled contracts the Python side loads without Node:
-//   did_auth/chain/artifacts/<Name>.json   our contracts (fresh `hardhat compile`) and the
+//   did_auth/adapters/chain/artifacts/<Name>.json   our contracts (fresh `hardhat compile`) and the
 //                                          canonical ERC-1056 registry (ethr-did-registry's
 //                                          own compiled artifact, never recompiled)
 //   tests/fixtures/artifacts/<Name>.json   Safe v1.4.1 (@safe-global/safe-contracts' build

@@ -27,7 +27,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-# SoftHSM2: a PKCS#11 token in software, for the [signing] backend = "pkcs11" tests (tests/hsm).
+# SoftHSM2: a PKCS#11 token in software, for the [signing] backend = "pkcs11" tests (tests/adapters/hsm).
 if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
   echo "installing softhsm2 (Debian package, for the PKCS#11 signing tests)..." >&2
   SUDO=""

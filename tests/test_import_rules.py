@@ -1,14 +1,19 @@
 """The layer rules of docs/architecture.md, checked on the source (AST, nothing imported).
 
-* The core (`siwe`, `did`, `signatures`, `flows`, `policy`, `tokens`, `oauth`) imports no
-  web framework, server, Redis or web3 library, and nothing from the HTTP edge
-  (`did_auth.api`, `did_auth.web`), the store implementations, the chain adapter or the
-  wiring (`services`, `cli`), nor the PKCS#11 binding or its adapter (`pkcs11`,
-  `did_auth.hsm`). It receives a store, a chain reader, a clock and a signing backend.
+The folders are the layers: `did_auth/core` (pure: SIWE, DID, signatures, flows, policy,
+tokens, OAuth, and the seams in `core/ports`), `did_auth/adapters` (store, chain,
+monitoring, hsm), `did_auth/edge` (HTTP: api, web), `did_auth/config` (typed settings),
+and the wiring at the top (`services`, `cli*`, `__main__`).
+
+* The core imports no web framework, server, Redis, web3 or PKCS#11 library, and nothing
+  from the adapters, the HTTP edge or the wiring. It receives a store, a chain reader, a
+  clock, a signing backend and an audit sink through seams it owns.
+* Configuration is values: it imports the core (error types, parsers) and nothing else.
+* The adapters import nothing from the HTTP edge or the wiring.
 * The verifier distribution (`verifier/did_auth_verifier`) imports nothing from the server.
 * No import cycles between did_auth modules.
 * No private name (`_x`) is imported from another did_auth package: what a package shares
-  it names publicly (store key names live in `did_auth.store.keys`).
+  it names publicly (store key names live in `did_auth.core.ports.store_keys`).
 
 Every import counts: module level, inside functions, and under `TYPE_CHECKING`.
 """
@@ -23,8 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "did_auth"
 VERIFIER = ROOT / "verifier" / "did_auth_verifier"
 
-CORE = ("siwe", "did", "signatures", "flows", "policy", "tokens", "oauth")
-CORE_MUST_NOT_IMPORT = (
+CORE_PACKAGES = ("siwe", "did", "signatures", "flows", "policy", "tokens", "oauth", "ports")
+ADAPTER_PACKAGES = ("store", "chain", "monitoring", "hsm")
+EDGE_PACKAGES = ("api", "web")
+WIRING = ("did_auth.services", "did_auth.cli", "did_auth.cli_keys", "did_auth.cli_sessions",
+          "did_auth.__main__")
+LIBRARIES_OUTSIDE_THE_CORE = (
     "fastapi",
     "starlette",
     "uvicorn",
@@ -32,19 +41,18 @@ CORE_MUST_NOT_IMPORT = (
     "web3",
     "eth_tester",
     "aiohttp",
-    "did_auth.api",
-    "did_auth.web",
-    "did_auth.chain",
-    "did_auth.store.redis",
-    "did_auth.store.memory",
-    "did_auth.store.factory",
-    "did_auth.services",
-    "did_auth.cli",
-    # The PKCS#11 binding and its adapter: the core signs through the SigningBackend seam.
+    # The PKCS#11 binding: the core signs through the SigningBackend seam.
     "pkcs11",
     "asn1crypto",
-    "did_auth.hsm",
 )
+CORE_MUST_NOT_IMPORT = (
+    *LIBRARIES_OUTSIDE_THE_CORE,
+    "did_auth.adapters",
+    "did_auth.edge",
+    *WIRING,
+)
+CONFIG_MAY_IMPORT = ("did_auth.config", "did_auth.core")
+ADAPTERS_MUST_NOT_IMPORT = ("did_auth.edge", *WIRING)
 
 
 def _module_name(path: Path, base: Path, package: str) -> str:
@@ -87,22 +95,63 @@ MODULES = _modules(PACKAGE, "did_auth")
 
 
 def test_the_scan_sees_the_package() -> None:
-    assert "did_auth.flows.siwe_login" in MODULES and "did_auth.store.base" in MODULES
-    assert any(_within(m, "did_auth.chain") for m in MODULES)
+    assert "did_auth.core.flows.siwe_login" in MODULES and "did_auth.core.ports.store" in MODULES
+    assert any(_within(m, "did_auth.adapters.chain") for m in MODULES)
+
+
+def test_the_top_level_is_the_layers_and_the_wiring() -> None:
+    """A reader finds the architecture in the tree: one folder per layer."""
+    layers = {
+        "core": (*CORE_PACKAGES, "clock", "errors"),
+        "adapters": ADAPTER_PACKAGES,
+        "edge": EDGE_PACKAGES,
+        "config": ("settings", "models", "check"),
+    }
+    for layer, members in layers.items():
+        children = {m.split(".")[2] for m in MODULES if m.count(".") >= 2 and
+                    m.split(".")[1] == layer}
+        assert children == set(members), layer
+    top = {m.split(".")[1] for m in MODULES if m.count(".") >= 1}
+    assert top == {*layers, "verifier", *(w.split(".")[1] for w in WIRING)}
+
+
+def _violations(layer: str, banned: tuple[str, ...]) -> list[str]:
+    found = []
+    for name, path in MODULES.items():
+        if not _within(name, layer):
+            continue
+        for target, line, names in _imports(name, path):
+            # `from did_auth.adapters.store import redis` names did_auth.adapters.store.redis.
+            candidates = [target, *(f"{target}.{n}" for n in names)]
+            for module in candidates:
+                if any(_within(module, b) for b in banned):
+                    found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return found
 
 
 def test_the_core_imports_no_adapter_framework_or_http_edge() -> None:
-    violations = []
+    assert _violations("did_auth.core", CORE_MUST_NOT_IMPORT) == []
+
+
+def test_the_rule_checker_sees_a_violation() -> None:
+    assert _violations("did_auth.edge", ("did_auth.core",)) != []
+
+
+def test_configuration_imports_only_the_core() -> None:
+    found = []
     for name, path in MODULES.items():
-        if not any(_within(name, f"did_auth.{layer}") for layer in CORE):
+        if not _within(name, "did_auth.config"):
             continue
-        for target, line, names in _imports(name, path):
-            # `from did_auth.store import redis` names the module did_auth.store.redis.
-            candidates = [target, *(f"{target}.{n}" for n in names)]
-            for module in candidates:
-                if any(_within(module, banned) for banned in CORE_MUST_NOT_IMPORT):
-                    violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
-    assert violations == []
+        for target, line, _ in _imports(name, path):
+            if _within(target, "did_auth") and not any(
+                _within(target, ok) for ok in CONFIG_MAY_IMPORT
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    assert found == []
+
+
+def test_the_adapters_import_no_http_edge_or_wiring() -> None:
+    assert _violations("did_auth.adapters", ADAPTERS_MUST_NOT_IMPORT) == []
 
 
 def test_the_verifier_imports_nothing_from_the_server() -> None:
@@ -118,7 +167,10 @@ def test_the_verifier_imports_nothing_from_the_server() -> None:
 
 
 def _package(module: str) -> str:
-    return ".".join(module.split(".")[:2])
+    """did_auth.core.flows.login -> did_auth.core.flows; did_auth.services -> itself."""
+    parts = module.split(".")
+    depth = 3 if len(parts) > 2 and parts[1] in ("core", "adapters", "edge", "config") else 2
+    return ".".join(parts[:depth])
 
 
 def test_no_private_names_imported_across_packages() -> None:

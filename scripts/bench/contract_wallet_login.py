@@ -43,9 +43,9 @@ from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from did_auth.chain.client import ChainRegistry
-from did_auth.chain.wallet_signatures import ChainSignatureChecker
-from did_auth.settings import Settings
+from did_auth.adapters.chain.client import ChainRegistry
+from did_auth.adapters.chain.wallet_signatures import ChainSignatureChecker
+from did_auth.config.settings import Settings
 from tests.fixtures.hardhat import _kill_group, contract_at, deploy, start_hardhat_node
 from tests.oracle import SiweOracle
 

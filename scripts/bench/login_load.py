@@ -118,7 +118,7 @@ class Wallet:
 def make_wallets(n: int) -> list[Wallet]:
     from coincurve import PrivateKey
 
-    from did_auth.signatures import keccak256, to_checksum_address
+    from did_auth.core.signatures import keccak256, to_checksum_address
 
     wallets = []
     for i in range(n):
@@ -182,7 +182,7 @@ async def generate(args: argparse.Namespace) -> dict[str, Any]:
     import orjson
     from coincurve import PrivateKey
 
-    from did_auth.signatures import keccak256
+    from did_auth.core.signatures import keccak256
 
     wallets = make_wallets(args.wallets)
     host, port = "127.0.0.1", args.port

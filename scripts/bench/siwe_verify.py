@@ -35,8 +35,8 @@ from coincurve import PublicKey
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from did_auth.signatures import keccak256
-from did_auth.siwe import SiweMessage, verify_eoa
+from did_auth.core.signatures import keccak256
+from did_auth.core.siwe import SiweMessage, verify_eoa
 from tests.oracle import SiweOracle
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from did_auth.chain.contracts import ARTIFACT_NAMES, load_artifact
+from did_auth.adapters.chain.contracts import ARTIFACT_NAMES, load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "did_auth" / "chain" / "artifacts"
@@ -63,7 +63,7 @@ CANONICAL = {
 @dataclass
 class Fresh:
     hardhat_dir: Path  # Hardhat's own artifacts of the fresh compile
-    package_dir: Path  # export_artifacts.js output for did_auth/chain/artifacts
+    package_dir: Path  # export_artifacts.js output for did_auth/adapters/chain/artifacts
     test_dir: Path  # ... and for tests/fixtures/artifacts
     xdg_cache: Path  # where Hardhat would have put a downloaded compiler
     compile_output: str

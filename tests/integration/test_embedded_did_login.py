@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from eth_account import Account
 
-from did_auth.did.jwt_proof import sign_proof
+from did_auth.core.did.jwt_proof import sign_proof
 from tests.fixtures.servers import start_server, stop_server
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

@@ -9,7 +9,7 @@ import httpx
 import pyotp
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.oauth.client_auth import hash_secret
+from did_auth.core.oauth.client_auth import hash_secret
 from did_auth.verifier.dpop import make_dpop_proof
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer

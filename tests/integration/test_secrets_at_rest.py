@@ -10,9 +10,9 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.tokens.kek import Sealer
-from did_auth.tokens.keys import KEYS_KEY
-from did_auth.tokens.signing import unseal_private_key
+from did_auth.core.tokens.kek import Sealer
+from did_auth.core.tokens.keys import KEYS_KEY
+from did_auth.core.tokens.signing import unseal_private_key
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LiveServer
 from tests.integration.test_live_server import _login_body

@@ -30,8 +30,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests import siwe_text
+from tests.edge.web.test_oidc import rp_client, wallet_sign_in_sync
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
-from tests.web.test_oidc import rp_client, wallet_sign_in_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -5,7 +5,7 @@ authlib's `OAuth2Client` (httpx) builds the authorization URL with an S256 chall
 exchanges the code and refreshes with its own client authentication: `none`,
 `client_secret_basic`, `client_secret_post`, and `private_key_jwt` (authlib's RFC 7523
 `PrivateKeyJWT`, ES256). The ID token is validated with authlib's OIDC claim checks after
-a joserfc signature check against the served JWKS (tests/web/test_oidc.validate_id_token).
+a joserfc signature check against the served JWKS (tests/edge/web/test_oidc.validate_id_token).
 authlib has no DPoP support: the proofs (RFC 9449) are passed as request headers.
 """
 
@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey
 
 from did_auth.verifier import jwk_thumbprint, make_dpop_proof
 from did_auth.verifier._jose import public_jwk
+from tests.edge.web.test_oidc import validate_id_token
 from tests.interop.rp_harness import (
     AUDIENCE,
     BASIC_SECRET,
@@ -34,7 +35,6 @@ from tests.interop.rp_harness import (
     sign_in,
     unverified_claims,
 )
-from tests.web.test_oidc import validate_id_token
 
 SCOPE = "openid account:read trade:write"
 

@@ -53,6 +53,6 @@ def test_npm_siwe_and_ethers_client_gets_a_verifiable_token(live_server: LiveSer
     assert claims["sub"] == f"did:pkh:eip155:31337:{acct.address}"
     assert claims["scope"] == "account:read trade:write"
     # the JS client's exact text round-trips through our parser
-    from did_auth.siwe import SiweMessage
+    from did_auth.core.siwe import SiweMessage
 
     assert SiweMessage.from_text(signed["message"]).to_text() == signed["message"]

@@ -22,17 +22,17 @@ from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from did_auth.api.app import create_app
-from did_auth.chain.contracts import load_artifact
-from did_auth.clock import SystemClock
-from did_auth.flows.issuance import issue_for_grant
-from did_auth.flows.revocations import RevocationBook
-from did_auth.oauth.client_auth import hash_secret
+from did_auth.adapters.chain.contracts import load_artifact
+from did_auth.adapters.store.redis import RedisStore
+from did_auth.config.settings import Settings
+from did_auth.core.clock import SystemClock
+from did_auth.core.flows.issuance import issue_for_grant
+from did_auth.core.flows.revocations import RevocationBook
+from did_auth.core.oauth.client_auth import hash_secret
+from did_auth.core.tokens.issue import Grant, new_sid
+from did_auth.core.tokens.sessions import SessionStore
+from did_auth.edge.api.app import create_app
 from did_auth.services import Services, build_services
-from did_auth.settings import Settings
-from did_auth.store.redis import RedisStore
-from did_auth.tokens.issue import Grant, new_sid
-from did_auth.tokens.sessions import SessionStore
 from did_auth.verifier import RevocationSet
 from did_auth.verifier.redis_push import RedisPush
 from tests import siwe_text

@@ -31,12 +31,12 @@ import jwt
 import pytest
 import redis as redis_sync
 
-from did_auth.api.app import create_app
-from did_auth.flows.issuance import issue_for_grant
-from did_auth.oauth.client_auth import hash_secret
+from did_auth.config.settings import Settings
+from did_auth.core.flows.issuance import issue_for_grant
+from did_auth.core.oauth.client_auth import hash_secret
+from did_auth.core.tokens.issue import Grant, new_sid
+from did_auth.edge.api.app import create_app
 from did_auth.services import Services, build_services
-from did_auth.settings import Settings
-from did_auth.tokens.issue import Grant, new_sid
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import LiveServer, config_dict, settings_for, start_server, stop_server

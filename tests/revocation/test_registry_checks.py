@@ -11,10 +11,11 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from did_auth.chain.watcher import MAX_RECENT, Cursor, decode_event
-from did_auth.clock import FixedClock
-from did_auth.errors import AccessDenied, TemporarilyUnavailable
-from did_auth.flows.registry_checks import (
+from did_auth.adapters.chain.watcher import MAX_RECENT, Cursor, decode_event
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.core.clock import FixedClock
+from did_auth.core.errors import AccessDenied, TemporarilyUnavailable
+from did_auth.core.flows.registry_checks import (
     RegistryGate,
     RegistryState,
     check_login,
@@ -24,9 +25,8 @@ from did_auth.flows.registry_checks import (
     key_id_address,
     subject_account,
 )
-from did_auth.flows.revocations import RevocationBook
-from did_auth.store.memory import MemoryStore
-from did_auth.tokens.sessions import Session, SessionStore
+from did_auth.core.flows.revocations import RevocationBook
+from did_auth.core.tokens.sessions import Session, SessionStore
 
 ACCOUNT = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20

@@ -15,13 +15,13 @@ import orjson
 import pytest
 from did_auth_verifier.revocations import RevocationSet
 
-from did_auth.clock import FixedClock
-from did_auth.flows.revocations import FEED_STREAM, RevocationBook, revoked_before_covers
-from did_auth.flows.revoke_all import revoke_all_sessions
-from did_auth.settings import MAX_ACCESS_TOKEN_TTL
-from did_auth.store.memory import MemoryStore
-from did_auth.tokens.cutoff import claims_covered, read_cutoff
-from did_auth.tokens.sessions import Session, SessionStore
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.config.settings import MAX_ACCESS_TOKEN_TTL
+from did_auth.core.clock import FixedClock
+from did_auth.core.flows.revocations import FEED_STREAM, RevocationBook, revoked_before_covers
+from did_auth.core.flows.revoke_all import revoke_all_sessions
+from did_auth.core.tokens.cutoff import claims_covered, read_cutoff
+from did_auth.core.tokens.sessions import Session, SessionStore
 
 T0 = 1_800_000_000.6  # the command runs 0.6 s into a second
 
@@ -126,7 +126,7 @@ async def test_a_session_after_t_survives_the_sweep() -> None:
         yield newer.sid
 
     # A sweep started at T2 that meets a session authenticated later leaves it alone.
-    from did_auth.flows.revoke_all import announce_sessions
+    from did_auth.core.flows.revoke_all import announce_sessions
 
     assert await announce_sessions(book, again.before, late()) == 0
     session = await book.sessions.get(newer.sid)

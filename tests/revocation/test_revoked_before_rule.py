@@ -14,12 +14,12 @@ import os
 
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.errors import AccessDenied
-from did_auth.flows.registry_checks import RegistryState, check_login, check_session
-from did_auth.flows.revocations import Governed, RevocationBook, revoked_before_covers
-from did_auth.store.memory import MemoryStore
-from did_auth.tokens.sessions import Session, SessionStore
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.core.clock import FixedClock
+from did_auth.core.errors import AccessDenied
+from did_auth.core.flows.registry_checks import RegistryState, check_login, check_session
+from did_auth.core.flows.revocations import Governed, RevocationBook, revoked_before_covers
+from did_auth.core.tokens.sessions import Session, SessionStore
 
 T = 1_800_000_000
 ACCOUNT = "0x" + "ab" * 20

@@ -16,23 +16,23 @@ from typing import Any
 import pytest
 import redis as redis_sync
 
-from did_auth.chain.client import ChainRegistry
-from did_auth.chain.registries import dedicated_client
-from did_auth.chain.watcher import (
+from did_auth.adapters.chain.client import ChainRegistry
+from did_auth.adapters.chain.registries import dedicated_client
+from did_auth.adapters.chain.watcher import (
     REVOCATIONS_APPLIED,
     Watcher,
     cursor_key,
     lease_key,
 )
-from did_auth.chain.watcher_pool import WatcherPool
-from did_auth.clock import SystemClock
-from did_auth.flows.revocations import RevocationBook
-from did_auth.monitoring.audit import AuditLog
-from did_auth.monitoring.metrics import METRICS
-from did_auth.settings import ChainConfig, Settings
-from did_auth.store.memory import MemoryStore
-from did_auth.store.redis import RedisStore
-from did_auth.tokens.sessions import Session, SessionStore
+from did_auth.adapters.chain.watcher_pool import WatcherPool
+from did_auth.adapters.monitoring.audit import AuditLog
+from did_auth.adapters.monitoring.metrics import METRICS
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.adapters.store.redis import RedisStore
+from did_auth.config.settings import ChainConfig, Settings
+from did_auth.core.clock import SystemClock
+from did_auth.core.flows.revocations import RevocationBook
+from did_auth.core.tokens.sessions import Session, SessionStore
 from tests.fixtures.hardhat import rpc
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.revocation import RevChain, address_of, ethr_did, key_id, new_key, pkh_did

@@ -9,14 +9,14 @@ import contextlib
 import time
 from pathlib import Path
 
-from did_auth.chain.embedded import start_embedded_chain
-from did_auth.chain.heads import NewHeads, subscribe_new_heads
-from did_auth.settings import ChainConfig
-from tests.core.test_check_config_messages import one
+from did_auth.adapters.chain.embedded import start_embedded_chain
+from did_auth.adapters.chain.heads import NewHeads, subscribe_new_heads
+from did_auth.config.settings import ChainConfig
 from tests.fixtures.hardhat import rpc
 from tests.revocation import address_of, pkh_did, test_watcher
 from tests.revocation.test_watcher import Env
 from tests.waits import wait_until_async
+from tests.wiring.test_check_config_messages import one
 
 env = test_watcher.env  # the in-process watcher environment (Hardhat node, real Redis)
 

@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from did_auth.store.redis import RedisStore
+from did_auth.adapters.store.redis import RedisStore
 from tests import siwe_text
 from tests.fixtures.redis_cluster import RedisCluster
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from did_auth.errors import TemporarilyUnavailable
-from did_auth.policy.ratelimit import Rate, RateLimiter, check_all
-from did_auth.store.factory import open_store
-from did_auth.store.redis import RedisStore, parse_cluster_url
+from did_auth.adapters.store.factory import open_store
+from did_auth.adapters.store.redis import RedisStore, parse_cluster_url
+from did_auth.core.errors import TemporarilyUnavailable
+from did_auth.core.policy.ratelimit import Rate, RateLimiter, check_all
 from tests.fixtures.redis_cluster import RedisCluster
 from tests.fixtures.redis_server import free_port
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from did_auth.errors import TemporarilyUnavailable
-from did_auth.store import resp
-from did_auth.store.redis import RedisStore
-from did_auth.store.resp import PyReader
+from did_auth.adapters.store import resp
+from did_auth.adapters.store.redis import RedisStore
+from did_auth.adapters.store.resp import PyReader
+from did_auth.core.errors import TemporarilyUnavailable
 from tests.fixtures.redis_server import RedisServer
 
 

@@ -1,4 +1,4 @@
-"""The login hot path (did_auth/api/hotpath.py) answers exactly as the FastAPI routes do.
+"""The login hot path (did_auth/edge/api/hotpath.py) answers exactly as the FastAPI routes do.
 
 `application/json` requests take the hot path; `application/vnd.api+json` is JSON to
 FastAPI but not to the hot path, so the same request through both paths can be compared:
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from did_auth.api import hotpath
+from did_auth.edge.api import hotpath
 from tests import siwe_text
 from tests.fixtures.servers import running_app, settings_for
 

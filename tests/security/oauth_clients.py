@@ -24,9 +24,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from did_auth.did.jwt_proof import sign_proof
+from did_auth.config.settings import Settings
+from did_auth.core.did.jwt_proof import sign_proof
 from did_auth.services import Services
-from did_auth.settings import Settings
 from did_auth.verifier._jose import b64url_encode, json_dumps, public_jwk, sign_jws
 from tests import siwe_text
 from tests.fixtures.servers import CLIENT, running_app, settings_for

@@ -32,12 +32,12 @@ from aiohttp import web
 from py_ecc.optimized_bn128.optimized_curve import G1, G2, normalize
 from web3 import Web3
 
-from did_auth.chain.client import ChainClient
-from did_auth.errors import ConfigError
+from did_auth.adapters.chain.client import ChainClient
+from did_auth.config.settings import load_settings
+from did_auth.core.errors import ConfigError
 from did_auth.services import Services
-from did_auth.settings import load_settings
 from tests import siwe_text
-from tests.chain.wallets import (
+from tests.adapters.chain.wallets import (
     address_of,
     assert_error,
     counterfactual_signer,
@@ -432,7 +432,7 @@ async def test_unreachable_rpc_is_503_a_silent_one_a_failed_proof(proxy: Proxy) 
     an address that drops packets: not connected within the cap) is 503. One that took the
     request and does not answer within `verify_timeout` is a failed proof: with the gas cap
     bounding an honest node's work, the time goes to the signature's code (a choice, see
-    did_auth.chain.wallet_signatures)."""
+    did_auth.adapters.chain.wallet_signatures)."""
     owner = new_key()
     sign = counterfactual_signer("0x" + "00" * 20, b"", owner)
     for url in (f"http://127.0.0.1:{free_port()}", "http://10.255.255.1:8545"):

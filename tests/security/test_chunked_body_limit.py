@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from did_auth.api.app import create_app
+from did_auth.edge.api.app import create_app
 from tests.fixtures.servers import LiveServer, config_dict, settings_for, start_server, stop_server
 
 LIMIT = 4096

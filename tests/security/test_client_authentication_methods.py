@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from did_auth.errors import InvalidClient
-from did_auth.oauth.client_auth import parse_basic
+from did_auth.core.errors import InvalidClient
+from did_auth.core.oauth.client_auth import parse_basic
 from tests.fixtures.servers import CLIENT, running_app
 from tests.security import oauth_clients as oc
 from tests.security.oauth_clients import Api, basic, refresh_form, tokens_for
@@ -170,8 +170,8 @@ async def test_resource_servers_authenticate_with_basic_or_post(
     ],
 )
 def test_client_authentication_settings_are_validated(over: dict[str, object], problem: str) -> None:
-    from did_auth.errors import ConfigError
-    from did_auth.settings import load_settings
+    from did_auth.config.settings import load_settings
+    from did_auth.core.errors import ConfigError
 
     client = {**CLIENT, "client_id": "c", **over}
     with pytest.raises(ConfigError) as err:

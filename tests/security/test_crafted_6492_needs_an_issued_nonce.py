@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from did_auth.flows.nonces import new_nonce
+from did_auth.core.flows.nonces import new_nonce
 from did_auth.services import Services
 from tests import siwe_text
-from tests.chain.wallets import address_of, new_key
+from tests.adapters.chain.wallets import address_of, new_key
 from tests.fixtures.servers import running_app, settings_for
 from tests.security.test_chain_call_caps import crafted_6492
 

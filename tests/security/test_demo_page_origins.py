@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from did_auth.errors import ConfigError
-from did_auth.settings import load_settings
+from did_auth.config.settings import load_settings
+from did_auth.core.errors import ConfigError
 from tests.fixtures.servers import (
     CLIENT,
     LiveServer,

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from did_auth_verifier.dpop import jwk_thumbprint, make_dpop_proof
 from did_auth_verifier.jose import public_jwk
 
-from tests.web import test_oidc as oidc
-from tests.web.test_oidc import ISS, Api, code_for, exchange
+from tests.edge.web import test_oidc as oidc
+from tests.edge.web.test_oidc import ISS, Api, code_for, exchange
 
 api = oidc.api
 

@@ -25,9 +25,9 @@ from fastapi import Depends, FastAPI
 from did_auth.verifier import JWKSCache, TokenVerifier, VerifiedToken, make_dpop_proof
 from did_auth.verifier.fastapi import TokenGuard
 from tests import siwe_text
+from tests.edge.web.procs import ROOT, Proc, spawn
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer
-from tests.web.procs import ROOT, Proc, spawn
 
 EVIL = "https://evil.example"
 ATTACK_HEADERS = {

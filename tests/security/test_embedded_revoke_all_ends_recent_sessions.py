@@ -14,9 +14,9 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from web3 import Web3
 
-from did_auth.chain.contracts import load_artifact
-from did_auth.chain.embedded import start_embedded_chain
-from did_auth.oauth.client_auth import hash_secret
+from did_auth.adapters.chain.contracts import load_artifact
+from did_auth.adapters.chain.embedded import start_embedded_chain
+from did_auth.core.oauth.client_auth import hash_secret
 from tests.fixtures.servers import settings_for
 from tests.revocation import RS_NAME, RS_SECRET, TYPES, address_of
 from tests.revocation.test_gate_and_relay import close_app, open_app

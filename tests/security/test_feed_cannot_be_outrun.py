@@ -31,14 +31,15 @@ from typing import Any
 import httpx
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.flows.revocations import FEED_STREAM, RevocationBook
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.adapters.store.redis import RedisStore
+from did_auth.config.settings import Settings
+from did_auth.core.clock import FixedClock
+from did_auth.core.flows.revocations import FEED_STREAM, RevocationBook
+from did_auth.core.ports.store import Store
 from did_auth.services import Services
-from did_auth.settings import Settings
-from did_auth.store.base import Store
-from did_auth.store.memory import MemoryStore
-from did_auth.store.redis import RedisStore
 from did_auth.verifier import FeedFollower, TemporarilyUnavailable
+from tests.edge.web.procs import ROOT, Proc, spawn
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import (
     LiveServer,
@@ -48,7 +49,6 @@ from tests.fixtures.servers import (
     stop_server,
 )
 from tests.live_login import access_token
-from tests.web.procs import ROOT, Proc, spawn
 
 OLD_MAXLEN = 100_000
 FLOOD_DB = "13"  # a Redis database of its own: the flood must not slow other tests

@@ -25,11 +25,11 @@ import httpx
 import jwt
 import pytest
 
-from did_auth.flows.revocations import FEED_STREAM
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.adapters.store.redis import RedisStore
+from did_auth.core.flows.revocations import FEED_STREAM
+from did_auth.core.ports.store import Store
 from did_auth.services import Services
-from did_auth.store.base import Store
-from did_auth.store.memory import MemoryStore
-from did_auth.store.redis import RedisStore
 from did_auth.verifier import FeedFollower
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server

@@ -14,7 +14,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from did_auth.monitoring.metrics import METRICS
+from did_auth.adapters.monitoring.metrics import METRICS
 from did_auth.services import Services
 
 Api = tuple[httpx.AsyncClient, Services]

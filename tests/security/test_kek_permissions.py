@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from did_auth.errors import ConfigError
-from did_auth.tokens.kek import load_kek
+from did_auth.core.errors import ConfigError
+from did_auth.core.tokens.kek import load_kek
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import config_dict
 

@@ -11,10 +11,10 @@ import time
 
 import httpx
 
-from did_auth.clock import FixedClock
-from did_auth.store.memory import MemoryStore
-from did_auth.tokens.kek import Sealer
-from did_auth.tokens.keys import KeyRing
+from did_auth.adapters.store.memory import MemoryStore
+from did_auth.core.clock import FixedClock
+from did_auth.core.tokens.kek import Sealer
+from did_auth.core.tokens.keys import KeyRing
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import config_dict, start_server, stop_server
 

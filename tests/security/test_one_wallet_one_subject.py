@@ -22,9 +22,9 @@ import pyotp
 import pytest
 from eth_account import Account
 
-from did_auth.did.jwt_proof import sign_proof
+from did_auth.config.settings import Settings
+from did_auth.core.did.jwt_proof import sign_proof
 from did_auth.services import Services
-from did_auth.settings import Settings
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import CLIENT, config_dict, running_app, settings_for

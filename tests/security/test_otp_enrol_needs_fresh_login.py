@@ -19,9 +19,9 @@ import httpx
 import pyotp
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.flows.otp_enrolment import REENROL_RESOURCE, REENROL_STATEMENT
-from did_auth.monitoring.audit import AuditLog
+from did_auth.adapters.monitoring.audit import AuditLog
+from did_auth.core.clock import FixedClock
+from did_auth.core.flows.otp_enrolment import REENROL_RESOURCE, REENROL_STATEMENT
 from did_auth.services import Services
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pyotp
 
-from did_auth.did.accounts import account_key
-from did_auth.store import keys as store_keys
+from did_auth.core.did.accounts import account_key
+from did_auth.core.ports import store_keys
 from tests import siwe_text
 from tests.security.test_passkey_attacks import ORIGIN, RP_ID, Env, env  # noqa: F401
 from tests.soft_authenticator import SoftAuthenticator

@@ -32,12 +32,12 @@ import pyotp
 import pytest
 from eth_account import Account
 
-from did_auth.did.jwt_proof import sign_proof
+from did_auth.core.did.jwt_proof import sign_proof
 from did_auth.services import Services
 from tests import siwe_text
+from tests.edge.web.test_oidc import code_for, exchange, oidc_app, oidc_settings
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import running_app, settings_for
-from tests.web.test_oidc import code_for, exchange, oidc_app, oidc_settings
 
 ISS = "http://testserver"
 Api = tuple[httpx.AsyncClient, Services]

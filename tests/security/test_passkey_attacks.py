@@ -25,13 +25,13 @@ from typing import Any
 import httpx
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.did.accounts import account_key
-from did_auth.errors import DidAuthError
-from did_auth.flows.passkeys import REGISTRATION_BINDING, WebAuthnFactor
-from did_auth.monitoring.audit import AuditLog
+from did_auth.adapters.monitoring.audit import AuditLog
+from did_auth.core.clock import FixedClock
+from did_auth.core.did.accounts import account_key
+from did_auth.core.errors import DidAuthError
+from did_auth.core.flows.passkeys import REGISTRATION_BINDING, WebAuthnFactor
+from did_auth.core.ports import store_keys
 from did_auth.services import Services
-from did_auth.store import keys as store_keys
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import running_app, settings_for

@@ -22,12 +22,12 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from did_auth.chain.contracts import load_artifact
-from did_auth.errors import ConfigError
-from did_auth.flows.issuance import issue_for_grant
+from did_auth.adapters.chain.contracts import load_artifact
+from did_auth.config.settings import Settings, load_settings
+from did_auth.core.errors import ConfigError
+from did_auth.core.flows.issuance import issue_for_grant
+from did_auth.core.tokens.issue import Grant, new_sid
 from did_auth.services import Services
-from did_auth.settings import Settings, load_settings
-from did_auth.tokens.issue import Grant, new_sid
 from tests import siwe_text
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import CLIENT, config_dict, running_app, settings_for

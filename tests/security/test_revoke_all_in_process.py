@@ -20,14 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.flows.revoke_all import revoke_all_sessions
+from did_auth.config.settings import Settings
+from did_auth.core.clock import FixedClock
+from did_auth.core.flows.revoke_all import revoke_all_sessions
 from did_auth.services import Services
-from did_auth.settings import Settings
+from tests.edge.web import test_oidc as oidc
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import running_app, settings_for
 from tests.security.oauth_clients import siwe_login
-from tests.web import test_oidc as oidc
 
 ISSUER = "http://testserver"
 ClockApi = tuple[httpx.AsyncClient, Services, FixedClock]

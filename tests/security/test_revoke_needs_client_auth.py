@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from did_auth.tokens.issue import Grant
+from did_auth.core.tokens.issue import Grant
 from tests.fixtures.servers import CLIENT, running_app
 from tests.security import oauth_clients as oc
 from tests.security.oauth_clients import Api, basic, refresh_form, tokens_for

@@ -31,19 +31,19 @@ import httpx
 import jwt
 import pytest
 
-from did_auth.clock import FixedClock
-from did_auth.errors import AccessDenied
-from did_auth.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.config.settings import Settings
+from did_auth.core.clock import FixedClock
+from did_auth.core.errors import AccessDenied
+from did_auth.core.oauth.grants.refresh_token import RefreshTokenGrant
+from did_auth.core.tokens.sessions import SessionStore
 from did_auth.services import Services
-from did_auth.settings import Settings
-from did_auth.tokens.sessions import SessionStore
 from did_auth.verifier import RevocationSet
 from tests import siwe_text
+from tests.edge.web import test_oidc as oidc
+from tests.edge.web.procs import ROOT, Proc, spawn
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer, running_app
 from tests.security.oauth_clients import did_login, siwe_login
-from tests.web import test_oidc as oidc
-from tests.web.procs import ROOT, Proc, spawn
 
 ROOT_PKG = Path(__file__).resolve().parents[2] / "did_auth"
 WAIT = 10.0  # seconds a revocation may take to reach a verifier polling every second
@@ -177,7 +177,7 @@ async def test_failed_code_exchange_is_announced(api: Api) -> None:
 
 
 async def _spent_sid(svc: Services, code: str) -> str | None:
-    from did_auth.oauth.codes import code_keys, used_sid
+    from did_auth.core.oauth.codes import code_keys, used_sid
 
     raw = await svc.store.get(code_keys(code)[0])
     return None if raw is None else used_sid(raw)
@@ -246,8 +246,8 @@ def test_sessions_are_revoked_through_the_book_only() -> None:
     # No silent revocation method on the session store ...
     assert not hasattr(SessionStore, "revoke")
     # ... the one marking of a session as revoked is reached from RevocationBook only ...
-    assert {c.split(":")[0] for c in _calls("revoke_live")} == {"did_auth/flows/revocations.py"}
-    assert set(_revoked_true()) == {"did_auth/tokens/sessions.py"}
+    assert {c.split(":")[0] for c in _calls("revoke_live")} == {"did_auth/core/flows/revocations.py"}
+    assert set(_revoked_true()) == {"did_auth/core/tokens/sessions.py"}
     # ... and reuse detection cannot run without the book.
     parameter = inspect.signature(SessionStore.rotate).parameters["revocations"]
     assert parameter.default is inspect.Parameter.empty

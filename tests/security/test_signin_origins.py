@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from did_auth.config.settings import Settings
 from did_auth.services import Services
-from did_auth.settings import Settings
 from tests.fixtures.servers import (
     CLIENT,
     LiveServer,

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from did_auth.config.settings import Settings
 from did_auth.services import Services
-from did_auth.settings import Settings
 from tests import siwe_text
 from tests.fixtures.servers import CLIENT, running_app, settings_for
 

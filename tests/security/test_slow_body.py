@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from did_auth.settings import Settings
+from did_auth.config.settings import Settings
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import uvicorn
 
-from did_auth.api.header_timeout import protocol_factory
+from did_auth.edge.api.header_timeout import protocol_factory
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import LiveServer, config_dict, start_server, stop_server
 from tests.waits import wait_until_async

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from did_auth.verifier import InvalidToken, JWKSCache, TokenVerifier
+from tests.edge.web.procs import ROOT, Proc, spawn
 from tests.fixtures.redis_server import free_port
 from tests.fixtures.servers import LiveServer
 from tests.live_login import access_token
-from tests.web.procs import ROOT, Proc, spawn
 
 WAIT = 10.0  # seconds a revocation may take to reach a verifier polling every second
 

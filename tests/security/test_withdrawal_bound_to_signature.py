@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 
 from did_auth.verifier import make_dpop_proof
+from tests.edge.web.procs import ROOT, Proc, spawn
 from tests.fixtures.redis_server import RedisServer, free_port
 from tests.fixtures.servers import LiveServer
 from tests.waits import wait_until
-from tests.web.procs import ROOT, Proc, spawn
 from tests.withdrawals import DESTINATION, Session, details, eoa_typed_signer, login
 
 LEEWAY = 1  # the API's exp leeway (seconds), so that "after 60 s" is seconds here

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from did_auth.clock import FixedClock  # noqa: E402
+from did_auth.core.clock import FixedClock  # noqa: E402
 from did_auth.verifier import (  # noqa: E402
     DPoPVerifier,
     InMemoryReplayCache,

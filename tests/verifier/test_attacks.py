@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from did_auth.clock import FixedClock
+from did_auth.core.clock import FixedClock
 from did_auth.verifier import RevocationSet, make_dpop_proof
 from did_auth.verifier._jose import b64url_decode, b64url_encode, json_dumps, public_jwk, sign_jws
 

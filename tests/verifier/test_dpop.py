@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from did_auth.clock import FixedClock
+from did_auth.core.clock import FixedClock
 from did_auth.verifier import (
     DPoPVerifier,
     InMemoryReplayCache,

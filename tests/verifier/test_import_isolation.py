@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent(
 
     import did_auth.verifier as verifier
     from cryptography.hazmat.primitives.asymmetric import ec
-    from did_auth.clock import FixedClock
+    from did_auth.core.clock import FixedClock
     from did_auth.verifier._jose import public_jwk, sign_jws
 
     assert set(verifier.__all__) >= {{"TokenVerifier", "VerifiedToken", "JWKSCache",

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.clock import SystemClock
+from did_auth.core.clock import SystemClock
 from did_auth.verifier import make_dpop_proof
 
 from .conftest import ROOT, FakeIssuer, parse_challenges, thumbprint_of

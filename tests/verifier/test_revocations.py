@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from did_auth.clock import FixedClock
+from did_auth.core.clock import FixedClock
 from did_auth.verifier import FeedFollower, RevocationSet, RevocationView, TemporarilyUnavailable
 
 from .conftest import ISSUER, T0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from did_auth.clock import FixedClock
+from did_auth.core.clock import FixedClock
 from did_auth.verifier import (
     InsufficientScope,
     InsufficientUserAuthentication,

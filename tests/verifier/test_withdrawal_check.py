@@ -10,7 +10,7 @@ import pytest
 from did_auth_verifier.redis_replay import RedisReplayCache
 from did_auth_verifier.withdrawals import Withdrawal, WithdrawalCheck
 
-from did_auth.clock import FixedClock
+from did_auth.core.clock import FixedClock
 from did_auth.verifier import InsufficientScope, InvalidToken, TemporarilyUnavailable
 from tests.fixtures.redis_server import RedisServer, free_port
 

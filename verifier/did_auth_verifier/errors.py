@@ -13,7 +13,7 @@
                                                                   unreachable: fail closed)
 
 `did_auth_verifier.fastapi` turns these into `WWW-Authenticate` challenges. The did-auth
-server has its own tree (`did_auth.errors`) and translates these where it uses the verifier;
+server has its own tree (`did_auth.core.errors`) and translates these where it uses the verifier;
 this package imports nothing from the server.
 """
 

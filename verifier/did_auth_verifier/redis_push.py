@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_CHANNEL", "RedisPush"]
 
 log = logging.getLogger("did_auth_verifier.redis_push")
 
-#: did-auth's channel (`did_auth.flows.revocations.FEED_CHANNEL`, not imported: server code).
+#: did-auth's channel (`did_auth.core.flows.revocations.FEED_CHANNEL`, not imported: server code).
 DEFAULT_CHANNEL = "da:revocations"
 _MAX_MESSAGE = 64 * 1024
 

@@ -1,6 +1,6 @@
 // Live servers for clients/js/test/live.test.mjs: a did-auth server on embedded defaults, the
 // example trading API in front of it, and a second did-auth server demanding DPoP nonces
-// (dpop_nonce = true). tests/web/test_js_package.py starts them once and passes their URLs
+// (dpop_nonce = true). tests/edge/web/test_js_package.py starts them once and passes their URLs
 // in DID_AUTH_TEST_ISSUER, DID_AUTH_TEST_API and DID_AUTH_TEST_NONCE_ISSUER; without those,
 // `node --test clients/js/test/` starts them here (from the repository's .venv).
 import { spawn } from "node:child_process";

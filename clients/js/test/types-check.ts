@@ -1,5 +1,5 @@
 // A dApp written in TypeScript against the package's declarations: `tsc --noEmit` (run by
-// tests/web/test_js_package.py) must accept it, and reject the misuses marked below.
+// tests/edge/web/test_js_package.py) must accept it, and reject the misuses marked below.
 import {
   DidAuthClient,
   DidAuthError,

@@ -1,5 +1,0 @@
-"""The login guard seam, as the flows name it (defined in `did_auth.policy.guard`)."""
-
-from did_auth.policy.guard import LoginGuard, OpenGuard, RequestContext
-
-__all__ = ["LoginGuard", "OpenGuard", "RequestContext"]
