@@ -20,7 +20,7 @@ import pytest
 from did_auth.adapters.chain.contracts import ARTIFACT_NAMES, load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_DIR = ROOT / "did_auth" / "chain" / "artifacts"
+PACKAGE_DIR = ROOT / "did_auth" / "adapters" / "chain" / "artifacts"
 TEST_DIR = ROOT / "tests" / "fixtures" / "artifacts"
 HARDHAT = ROOT / "node_modules" / ".bin" / "hardhat"
 

@@ -16,7 +16,7 @@ import {
   toChecksumAddress,
   toHex,
   walletError,
-} from "../../clients/js/src/index.js";
+} from "../../../clients/js/src/index.js";
 
 // Keccak-256 across the 136-byte rate boundary.
 for (const n of [0, 1, 55, 135, 136, 137, 271, 272, 273, 500]) {

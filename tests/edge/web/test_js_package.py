@@ -119,16 +119,16 @@ def test_package_json_exports_the_module_and_its_types() -> None:
 def test_one_source_the_server_serves_the_package_files() -> None:
     """did_auth/edge/web/static/client is a link to clients/js/src (git stores one copy), and no
     other copy of the client module is kept in the repository."""
-    link = ROOT / "did_auth" / "web" / "static" / "client"
+    link = ROOT / "did_auth" / "edge" / "web" / "static" / "client"
     assert link.is_symlink()
     assert link.resolve() == (PACKAGE / "src").resolve()
     assert not (ROOT / "examples" / "did-auth-client.js").exists()
-    shim = (ROOT / "did_auth" / "web" / "static" / "did-auth-client.js").read_text()
+    shim = (ROOT / "did_auth" / "edge" / "web" / "static" / "did-auth-client.js").read_text()
     assert [line for line in shim.splitlines() if not line.startswith("//")] == [
         'export * from "./client/index.js";'
     ]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"web/static/client/*.js"' in pyproject  # a wheel holds the files themselves
+    assert '"edge/web/static/client/*.js"' in pyproject  # a wheel holds the files themselves
 
 
 def test_packed_tarball_installs_and_type_checks_in_a_fresh_project(tmp_path: Path) -> None:
