@@ -59,19 +59,10 @@ class RequestOrigin(Protocol):
 class Audit(Protocol):
     """Writes one audit record per security decision."""
 
-    def emit(
-        self,
-        event: AuditEvent | str,
-        outcome: Outcome | str,
-        *,
-        reason: str | None = None,
-        ctx: RequestOrigin | None = None,
-        request_id: str | None = None,
-        client_id: str | None = None,
-        subject: str | None = None,
-        ip: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]: ...
+    def emit(self, event: AuditEvent | str, outcome: Outcome | str, **fields: Any) -> object:
+        """One record: the event, its outcome, and named fields (`reason`, `ctx` (a
+        `RequestOrigin`), `request_id`, `client_id`, `subject`, `ip`, and any other detail;
+        secrets are redacted by the sink)."""
 
 
 class Counters(Protocol):
