@@ -59,7 +59,8 @@ def write(folder: Path, text: str) -> Path:
     return cfg
 
 
-UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0"
+# Port 1 is privileged and unused: a connection is refused at once.
+UNREACHABLE = "redis://127.0.0.1:1/0"
 
 
 @pytest.mark.parametrize(
