@@ -49,8 +49,11 @@ if [ -f package-lock.json ]; then
   fi
 fi
 
+# Two workers (pytest-xdist), each test file whole on one of them: the suite is largely
+# waiting on servers, chains and browsers it starts, so two workers on two cores halve its
+# wall time. Pass -n 0 to run in one process: later options win.
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n "${DID_AUTH_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 exit $rc

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.stores",
     "tests.fixtures.hardhat",
     "tests.fixtures.evm",
+    "tests.fixtures.schedule",
 ]
