@@ -51,9 +51,11 @@ fi
 
 # Two workers (pytest-xdist), each test file whole on one of them: the suite is largely
 # waiting on servers, chains and browsers it starts, so two workers on two cores halve its
-# wall time. Pass -n 0 to run in one process: later options win.
+# wall time. Files start in collection order, the longest first (tests/fixtures/schedule.py),
+# not xdist's default of the most tests first. Pass -n 0 to run in one process.
 set +e
-.venv/bin/python -m pytest -n "${DID_AUTH_TEST_WORKERS:-2}" --dist loadfile "$@"
+.venv/bin/python -m pytest -n "${DID_AUTH_TEST_WORKERS:-2}" --dist loadfile \
+  --no-loadscope-reorder "$@"
 rc=$?
 set -e
 exit $rc
