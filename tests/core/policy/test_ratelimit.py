@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -323,7 +327,19 @@ async def test_redis_down_fails_closed() -> None:
     await s.close()
 
 
-async def test_redis_restart_recovers_and_reloads_scripts(redis_server: RedisServer) -> None:
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own: restarting the session's would wipe the state of
+    servers other tests started on it."""
+    server = RedisServer(free_port(), Path(tempfile.mkdtemp(prefix="did-auth-redis-")))
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+async def test_redis_restart_recovers_and_reloads_scripts(own_redis_server: RedisServer) -> None:
+    redis_server = own_redis_server
     s = RedisStore.from_url(redis_server.url, timeout=0.5)
     limiter = RateLimiter(s)
     rate = Rate(100, 60.0)
