@@ -49,6 +49,9 @@ if [ -f package-lock.json ]; then
   fi
 fi
 
+# pytest caches each test module's assertion-rewritten bytecode in __pycache__ unless
+# bytecode writing is off; with it off, every worker rewrites all 450 test files anew.
+unset PYTHONDONTWRITEBYTECODE
 # Two workers (pytest-xdist), each test file whole on one of them: the suite is largely
 # waiting on servers, chains and browsers it starts, so two workers on two cores halve its
 # wall time. Files start in collection order, the longest first (tests/fixtures/schedule.py),
