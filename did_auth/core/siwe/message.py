@@ -26,7 +26,7 @@ Deliberate choices that are stricter than the ABNF alone:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from did_auth.core.errors import SiweParseError
@@ -84,11 +84,13 @@ def _require_str(field: str, value: object) -> str:
     return value
 
 
-def _check_time(field: str, value: object) -> None:
-    text = _require_str(field, value)
+def _check_time(name: str, value: object) -> float:
+    text = _require_str(name, value)
     # ERC-4361: issued-at / expiration-time / not-before "MUST be an RFC 3339 datetime string".
-    if rfc3339_epoch(text) is None:
-        raise _bad(field, "is not an RFC 3339 date-time", text, f"bad_{field}")
+    epoch = rfc3339_epoch(text)
+    if epoch is None:
+        raise _bad(name, "is not an RFC 3339 date-time", text, f"bad_{name}")
+    return epoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +110,10 @@ class SiweMessage:
     request_id: str | None = None
     resources: tuple[str, ...] | None = None
     scheme: str | None = None
+    # The three times in seconds since the Unix epoch, computed once when they are checked.
+    _issued_epoch: float = field(init=False, repr=False, compare=False, default=0.0)
+    _expiration_epoch: float | None = field(init=False, repr=False, compare=False, default=None)
+    _not_before_epoch: float | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.scheme is not None:
@@ -166,11 +172,13 @@ class SiweMessage:
         if NONCE_RE.fullmatch(nonce) is None:
             raise _bad("nonce", "must be at least 8 ASCII letters or digits", nonce, "bad_nonce")
 
-        _check_time("issued_at", self.issued_at)
+        object.__setattr__(self, "_issued_epoch", _check_time("issued_at", self.issued_at))
         if self.expiration_time is not None:
-            _check_time("expiration_time", self.expiration_time)
+            expiration = _check_time("expiration_time", self.expiration_time)
+            object.__setattr__(self, "_expiration_epoch", expiration)
         if self.not_before is not None:
-            _check_time("not_before", self.not_before)
+            not_before = _check_time("not_before", self.not_before)
+            object.__setattr__(self, "_not_before_epoch", not_before)
 
         if self.request_id is not None:
             request_id = _require_str("request_id", self.request_id)
@@ -271,19 +279,17 @@ class SiweMessage:
     @property
     def issued_at_epoch(self) -> float:
         """`issued_at` in seconds since the Unix epoch."""
-        epoch = rfc3339_epoch(self.issued_at)
-        assert epoch is not None  # validated in __post_init__
-        return epoch
+        return self._issued_epoch
 
     @property
     def expiration_epoch(self) -> float | None:
         """`expiration_time` in seconds since the Unix epoch, or None when absent."""
-        return None if self.expiration_time is None else rfc3339_epoch(self.expiration_time)
+        return self._expiration_epoch
 
     @property
     def not_before_epoch(self) -> float | None:
         """`not_before` in seconds since the Unix epoch, or None when absent."""
-        return None if self.not_before is None else rfc3339_epoch(self.not_before)
+        return self._not_before_epoch
 
     @property
     def did_pkh(self) -> str:
