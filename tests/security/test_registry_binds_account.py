@@ -116,7 +116,10 @@ async def test_suspension_on_the_authoritative_registry_holds_on_every_governed_
 async def test_revoke_all_on_the_authoritative_registry_kills_other_chain_sessions(
     redis_server: RedisServer, session_kek: str
 ) -> None:
-    settings = governed_settings(redis_server, session_kek, db=13)
+    # A database of its own, emptied first: revoke-all's cut-off must not reach other tests,
+    # and keys another test sealed under its own key-encryption key must not be met here.
+    redis_server.own_db(6)
+    settings = governed_settings(redis_server, session_kek, db=6)
     async with running_app(settings) as (client, svc):
         assert svc.watchers is not None
         (watcher,) = svc.watchers.watchers
