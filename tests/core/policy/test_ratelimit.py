@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +25,7 @@ from did_auth.core.policy.ratelimit import (
     rates_from_config,
 )
 from did_auth.core.ports.store import Store
-from tests.fixtures.redis_server import RedisServer, free_port
+from tests.fixtures.redis_server import RedisServer, free_port, started_redis_server
 from tests.waits import wait_until_async
 
 # `store` (memory, Redis, Redis Cluster) comes from tests/fixtures/stores.py.
@@ -333,11 +330,8 @@ async def test_redis_down_fails_closed() -> None:
 def own_redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test's own: restarting the session's would wipe the state of
     servers other tests started on it."""
-    server = RedisServer(free_port(), Path(tempfile.mkdtemp(prefix="did-auth-redis-")))
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    with started_redis_server() as server:
+        yield server
 
 
 async def test_redis_restart_recovers_and_reloads_scripts(own_redis_server: RedisServer) -> None:
